@@ -1,0 +1,83 @@
+//! Settings of one state-store member.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::types::NodeId;
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// This member's id, unique in the cluster and stable across restarts.
+    pub node_id: NodeId,
+    /// Directory holding this member's sled database.
+    pub data_dir: PathBuf,
+    /// Base URL other members use to reach this member's internal listener.
+    pub advertise_url: String,
+    /// Shared secret every internal request must carry.
+    pub cluster_secret: String,
+    pub heartbeat_interval: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Build a snapshot once this many log entries were applied since the last one.
+    pub snapshot_after_logs: u64,
+    /// Log entries kept behind a snapshot for followers that are only a little behind.
+    pub logs_kept_after_snapshot: u64,
+    /// Timeout of one internal RPC.
+    pub rpc_timeout: Duration,
+    /// How long a call waits for a leader (or for a forwarded call) before it fails.
+    pub request_timeout: Duration,
+    /// Revisions of watch history kept for watches that start in the past.
+    pub event_retention: u64,
+    /// Most transactions packed into one log entry.
+    pub max_batch: usize,
+}
+
+impl StoreConfig {
+    /// Defaults suited to coordinators on one network: sub-second elections.
+    pub fn new(
+        node_id: NodeId,
+        data_dir: impl Into<PathBuf>,
+        advertise_url: impl Into<String>,
+    ) -> Self {
+        StoreConfig {
+            node_id,
+            data_dir: data_dir.into(),
+            advertise_url: advertise_url.into(),
+            cluster_secret: String::new(),
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(200),
+            election_timeout_max: Duration::from_millis(400),
+            snapshot_after_logs: 10_000,
+            logs_kept_after_snapshot: 1_000,
+            rpc_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            event_retention: 100_000,
+            max_batch: 1024,
+        }
+    }
+
+    pub fn with_secret(mut self, secret: impl Into<String>) -> Self {
+        self.cluster_secret = secret.into();
+        self
+    }
+
+    pub(crate) fn raft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
+        let config = openraft::Config {
+            cluster_name: "shoal".to_string(),
+            heartbeat_interval: millis(self.heartbeat_interval),
+            election_timeout_min: millis(self.election_timeout_min),
+            election_timeout_max: millis(self.election_timeout_max),
+            install_snapshot_timeout: millis(self.rpc_timeout.max(Duration::from_secs(2))),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_logs),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            purge_batch_size: 256,
+            max_payload_entries: 512,
+            ..Default::default()
+        };
+        config.validate()
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

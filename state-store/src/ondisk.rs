@@ -1,0 +1,69 @@
+//! The on-disk format version of a store's data directory, written at creation and checked at
+//! every open so that a build never misreads data written by a newer one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{StoreError, StoreResult};
+use crate::keyspace::{KeySpace, Space};
+
+/// The format this build writes. Bump it whenever the layout of any key space changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What the header records about the data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub format_version: u32,
+    /// The node id this directory belongs to; a directory is never reused by another node.
+    pub node_id: u64,
+}
+
+/// The header key space: a single entry, `header`.
+pub struct HeaderSpace;
+
+impl KeySpace for HeaderSpace {
+    const NAME: &'static str = "header";
+    const TREE: &'static str = "header";
+    const PREFIX: u8 = b'h';
+    type Key = String;
+    type Value = Header;
+}
+
+const HEADER_KEY: &str = "header";
+
+/// Check the header of an opened database, writing it if the database is new.
+pub fn check_or_write_header(db: &sled::Db, path: &str, node_id: u64) -> StoreResult<Header> {
+    let space = Space::<HeaderSpace>::open(db)?;
+    match space.get(&HEADER_KEY.to_string())? {
+        Some(header) if header.format_version > FORMAT_VERSION => Err(StoreError::FormatTooNew {
+            path: path.to_string(),
+            found: header.format_version,
+            supported: FORMAT_VERSION,
+        }),
+        Some(header) if header.node_id != node_id => Err(StoreError::InvalidArgument(format!(
+            "the data directory {path} belongs to node {}, not node {node_id}",
+            header.node_id
+        ))),
+        Some(header) => Ok(header),
+        None => {
+            let header = Header {
+                format_version: FORMAT_VERSION,
+                node_id,
+            };
+            space.insert(&HEADER_KEY.to_string(), &header)?;
+            space.flush()?;
+            Ok(header)
+        }
+    }
+}
+
+/// Read the header without checking it (for tools and tests).
+pub fn read_header(db: &sled::Db) -> StoreResult<Option<Header>> {
+    Space::<HeaderSpace>::open(db)?.get(&HEADER_KEY.to_string())
+}
+
+/// Overwrite the header (for tests of format checks).
+pub fn write_header(db: &sled::Db, header: &Header) -> StoreResult<()> {
+    let space = Space::<HeaderSpace>::open(db)?;
+    space.insert(&HEADER_KEY.to_string(), header)?;
+    space.flush()
+}

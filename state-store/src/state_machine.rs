@@ -1,0 +1,407 @@
+//! The replicated state machine on sled: the key-value space, retained watch events and the
+//! applied pointer share the `state_machine` tree so that every apply is one atomic batch;
+//! snapshots live in the `snapshot` tree.
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
+    StorageIOError,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::{StoreError, StoreResult};
+use crate::keyspace::{KeySpace, Space};
+use crate::kv::{Applier, KvSpace, StoredValue};
+use crate::types::{
+    CommandOutcome, Entry, Event, KeyValue, LogId, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
+};
+use crate::watch::WatchHub;
+
+/// Where the state machine stands: the last applied log id, membership and revisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedState {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    /// The store's revision: the number of applied transactions that wrote something.
+    pub revision: u64,
+    /// The oldest revision whose events are still retained for watches.
+    pub oldest_event_revision: u64,
+}
+
+pub struct AppliedSpace;
+impl KeySpace for AppliedSpace {
+    const NAME: &'static str = "applied_state";
+    const TREE: &'static str = "state_machine";
+    const PREFIX: u8 = b'a';
+    type Key = String;
+    type Value = AppliedState;
+}
+
+/// Watch events retained by (revision, position in the revision).
+pub struct EventSpace;
+impl KeySpace for EventSpace {
+    const NAME: &'static str = "events";
+    const TREE: &'static str = "state_machine";
+    const PREFIX: u8 = b'e';
+    type Key = (u64, u32);
+    type Value = Event;
+}
+
+/// The current snapshot: its metadata and its bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSnapshot {
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+}
+
+pub struct SnapshotSpace;
+impl KeySpace for SnapshotSpace {
+    const NAME: &'static str = "snapshot";
+    const TREE: &'static str = "snapshot";
+    const PREFIX: u8 = b's';
+    type Key = String;
+    type Value = StoredSnapshot;
+}
+
+/// The body of a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SnapshotBody {
+    revision: u64,
+    entries: Vec<(String, StoredValue)>,
+}
+
+const APPLIED: &str = "applied";
+const CURRENT: &str = "current";
+
+/// State shared between the state machine (driven by openraft) and the store's readers.
+pub struct SmShared {
+    kv: Space<KvSpace>,
+    applied: Space<AppliedSpace>,
+    events: Space<EventSpace>,
+    snapshots: Space<SnapshotSpace>,
+    pub(crate) hub: WatchHub,
+    applied_revision: AtomicU64,
+    applied_index: AtomicU64,
+    event_retention: u64,
+    snapshot_counter: AtomicU64,
+}
+
+impl SmShared {
+    pub fn open(db: &sled::Db, event_retention: u64) -> StoreResult<Arc<Self>> {
+        let shared = SmShared {
+            kv: Space::open(db)?,
+            applied: Space::open(db)?,
+            events: Space::open(db)?,
+            snapshots: Space::open(db)?,
+            hub: WatchHub::new(),
+            applied_revision: AtomicU64::new(0),
+            applied_index: AtomicU64::new(0),
+            event_retention: event_retention.max(1),
+            snapshot_counter: AtomicU64::new(0),
+        };
+        let state = shared.applied_state()?;
+        shared
+            .applied_revision
+            .store(state.revision, Ordering::SeqCst);
+        shared
+            .applied_index
+            .store(state.last_applied.map_or(0, |l| l.index), Ordering::SeqCst);
+        Ok(Arc::new(shared))
+    }
+
+    pub fn applied_state(&self) -> StoreResult<AppliedState> {
+        Ok(self.applied.get(&APPLIED.to_string())?.unwrap_or_default())
+    }
+
+    /// The revision of the last applied write visible to readers.
+    pub fn applied_revision(&self) -> u64 {
+        self.applied_revision.load(Ordering::SeqCst)
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index.load(Ordering::SeqCst)
+    }
+
+    pub fn oldest_event_revision(&self) -> StoreResult<u64> {
+        Ok(self.applied_state()?.oldest_event_revision.max(1))
+    }
+
+    pub fn get(&self, key: &str) -> StoreResult<Option<KeyValue>> {
+        Ok(self
+            .kv
+            .get(&key.to_string())?
+            .map(|v| v.into_key_value(key.to_string())))
+    }
+
+    pub fn scan(&self, prefix: &str) -> StoreResult<Vec<KeyValue>> {
+        self.kv
+            .scan_prefix_bytes(prefix.as_bytes())
+            .map(|item| item.map(|(key, value)| value.into_key_value(key)))
+            .collect()
+    }
+
+    /// Retained events with revisions in `from..=to`, in order.
+    pub fn events_between(&self, from: u64, to: u64) -> StoreResult<Vec<Event>> {
+        let oldest = self.oldest_event_revision()?;
+        if from < oldest {
+            return Err(StoreError::Compacted {
+                requested: from,
+                oldest,
+            });
+        }
+        let mut out = Vec::new();
+        for item in self.events.range_from(&(from, 0)) {
+            let ((revision, _), event) = item?;
+            if revision > to {
+                break;
+            }
+            out.push(event);
+        }
+        Ok(out)
+    }
+
+    fn apply_entries(&self, entries: Vec<Entry>) -> StoreResult<Vec<CommandOutcome>> {
+        let mut state = self.applied_state()?;
+        let mut applier = Applier::new(&self.kv, state.revision);
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            state.last_applied = Some(entry.log_id);
+            let mut outcome = CommandOutcome::default();
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(command) => {
+                    for txn in &command.txns {
+                        outcome.responses.push(applier.apply_txn(txn)?);
+                    }
+                }
+                EntryPayload::Membership(membership) => {
+                    state.membership = StoredMembership::new(Some(entry.log_id), membership);
+                }
+            }
+            outcomes.push(outcome);
+        }
+        state.revision = applier.revision();
+        let mut batch = sled::Batch::default();
+        let events = applier.finish(&mut batch)?;
+        self.add_events(&mut batch, &events, &mut state)?;
+        Space::<AppliedSpace>::batch_insert(&mut batch, &APPLIED.to_string(), &state)?;
+        self.kv.apply_batch(batch)?;
+        self.applied_index
+            .store(state.last_applied.map_or(0, |l| l.index), Ordering::SeqCst);
+        self.applied_revision
+            .store(state.revision, Ordering::SeqCst);
+        self.hub.publish(events);
+        Ok(outcomes)
+    }
+
+    /// Record `events` and drop the ones that fell out of the retention window.
+    fn add_events(
+        &self,
+        batch: &mut sled::Batch,
+        events: &[Event],
+        state: &mut AppliedState,
+    ) -> StoreResult<()> {
+        let mut position = 0u32;
+        let mut last_revision = 0;
+        for event in events {
+            if event.revision() != last_revision {
+                position = 0;
+                last_revision = event.revision();
+            }
+            Space::<EventSpace>::batch_insert(batch, &(event.revision(), position), event)?;
+            position += 1;
+        }
+        state.oldest_event_revision = state.oldest_event_revision.max(1);
+        let keep_from = state.revision.saturating_sub(self.event_retention) + 1;
+        if keep_from > state.oldest_event_revision {
+            for item in self.events.iter() {
+                let ((revision, position), _) = item?;
+                if revision >= keep_from {
+                    break;
+                }
+                Space::<EventSpace>::batch_remove(batch, &(revision, position));
+            }
+            state.oldest_event_revision = keep_from;
+        }
+        Ok(())
+    }
+
+    fn capture_snapshot(&self) -> StoreResult<(AppliedState, Vec<u8>)> {
+        let state = self.applied_state()?;
+        let entries = self.kv.iter().collect::<StoreResult<Vec<_>>>()?;
+        let body = SnapshotBody {
+            revision: state.revision,
+            entries,
+        };
+        let data = codec::encode(&body)
+            .map_err(|e| StoreError::InvalidArgument(format!("cannot encode snapshot: {e}")))?;
+        Ok((state, data))
+    }
+
+    fn install(&self, meta: &SnapshotMeta, data: Vec<u8>) -> StoreResult<()> {
+        let body: SnapshotBody = codec::decode(&data).map_err(|e| StoreError::Corrupt {
+            keyspace: SnapshotSpace::NAME,
+            key: meta.snapshot_id.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut batch = sled::Batch::default();
+        for item in self.kv.tree().iter().keys() {
+            batch.remove(item.map_err(|e| StoreError::sled(KvSpace::NAME, e))?);
+        }
+        for (key, value) in &body.entries {
+            Space::<KvSpace>::batch_insert(&mut batch, key, value)?;
+        }
+        let state = AppliedState {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            revision: body.revision,
+            oldest_event_revision: body.revision + 1,
+        };
+        Space::<AppliedSpace>::batch_insert(&mut batch, &APPLIED.to_string(), &state)?;
+        self.kv.apply_batch(batch)?;
+        self.snapshots.insert(
+            &CURRENT.to_string(),
+            &StoredSnapshot {
+                meta: meta.clone(),
+                data,
+            },
+        )?;
+        self.snapshots.flush()?;
+        self.applied_index
+            .store(meta.last_log_id.map_or(0, |l| l.index), Ordering::SeqCst);
+        self.applied_revision.store(body.revision, Ordering::SeqCst);
+        self.hub.reset(body.revision);
+        tracing::info!(snapshot = %meta.snapshot_id, revision = body.revision, "installed snapshot");
+        Ok(())
+    }
+
+    fn current_snapshot(&self) -> StoreResult<Option<StoredSnapshot>> {
+        self.snapshots.get(&CURRENT.to_string())
+    }
+}
+
+fn sm_error(verb: ErrorVerb, e: &StoreError) -> StorageError {
+    StorageIOError::new(ErrorSubject::StateMachine, verb, AnyError::new(e)).into()
+}
+
+fn snapshot_error(verb: ErrorVerb, e: &StoreError) -> StorageError {
+    StorageIOError::new(ErrorSubject::Snapshot(None), verb, AnyError::new(e)).into()
+}
+
+/// The state machine handed to openraft.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    shared: Arc<SmShared>,
+}
+
+impl StateMachineStore {
+    pub fn new(shared: Arc<SmShared>) -> Self {
+        StateMachineStore { shared }
+    }
+}
+
+/// A consistent copy of the state machine, taken in the apply task, written out as a snapshot.
+pub struct SnapshotBuilder {
+    shared: Arc<SmShared>,
+    captured: StoreResult<(AppliedState, Vec<u8>)>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (state, data) = match &self.captured {
+            Ok(captured) => captured.clone(),
+            Err(e) => return Err(snapshot_error(ErrorVerb::Read, e)),
+        };
+        let counter = self.shared.snapshot_counter.fetch_add(1, Ordering::SeqCst);
+        let snapshot_id = match state.last_applied {
+            Some(last) => format!("{}-{}-{counter}", last.leader_id.term, last.index),
+            None => format!("0-0-{counter}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: state.last_applied,
+            last_membership: state.membership.clone(),
+            snapshot_id,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        };
+        self.shared
+            .snapshots
+            .insert(&CURRENT.to_string(), &stored)
+            .map_err(|e| snapshot_error(ErrorVerb::Write, &e))?;
+        // Flushing makes the state machine durable up to the snapshot before the log behind it
+        // is purged.
+        self.shared
+            .snapshots
+            .flush_async()
+            .await
+            .map_err(|e| snapshot_error(ErrorVerb::Write, &e))?;
+        tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "built snapshot");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let state = self
+            .shared
+            .applied_state()
+            .map_err(|e| sm_error(ErrorVerb::Read, &e))?;
+        Ok((state.last_applied, state.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandOutcome>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        self.shared
+            .apply_entries(entries)
+            .map_err(|e| sm_error(ErrorVerb::Write, &e))
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            shared: self.shared.clone(),
+            captured: self.shared.capture_snapshot(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        self.shared
+            .install(meta, snapshot.into_inner())
+            .map_err(|e| snapshot_error(ErrorVerb::Write, &e))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let stored = self
+            .shared
+            .current_snapshot()
+            .map_err(|e| snapshot_error(ErrorVerb::Read, &e))?;
+        Ok(stored.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}

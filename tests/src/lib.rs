@@ -1,0 +1,1 @@
+//! Cluster test harness for end-to-end tests of Shoal.

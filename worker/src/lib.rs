@@ -1,0 +1,1 @@
+//! The worker role: distributed query execution and result buffers. Not built yet.
