@@ -70,7 +70,7 @@ impl StoreConfig {
             install_snapshot_timeout: millis(self.rpc_timeout.max(Duration::from_secs(2))),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_logs),
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
-            purge_batch_size: 256,
+            purge_batch_size: 32,
             max_payload_entries: 512,
             ..Default::default()
         };
