@@ -208,7 +208,7 @@ async fn bind_retrying(addr: SocketAddr) -> TcpListener {
 }
 
 /// Open a store, retrying while a just-stopped instance still holds the directory's lock.
-async fn open_retrying(config: StoreConfig) -> StateStore {
+pub async fn open_retrying(config: StoreConfig) -> StateStore {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match StateStore::open(config.clone()).await {

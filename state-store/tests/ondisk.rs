@@ -1,0 +1,157 @@
+//! Bad data on disk: corrupt or truncated values and a newer on-disk format are reported as
+//! errors naming what is wrong, never as panics.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{open_retrying, within, SECRET};
+use openraft::RaftLogReader;
+use shoal_state_store::log_store::LogStore;
+use shoal_state_store::ondisk::{self, Header, FORMAT_VERSION};
+use shoal_state_store::{ReadConsistency, StateStore, StoreConfig, StoreError};
+use tempfile::TempDir;
+
+fn config(dir: &Path) -> StoreConfig {
+    // Nothing listens on this address: a one-member cluster never calls it.
+    StoreConfig::new(1, dir, "http://127.0.0.1:9").with_secret(SECRET)
+}
+
+/// Create a one-member store holding `key = value`, then stop it.
+async fn store_with(dir: &Path, key: &str, value: &str) {
+    let store = open_retrying(config(dir)).await;
+    store
+        .initialize(BTreeMap::from([(1, "http://127.0.0.1:9".to_string())]))
+        .await
+        .expect("initialize");
+    store.wait_for_leader(Duration::from_secs(10)).await.expect("leader");
+    store.put(key, value).await.expect("put");
+    store.shutdown().await.expect("shutdown");
+}
+
+/// Open the sled database of a stopped store, waiting for the store to release it.
+async fn open_db(dir: &Path) -> sled::Db {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "database still locked");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot open database: {e}"),
+        }
+    }
+}
+
+async fn overwrite(dir: &Path, tree: &str, key: &[u8], value: impl FnOnce(&[u8]) -> Vec<u8>) {
+    let db = open_db(dir).await;
+    let tree = db.open_tree(tree).expect("tree");
+    let old = tree.get(key).expect("read").expect("value present");
+    tree.insert(key, value(&old)).expect("write");
+    db.flush().expect("flush");
+}
+
+fn kv_key(key: &str) -> Vec<u8> {
+    let mut raw = vec![b'k'];
+    raw.extend_from_slice(key.as_bytes());
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_and_truncated_values_name_their_key_space() {
+    within(60, "test", async {
+        let dir = TempDir::new().expect("tempdir");
+        store_with(dir.path(), "a", "some value that is long enough to truncate").await;
+
+        for (label, damage) in [
+            ("garbage", Box::new(|_: &[u8]| vec![0xffu8, 0xfe, 0xfd]) as Box<dyn FnOnce(&[u8]) -> Vec<u8>>),
+            ("truncated", Box::new(|old: &[u8]| old[..old.len() / 2].to_vec())),
+        ] {
+            overwrite(dir.path(), "state_machine", &kv_key("a"), damage).await;
+            let store = open_retrying(config(dir.path())).await;
+            let error = store
+                .get("a", ReadConsistency::Local)
+                .await
+                .expect_err("a damaged value is an error");
+            assert!(matches!(error, StoreError::Corrupt { keyspace: "kv", .. }), "{label}: {error:?}");
+            let message = error.to_string();
+            assert!(message.contains("key space kv") && message.contains("\"a\""), "{label}: {message}");
+            let scan = store.scan("", ReadConsistency::Local).await;
+            assert!(scan.is_err(), "{label}: a scan over the damaged value fails too");
+            store.shutdown().await.expect("shutdown");
+            drop(store);
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_log_entry_is_a_storage_error_naming_the_log() {
+    within(60, "test", async {
+        let dir = TempDir::new().expect("tempdir");
+        store_with(dir.path(), "a", "1").await;
+        let mut first = vec![b'l'];
+        first.extend_from_slice(&1u64.to_be_bytes());
+        overwrite(dir.path(), "raft_log", &first, |old| old[..old.len() / 2].to_vec()).await;
+        let db = open_db(dir.path()).await;
+        let mut log = LogStore::open(&db).expect("log store");
+        let error = log.try_get_log_entries(0..100).await.expect_err("damaged entry");
+        let message = error.to_string();
+        assert!(message.contains("raft_log"), "{message}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_on_disk_format_refuses_to_open() {
+    within(60, "test", async {
+        let dir = TempDir::new().expect("tempdir");
+        store_with(dir.path(), "a", "1").await;
+        {
+            let db = open_db(dir.path()).await;
+            let header = ondisk::read_header(&db).expect("read header").expect("header written");
+            assert_eq!(header.format_version, FORMAT_VERSION);
+            ondisk::write_header(
+                &db,
+                &Header {
+                    format_version: FORMAT_VERSION + 98,
+                    node_id: 1,
+                },
+            )
+            .expect("write header");
+        }
+        let error = loop {
+            match StateStore::open(config(dir.path())).await {
+                Err(StoreError::Sled { .. }) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => break e,
+                Ok(_) => panic!("a store of a newer format must not open"),
+            }
+        };
+        assert!(matches!(error, StoreError::FormatTooNew { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(message.contains(&format!("format version {}", FORMAT_VERSION + 98)), "{message}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_of_another_node_refuses_to_open() {
+    within(60, "test", async {
+        let dir = TempDir::new().expect("tempdir");
+        store_with(dir.path(), "a", "1").await;
+        let mut other = config(dir.path());
+        other.node_id = 2;
+        let error = loop {
+            match StateStore::open(other.clone()).await {
+                Err(StoreError::Sled { .. }) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => break e,
+                Ok(_) => panic!("another node's directory must not open"),
+            }
+        };
+        assert!(error.to_string().contains("belongs to node 1"), "{error}");
+    })
+    .await;
+}
