@@ -1,6 +1,7 @@
 //! The `shoal` binary: assembles the role libraries behind one subcommand each.
 
 mod logging;
+mod store_cmd;
 
 use clap::Parser;
 
@@ -16,10 +17,23 @@ struct Cli {
 }
 
 #[derive(Debug, clap::Subcommand)]
-enum Command {}
+enum Command {
+    /// Tools for a member's replicated state-store data.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
+}
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     logging::init_logging();
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Store(command) => store_cmd::run(command),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shoal: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
 }

@@ -61,7 +61,7 @@ impl StoreConfig {
         self
     }
 
-    pub(crate) fn raft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
+    pub(crate) fn raft_config(&self) -> Result<openraft::Config, String> {
         let config = openraft::Config {
             cluster_name: "shoal".to_string(),
             heartbeat_interval: millis(self.heartbeat_interval),
@@ -74,7 +74,7 @@ impl StoreConfig {
             max_payload_entries: 512,
             ..Default::default()
         };
-        config.validate()
+        config.validate().map_err(|e| e.to_string())
     }
 }
 

@@ -67,3 +67,57 @@ pub fn write_header(db: &sled::Db, header: &Header) -> StoreResult<()> {
     space.insert(&HEADER_KEY.to_string(), header)?;
     space.flush()
 }
+
+/// What a stopped member's data directory holds, for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataDirSummary {
+    pub format_version: u32,
+    pub node_id: u64,
+    pub last_applied_index: Option<u64>,
+    pub last_applied_term: Option<u64>,
+    pub revision: u64,
+    pub keys: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub snapshot_id: Option<String>,
+}
+
+/// Summarise the data directory at `path` (the member must be stopped: sled locks it).
+pub fn inspect(path: &std::path::Path) -> StoreResult<DataDirSummary> {
+    if !path.join("conf").exists() && !path.join("db").exists() {
+        return Err(StoreError::InvalidArgument(format!(
+            "{} is not a state-store data directory",
+            path.display()
+        )));
+    }
+    let db = sled::Config::new()
+        .path(path)
+        .open()
+        .map_err(|e| StoreError::sled("database", e))?;
+    let header = read_header(&db)?.ok_or_else(|| {
+        StoreError::InvalidArgument(format!("{} has no Shoal header", path.display()))
+    })?;
+    if header.format_version > FORMAT_VERSION {
+        return Err(StoreError::FormatTooNew {
+            path: path.display().to_string(),
+            found: header.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let sm = crate::state_machine::SmShared::open(&db, 1)?;
+    let state = sm.applied_state()?;
+    let membership = state.membership.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let learners: Vec<u64> = membership.learner_ids().collect();
+    Ok(DataDirSummary {
+        format_version: header.format_version,
+        node_id: header.node_id,
+        last_applied_index: state.last_applied.map(|l| l.index),
+        last_applied_term: state.last_applied.map(|l| l.leader_id.term),
+        revision: state.revision,
+        keys: sm.key_count()?,
+        voters,
+        learners,
+        snapshot_id: sm.current_snapshot_id()?,
+    })
+}

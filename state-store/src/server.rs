@@ -23,6 +23,18 @@ use crate::node::StateStore;
 use crate::rpc::{AdminRequest, ElectionControl, WriteReply};
 use crate::types::{Command, NodeId, TypeConfig};
 
+/// Serve the member's internal routes on `listener` until `shutdown` completes.
+pub async fn serve(
+    store: StateStore,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(store).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 pub(crate) fn router(store: StateStore) -> Router {
     let secret = store.config().cluster_secret.clone();
     Router::new()
@@ -96,12 +108,12 @@ fn store_failure(error: &StoreError) -> Response {
     failure(&error.to_service_error())
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
     codec::decode(body).map_err(|e| {
-        failure(&ServiceError::new(
+        ServiceError::new(
             ErrorCode::InvalidArgument,
             format!("undecodable request body: {e}"),
-        ))
+        )
     })
 }
 
@@ -109,7 +121,7 @@ macro_rules! decoded {
     ($body:expr) => {
         match decode($body) {
             Ok(value) => value,
-            Err(response) => return response,
+            Err(error) => return failure(&error),
         }
     };
 }

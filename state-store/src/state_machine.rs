@@ -281,6 +281,20 @@ impl SmShared {
         Ok(())
     }
 
+    /// Number of keys in the key-value space.
+    pub fn key_count(&self) -> StoreResult<u64> {
+        let mut count = 0;
+        for item in self.kv.iter() {
+            item?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    pub fn current_snapshot_id(&self) -> StoreResult<Option<String>> {
+        Ok(self.current_snapshot()?.map(|s| s.meta.snapshot_id))
+    }
+
     fn current_snapshot(&self) -> StoreResult<Option<StoredSnapshot>> {
         self.snapshots.get(&CURRENT.to_string())
     }

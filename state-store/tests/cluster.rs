@@ -19,17 +19,28 @@ async fn acknowledged_writes_are_readable_from_every_member() {
         let ids = cluster.ids();
         for i in 0..30u64 {
             let writer = cluster.member(ids[(i % 3) as usize]);
-            writer.put(&format!("k/{i}"), format!("v{i}")).await.expect("put");
+            writer
+                .put(&format!("k/{i}"), format!("v{i}"))
+                .await
+                .expect("put");
         }
         for id in &ids {
             let store = cluster.member(*id);
             for i in 0..30 {
-                assert_eq!(read(store, &format!("k/{i}")).await, Some(format!("v{i}")), "member {id}");
+                assert_eq!(
+                    read(store, &format!("k/{i}")).await,
+                    Some(format!("v{i}")),
+                    "member {id}"
+                );
             }
         }
         for id in &ids {
             cluster.wait_caught_up(*id).await;
-            let local = cluster.member(*id).scan("k/", ReadConsistency::Local).await.expect("scan");
+            let local = cluster
+                .member(*id)
+                .scan("k/", ReadConsistency::Local)
+                .await
+                .expect("scan");
             assert_eq!(local.len(), 30, "member {id} applied every write");
         }
     })
@@ -41,7 +52,11 @@ async fn leader_failover_loses_no_acknowledged_write_and_old_leader_catches_up()
     within(90, "test", async {
         let mut cluster = TestCluster::start(3).await;
         for i in 0..20 {
-            cluster.member(1).put(&format!("k/{i}"), format!("v{i}")).await.expect("put");
+            cluster
+                .member(1)
+                .put(&format!("k/{i}"), format!("v{i}"))
+                .await
+                .expect("put");
         }
         let old_leader = cluster.leader().await;
         cluster.kill(old_leader).await;
@@ -49,18 +64,28 @@ async fn leader_failover_loses_no_acknowledged_write_and_old_leader_catches_up()
         assert_ne!(new_leader, old_leader);
         for id in cluster.ids() {
             for i in 20..40 {
-                cluster.member(id).put(&format!("k/{i}"), format!("v{i}")).await.expect("put after failover");
+                cluster
+                    .member(id)
+                    .put(&format!("k/{i}"), format!("v{i}"))
+                    .await
+                    .expect("put after failover");
             }
         }
         for id in cluster.ids() {
             for i in 0..40 {
-                assert_eq!(read(cluster.member(id), &format!("k/{i}")).await, Some(format!("v{i}")));
+                assert_eq!(
+                    read(cluster.member(id), &format!("k/{i}")).await,
+                    Some(format!("v{i}"))
+                );
             }
         }
         cluster.launch(old_leader, None).await;
         cluster.wait_caught_up(old_leader).await;
         let restarted = cluster.member(old_leader);
-        let local = restarted.scan("k/", ReadConsistency::Local).await.expect("scan");
+        let local = restarted
+            .scan("k/", ReadConsistency::Local)
+            .await
+            .expect("scan");
         assert_eq!(local.len(), 40, "the restarted member has every write");
         assert_eq!(read(restarted, "k/39").await.as_deref(), Some("v39"));
     })
@@ -77,11 +102,19 @@ async fn member_behind_the_purged_log_catches_up_through_a_snapshot() {
     within(90, "test", async {
         let mut cluster = TestCluster::start_with(3, snapshot_often).await;
         let leader = cluster.leader().await;
-        let lagging = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+        let lagging = cluster
+            .ids()
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
         cluster.kill(lagging).await;
         let lagging_last = 0;
         for i in 0..200 {
-            cluster.member(leader).put(&format!("s/{i:03}"), format!("v{i}")).await.expect("put");
+            cluster
+                .member(leader)
+                .put(&format!("s/{i:03}"), format!("v{i}"))
+                .await
+                .expect("put");
         }
         let leader_store = cluster.member(leader).clone();
         eventually(20, "the leader purges its log behind a snapshot", || {
@@ -93,12 +126,21 @@ async fn member_behind_the_purged_log_catches_up_through_a_snapshot() {
         cluster.wait_caught_up(lagging).await;
         let member = cluster.member(lagging);
         let status = member.local_status();
-        assert!(status.snapshot_index > 50, "installed a snapshot, status: {status:?}");
-        let keys = member.scan("s/", ReadConsistency::Local).await.expect("scan");
+        assert!(
+            status.snapshot_index > 50,
+            "installed a snapshot, status: {status:?}"
+        );
+        let keys = member
+            .scan("s/", ReadConsistency::Local)
+            .await
+            .expect("scan");
         assert_eq!(keys.len(), 200);
         assert_eq!(keys[199].value, b"v199");
         // It keeps replicating after the snapshot.
-        member.put("s/after", "x").await.expect("put via the caught-up member");
+        member
+            .put("s/after", "x")
+            .await
+            .expect("put via the caught-up member");
         assert_eq!(read(member, "s/after").await.as_deref(), Some("x"));
     })
     .await;
@@ -122,8 +164,13 @@ async fn concurrent_compare_and_set_has_exactly_one_winner_per_revision() {
                             .expect("read")
                             .expect("key exists");
                         let value = format!("{id}-{worker}-{attempt}");
-                        match store.compare_and_set("cas", current.mod_revision, value.clone()).await {
-                            Ok(CasOutcome::Swapped { revision }) => wins.push((current.mod_revision, revision, value)),
+                        match store
+                            .compare_and_set("cas", current.mod_revision, value.clone())
+                            .await
+                        {
+                            Ok(CasOutcome::Swapped { revision }) => {
+                                wins.push((current.mod_revision, revision, value))
+                            }
                             Ok(CasOutcome::Conflict { .. }) => {}
                             Err(e) => panic!("compare-and-set failed: {e}"),
                         }
@@ -137,11 +184,18 @@ async fn concurrent_compare_and_set_has_exactly_one_winner_per_revision() {
             wins.extend(task.await.expect("task"));
         }
         let expected: BTreeSet<u64> = wins.iter().map(|w| w.0).collect();
-        assert_eq!(expected.len(), wins.len(), "two writers won on the same revision: {wins:?}");
+        assert_eq!(
+            expected.len(),
+            wins.len(),
+            "two writers won on the same revision: {wins:?}"
+        );
         wins.sort();
         let mut previous = first;
         for (expected, revision, _) in &wins {
-            assert_eq!(*expected, previous, "the winners form one chain of revisions");
+            assert_eq!(
+                *expected, previous,
+                "the winners form one chain of revisions"
+            );
             previous = *revision;
         }
         let last = cluster
@@ -162,7 +216,12 @@ async fn watch_delivers_every_change_after_a_revision_in_order_once() {
     within(60, "test", async {
         let cluster = TestCluster::start(3).await;
         cluster.member(1).put("w/before", "0").await.expect("put");
-        let start = cluster.member(1).revision(ReadConsistency::Linearizable).await.expect("revision") + 1;
+        let start = cluster
+            .member(1)
+            .revision(ReadConsistency::Linearizable)
+            .await
+            .expect("revision")
+            + 1;
         cluster.wait_caught_up(2).await;
         let mut live = cluster.member(2).watch("w/", start).expect("watch");
         let mut expected = Vec::new();
@@ -177,12 +236,21 @@ async fn watch_delivers_every_change_after_a_revision_in_order_once() {
                 store.put(&key, format!("{i}")).await.expect("put");
                 expected.push((EventKind::Put, key));
             }
-            store.put(&format!("other/{i}"), "x").await.expect("put outside the prefix");
+            store
+                .put(&format!("other/{i}"), "x")
+                .await
+                .expect("put outside the prefix");
         }
         let txn = TxnRequest {
             success: vec![
-                Op::Put { key: "w/t1".into(), value: b"a".to_vec() },
-                Op::Put { key: "w/t2".into(), value: b"b".to_vec() },
+                Op::Put {
+                    key: "w/t1".into(),
+                    value: b"a".to_vec(),
+                },
+                Op::Put {
+                    key: "w/t2".into(),
+                    value: b"b".to_vec(),
+                },
             ],
             ..TxnRequest::default()
         };
@@ -193,22 +261,40 @@ async fn watch_delivers_every_change_after_a_revision_in_order_once() {
         let mut seen = Vec::new();
         let mut last_revision = 0;
         while seen.len() < expected.len() {
-            let event = within(10, "next watch event", live.next()).await.expect("stream open").expect("event");
-            assert!(event.revision() >= last_revision, "events in revision order");
+            let event = within(10, "next watch event", live.next())
+                .await
+                .expect("stream open")
+                .expect("event");
+            assert!(
+                event.revision() >= last_revision,
+                "events in revision order"
+            );
             assert!(event.revision() >= start);
             last_revision = event.revision();
             seen.push((event.kind, event.kv.key.clone()));
         }
         assert_eq!(seen, expected);
-        assert_eq!(last_revision, txn_revision, "both writes of the transaction share its revision");
+        assert_eq!(
+            last_revision, txn_revision,
+            "both writes of the transaction share its revision"
+        );
         let extra = tokio::time::timeout(Duration::from_millis(300), live.next()).await;
-        assert!(extra.is_err(), "no event delivered twice or out of prefix: {extra:?}");
+        assert!(
+            extra.is_err(),
+            "no event delivered twice or out of prefix: {extra:?}"
+        );
 
         // A watch started later from the same revision replays the same history.
-        let mut replay = cluster.member(3).watch("w/", start).expect("watch from history");
+        let mut replay = cluster
+            .member(3)
+            .watch("w/", start)
+            .expect("watch from history");
         let mut replayed = Vec::new();
         while replayed.len() < expected.len() {
-            let event = within(10, "replayed event", replay.next()).await.expect("open").expect("event");
+            let event = within(10, "replayed event", replay.next())
+                .await
+                .expect("open")
+                .expect("event");
             replayed.push((event.kind, event.kv.key));
         }
         assert_eq!(replayed, expected);
@@ -223,7 +309,11 @@ async fn membership_add_promote_transfer_and_remove() {
         cluster.member(2).put("m/a", "1").await.expect("put");
         cluster.launch(4, None).await;
         let url4 = cluster.url(4);
-        cluster.member(3).add_learner(4, &url4).await.expect("add learner via a follower");
+        cluster
+            .member(3)
+            .add_learner(4, &url4)
+            .await
+            .expect("add learner via a follower");
         cluster.member(1).promote(4).await.expect("promote");
         cluster.wait_caught_up(4).await;
         assert_eq!(read(cluster.member(4), "m/a").await.as_deref(), Some("1"));
@@ -231,22 +321,52 @@ async fn membership_add_promote_transfer_and_remove() {
         let status = cluster.member(2).status().await;
         assert_eq!(status.members.len(), 4);
         assert!(status.members.iter().all(|m| m.voter), "{status:?}");
-        assert!(status.members.iter().all(|m| m.error.is_none()), "{status:?}");
+        assert!(
+            status.members.iter().all(|m| m.error.is_none()),
+            "{status:?}"
+        );
         let leader = status.leader.expect("leader");
-        let leader_entry = status.members.iter().find(|m| m.id == leader).expect("leader listed");
+        let leader_entry = status
+            .members
+            .iter()
+            .find(|m| m.id == leader)
+            .expect("leader listed");
         assert_eq!(leader_entry.role, RaftRole::Leader);
         for member in &status.members {
             assert_eq!(member.term, Some(status.term));
-            assert!(member.lag.is_some() && member.matched_index.is_some(), "{member:?}");
+            assert!(
+                member.lag.is_some() && member.matched_index.is_some(),
+                "{member:?}"
+            );
         }
 
-        let target: NodeId = cluster.ids().into_iter().find(|id| *id != leader).expect("another voter");
-        cluster.member(leader).transfer_leader(target).await.expect("transfer");
+        let target: NodeId = cluster
+            .ids()
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("another voter");
+        cluster
+            .member(leader)
+            .transfer_leader(target)
+            .await
+            .expect("transfer");
         assert_eq!(cluster.leader().await, target);
-        cluster.member(leader).put("m/b", "2").await.expect("writes continue after the transfer");
+        cluster
+            .member(leader)
+            .put("m/b", "2")
+            .await
+            .expect("writes continue after the transfer");
 
-        let removed = cluster.ids().into_iter().find(|id| *id != target).expect("member to remove");
-        cluster.member(target).remove_member(removed).await.expect("remove");
+        let removed = cluster
+            .ids()
+            .into_iter()
+            .find(|id| *id != target)
+            .expect("member to remove");
+        cluster
+            .member(target)
+            .remove_member(removed)
+            .await
+            .expect("remove");
         cluster.kill(removed).await;
         let status = cluster.member(target).status().await;
         assert_eq!(status.members.len(), 3, "{status:?}");
@@ -275,9 +395,14 @@ async fn without_a_quorum_calls_fail_with_a_retryable_error_instead_of_hanging()
         let error = write.expect_err("a write without quorum must fail");
         assert!(error.is_retryable(), "retryable: {error}");
         let read = store.get("q", ReadConsistency::Linearizable).await;
-        assert!(read.expect_err("no linearizable read without quorum").is_retryable());
+        assert!(read
+            .expect_err("no linearizable read without quorum")
+            .is_retryable());
         assert!(started.elapsed() < Duration::from_secs(10), "bounded wait");
-        let local = store.get("q", ReadConsistency::Local).await.expect("local read works");
+        let local = store
+            .get("q", ReadConsistency::Local)
+            .await
+            .expect("local read works");
         assert_eq!(local.map(|kv| kv.value), Some(b"1".to_vec()));
     })
     .await;
@@ -300,14 +425,29 @@ async fn internal_rpc_without_the_cluster_secret_is_refused() {
         // A member started with a wrong secret cannot join: the leader's RPC is refused.
         cluster.launch(9, Some("wrong-secret")).await;
         let url9 = cluster.url(9);
-        cluster.member(1).add_learner(9, &url9).await.expect("learner recorded");
+        cluster
+            .member(1)
+            .add_learner(9, &url9)
+            .await
+            .expect("learner recorded");
         cluster.member(1).put("secret/x", "1").await.expect("put");
         tokio::time::sleep(Duration::from_millis(500)).await;
         let status = cluster.member(9).local_status();
-        assert_eq!(status.applied_index, 0, "nothing replicated to a member with the wrong secret");
+        assert_eq!(
+            status.applied_index, 0,
+            "nothing replicated to a member with the wrong secret"
+        );
         let leader = cluster.member(1).current_leader().expect("leader");
-        let progress = cluster.member(leader).local_status().followers.get(&9).cloned();
-        assert!(progress.as_ref().is_some_and(|p| p.matched_index.is_none()), "{progress:?}");
+        let progress = cluster
+            .member(leader)
+            .local_status()
+            .followers
+            .get(&9)
+            .cloned();
+        assert!(
+            progress.as_ref().is_some_and(|p| p.matched_index.is_none()),
+            "{progress:?}"
+        );
     })
     .await;
 }
@@ -322,11 +462,14 @@ async fn raw_post(base: &str, path: &str, secret: Option<&str>) -> u16 {
         request = request.header(shoal_proto::CLUSTER_SECRET_HEADER, secret);
     }
     let response = client
-        .request(request.body(Full::new(bytes::Bytes::new())).expect("request"))
+        .request(
+            request
+                .body(Full::new(bytes::Bytes::new()))
+                .expect("request"),
+        )
         .await
         .expect("response");
     let status = response.status().as_u16();
     let _ = response.into_body().collect().await;
     status
 }
-

@@ -26,7 +26,10 @@ async fn store_with(dir: &Path, key: &str, value: &str) {
         .initialize(BTreeMap::from([(1, "http://127.0.0.1:9".to_string())]))
         .await
         .expect("initialize");
-    store.wait_for_leader(Duration::from_secs(10)).await.expect("leader");
+    store
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
     store.put(key, value).await.expect("put");
     store.shutdown().await.expect("shutdown");
 }
@@ -64,11 +67,22 @@ fn kv_key(key: &str) -> Vec<u8> {
 async fn corrupt_and_truncated_values_name_their_key_space() {
     within(60, "test", async {
         let dir = TempDir::new().expect("tempdir");
-        store_with(dir.path(), "a", "some value that is long enough to truncate").await;
+        store_with(
+            dir.path(),
+            "a",
+            "some value that is long enough to truncate",
+        )
+        .await;
 
         for (label, damage) in [
-            ("garbage", Box::new(|_: &[u8]| vec![0xffu8, 0xfe, 0xfd]) as Box<dyn FnOnce(&[u8]) -> Vec<u8>>),
-            ("truncated", Box::new(|old: &[u8]| old[..old.len() / 2].to_vec())),
+            (
+                "garbage",
+                Box::new(|_: &[u8]| vec![0xffu8, 0xfe, 0xfd]) as Box<dyn FnOnce(&[u8]) -> Vec<u8>>,
+            ),
+            (
+                "truncated",
+                Box::new(|old: &[u8]| old[..old.len() / 2].to_vec()),
+            ),
         ] {
             overwrite(dir.path(), "state_machine", &kv_key("a"), damage).await;
             let store = open_retrying(config(dir.path())).await;
@@ -76,11 +90,20 @@ async fn corrupt_and_truncated_values_name_their_key_space() {
                 .get("a", ReadConsistency::Local)
                 .await
                 .expect_err("a damaged value is an error");
-            assert!(matches!(error, StoreError::Corrupt { keyspace: "kv", .. }), "{label}: {error:?}");
+            assert!(
+                matches!(error, StoreError::Corrupt { keyspace: "kv", .. }),
+                "{label}: {error:?}"
+            );
             let message = error.to_string();
-            assert!(message.contains("key space kv") && message.contains("\"a\""), "{label}: {message}");
+            assert!(
+                message.contains("key space kv") && message.contains("\"a\""),
+                "{label}: {message}"
+            );
             let scan = store.scan("", ReadConsistency::Local).await;
-            assert!(scan.is_err(), "{label}: a scan over the damaged value fails too");
+            assert!(
+                scan.is_err(),
+                "{label}: a scan over the damaged value fails too"
+            );
             store.shutdown().await.expect("shutdown");
             drop(store);
         }
@@ -95,10 +118,16 @@ async fn corrupt_log_entry_is_a_storage_error_naming_the_log() {
         store_with(dir.path(), "a", "1").await;
         let mut first = vec![b'l'];
         first.extend_from_slice(&1u64.to_be_bytes());
-        overwrite(dir.path(), "raft_log", &first, |old| old[..old.len() / 2].to_vec()).await;
+        overwrite(dir.path(), "raft_log", &first, |old| {
+            old[..old.len() / 2].to_vec()
+        })
+        .await;
         let db = open_db(dir.path()).await;
         let mut log = LogStore::open(&db).expect("log store");
-        let error = log.try_get_log_entries(0..100).await.expect_err("damaged entry");
+        let error = log
+            .try_get_log_entries(0..100)
+            .await
+            .expect_err("damaged entry");
         let message = error.to_string();
         assert!(message.contains("raft_log"), "{message}");
     })
@@ -112,7 +141,9 @@ async fn a_newer_on_disk_format_refuses_to_open() {
         store_with(dir.path(), "a", "1").await;
         {
             let db = open_db(dir.path()).await;
-            let header = ondisk::read_header(&db).expect("read header").expect("header written");
+            let header = ondisk::read_header(&db)
+                .expect("read header")
+                .expect("header written");
             assert_eq!(header.format_version, FORMAT_VERSION);
             ondisk::write_header(
                 &db,
@@ -130,9 +161,15 @@ async fn a_newer_on_disk_format_refuses_to_open() {
                 Ok(_) => panic!("a store of a newer format must not open"),
             }
         };
-        assert!(matches!(error, StoreError::FormatTooNew { .. }), "{error:?}");
+        assert!(
+            matches!(error, StoreError::FormatTooNew { .. }),
+            "{error:?}"
+        );
         let message = error.to_string();
-        assert!(message.contains(&format!("format version {}", FORMAT_VERSION + 98)), "{message}");
+        assert!(
+            message.contains(&format!("format version {}", FORMAT_VERSION + 98)),
+            "{message}"
+        );
     })
     .await;
 }

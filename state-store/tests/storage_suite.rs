@@ -22,6 +22,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for SledStor
 }
 
 #[test]
-fn openraft_storage_suite_passes_on_sled() -> Result<(), StorageError> {
-    Suite::test_all(SledStoreBuilder)
+fn openraft_storage_suite_passes_on_sled() {
+    if let Err(e) = Suite::test_all(SledStoreBuilder) {
+        panic!("openraft storage suite failed: {e}");
+    }
 }

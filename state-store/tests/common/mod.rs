@@ -56,7 +56,7 @@ pub struct Member {
     pub store: StateStore,
     pub url: String,
     shutdown: Option<oneshot::Sender<()>>,
-    server: JoinHandle<()>,
+    server: JoinHandle<std::io::Result<()>>,
 }
 
 pub struct TestCluster {
@@ -85,9 +85,16 @@ impl TestCluster {
         for id in 1..=n {
             cluster.launch(id, None).await;
         }
-        let members: BTreeMap<NodeId, String> =
-            cluster.members.iter().map(|(id, m)| (*id, m.url.clone())).collect();
-        assert!(cluster.member(1).initialize(members).await.expect("initialize"));
+        let members: BTreeMap<NodeId, String> = cluster
+            .members
+            .iter()
+            .map(|(id, m)| (*id, m.url.clone()))
+            .collect();
+        assert!(cluster
+            .member(1)
+            .initialize(members)
+            .await
+            .expect("initialize"));
         cluster.wait_for_leader_everywhere().await;
         cluster
     }
@@ -102,7 +109,11 @@ impl TestCluster {
 
     /// Start member `id` (again, on its old port if it ran before).
     pub async fn launch(&mut self, id: NodeId, secret: Option<&str>) {
-        let bind = self.addrs.get(&id).copied().unwrap_or_else(|| "127.0.0.1:0".parse().expect("address"));
+        let bind = self
+            .addrs
+            .get(&id)
+            .copied()
+            .unwrap_or_else(|| "127.0.0.1:0".parse().expect("address"));
         let listener = bind_retrying(bind).await;
         let addr = listener.local_addr().expect("local address");
         self.addrs.insert(id, addr);
@@ -113,14 +124,13 @@ impl TestCluster {
         }
         let store = open_retrying(config).await;
         let (tx, rx) = oneshot::channel::<()>();
-        let app = store.router().into_make_service_with_connect_info::<SocketAddr>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let server = tokio::spawn(shoal_state_store::server::serve(
+            store.clone(),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         self.members.insert(
             id,
             Member {
@@ -133,7 +143,11 @@ impl TestCluster {
     }
 
     pub fn member(&self, id: NodeId) -> &StateStore {
-        &self.members.get(&id).unwrap_or_else(|| panic!("member {id} is not running")).store
+        &self
+            .members
+            .get(&id)
+            .unwrap_or_else(|| panic!("member {id} is not running"))
+            .store
     }
 
     pub fn url(&self, id: NodeId) -> String {
@@ -156,9 +170,13 @@ impl TestCluster {
     pub async fn wait_for_leader_everywhere(&self) -> NodeId {
         let mut leader = 0;
         for member in self.members.values() {
-            leader = within(10, "a leader is known", member.store.wait_for_leader(Duration::from_secs(10)))
-                .await
-                .expect("leader");
+            leader = within(
+                10,
+                "a leader is known",
+                member.store.wait_for_leader(Duration::from_secs(10)),
+            )
+            .await
+            .expect("leader");
         }
         leader
     }
@@ -167,8 +185,11 @@ impl TestCluster {
     pub async fn leader(&self) -> NodeId {
         let mut found = None;
         eventually(10, "members agree on a running leader", || {
-            let leaders: Vec<Option<NodeId>> =
-                self.members.values().map(|m| m.store.current_leader()).collect();
+            let leaders: Vec<Option<NodeId>> = self
+                .members
+                .values()
+                .map(|m| m.store.current_leader())
+                .collect();
             let first = leaders[0];
             let agreed = first.is_some()
                 && leaders.iter().all(|l| *l == first)
