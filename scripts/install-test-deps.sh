@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the real programs the tests and benchmark smoke runs use, when they are missing.
+set -euo pipefail
+
+apt_updated=no
+apt_install() {
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "warning: cannot install $* (needs root and apt-get)" >&2
+        return 0
+    fi
+    if [ "$apt_updated" = no ]; then
+        apt-get update -qq || echo "warning: apt-get update failed" >&2
+        apt_updated=yes
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+        || echo "warning: could not install $*" >&2
+}
+
+# etcd: the state-store benchmark compares against a three-member etcd.
+command -v etcd >/dev/null || apt_install etcd-server

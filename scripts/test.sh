@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run every test of Shoal: the test command of README.md, and what CI runs after fmt and clippy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build outside the clone; a cold cache is fine, only slower.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shoal/target}"
+
+scripts/install-test-deps.sh
+
+# The benchmarks must work: each runs once in its tiny smoke mode.
+echo "== benchmark smoke runs"
+timeout 600 cargo run --quiet -p shoal-bench --bin state-store -- --smoke
+
+echo "== tests"
+timeout 3600 cargo test --workspace --no-fail-fast
