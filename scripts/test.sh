@@ -13,4 +13,18 @@ echo "== benchmark smoke runs"
 timeout 600 cargo run --quiet -p shoal-bench --bin state-store -- --smoke
 
 echo "== tests"
-timeout 3600 cargo test --workspace --no-fail-fast
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+timeout 3600 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary.
+awk '/^test result:/ {
+        for (i = 2; i <= NF; i++) {
+            if ($i ~ /^passed;?$/) passed += $(i - 1)
+            if ($i ~ /^failed;?$/) failed += $(i - 1)
+        }
+    }
+    END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"
