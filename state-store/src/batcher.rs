@@ -10,7 +10,6 @@ use crate::forward::Forwarder;
 use crate::types::{Command, TxnRequest, TxnResponse};
 
 const QUEUE_CAPACITY: usize = 16 * 1024;
-const BATCHES_IN_FLIGHT: usize = 4;
 
 struct Pending {
     txn: TxnRequest,
@@ -23,9 +22,9 @@ pub(crate) struct Batcher {
 }
 
 impl Batcher {
-    pub fn start(forwarder: Forwarder, max_batch: usize) -> Self {
+    pub fn start(forwarder: Forwarder, max_batch: usize, in_flight: usize) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(forwarder, rx, max_batch.max(1)));
+        tokio::spawn(run(forwarder, rx, max_batch.max(1), in_flight.max(1)));
         Batcher { tx }
     }
 
@@ -39,8 +38,13 @@ impl Batcher {
     }
 }
 
-async fn run(forwarder: Forwarder, mut rx: mpsc::Receiver<Pending>, max_batch: usize) {
-    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+async fn run(
+    forwarder: Forwarder,
+    mut rx: mpsc::Receiver<Pending>,
+    max_batch: usize,
+    max_in_flight: usize,
+) {
+    let in_flight = Arc::new(Semaphore::new(max_in_flight));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;

@@ -30,6 +30,8 @@ pub struct StoreConfig {
     pub event_retention: u64,
     /// Most transactions packed into one log entry.
     pub max_batch: usize,
+    /// Batches of one member replicating at once; what arrives meanwhile forms the next batch.
+    pub max_batches_in_flight: usize,
 }
 
 impl StoreConfig {
@@ -53,6 +55,7 @@ impl StoreConfig {
             request_timeout: Duration::from_secs(5),
             event_retention: 100_000,
             max_batch: 1024,
+            max_batches_in_flight: 1,
         }
     }
 

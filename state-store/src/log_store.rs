@@ -197,14 +197,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
+        let mut count = 0usize;
         for entry in entries {
             Space::<LogEntries>::batch_insert(&mut batch, &entry.log_id.index, &entry)
                 .map_err(|e| write_logs_error(&e))?;
+            count += 1;
         }
         self.entries
             .apply_batch(batch)
             .map_err(|e| write_logs_error(&e))?;
+        let started = std::time::Instant::now();
         let flushed = self.entries.flush_async().await;
+        tracing::trace!(
+            entries = count,
+            flush_us = started.elapsed().as_micros() as u64,
+            "appended to raft log"
+        );
         callback.log_io_completed(flushed.map_err(|e| std::io::Error::other(e.to_string())));
         Ok(())
     }

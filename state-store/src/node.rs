@@ -90,7 +90,11 @@ impl StateStore {
             config: Arc::new(config.clone()),
             sm,
         };
-        let batcher = Batcher::start(forwarder.clone(), config.max_batch);
+        let batcher = Batcher::start(
+            forwarder.clone(),
+            config.max_batch,
+            config.max_batches_in_flight,
+        );
         tracing::info!(node_id = config.node_id, data_dir = %path, "state store opened");
         Ok(StateStore {
             inner: Arc::new(Inner {
