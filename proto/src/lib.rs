@@ -1,6 +1,7 @@
 //! Wire types shared by every Shoal role; no role depends on another role, only on this crate.
 
 pub mod error;
+pub mod properties;
 
 pub use error::{ErrorCode, ServiceError};
 

@@ -1,2 +1,13 @@
 //! File-based seed directory on shared storage through which coordinators and workers find
-//! each other. Not built yet: coordinators forming a cluster from seeds is a later milestone.
+//! each other: each coordinator publishes one small file, refreshed every heartbeat; readers
+//! judge freshness by what they see change, never by comparing clocks across hosts.
+
+pub mod config;
+pub mod publisher;
+pub mod seed;
+pub mod watcher;
+
+pub use config::SeedStoreConfig;
+pub use publisher::SeedPublisher;
+pub use seed::{Seed, SeedRole, SeedStore};
+pub use watcher::{LiveSeed, SeedWatcher};
