@@ -1,2 +1,104 @@
-//! The coordinator role: client protocol, catalog, query lifecycle and admission. Not built
-//! yet; it will embed `shoal-state-store` as its replicated state.
+//! The coordinator role: it embeds a state-store member, finds and forms the cluster through
+//! the seed directory, and serves the client API (for now `/v1/info` and the admin API) and
+//! the internal API. The client protocol, catalog and query lifecycle come next.
+
+pub mod admin_api;
+pub mod config;
+pub mod error;
+pub mod formation;
+pub mod internal_api;
+pub mod node;
+pub mod registry;
+pub mod sync_status;
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shoal_seed_store::{Seed, SeedPublisher, SeedRole, SeedStore, SeedWatcher};
+use shoal_state_store::StateStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::CoordinatorConfig;
+pub use error::{CoordinatorError, Result};
+pub use node::Coordinator;
+
+const SERVER_DRAIN: Duration = Duration::from_secs(5);
+
+/// Run a coordinator on already-bound listeners until `shutdown` completes; then leave the seed
+/// directory, stop serving and close the state store.
+pub async fn run(
+    config: CoordinatorConfig,
+    client: TcpListener,
+    internal: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let host = config.advertise_host.clone();
+    let client_url = format!("http://{host}:{}", client.local_addr()?.port());
+    let internal_url = format!("http://{host}:{}", internal.local_addr()?.port());
+    let store = StateStore::open(config.store_config(&internal_url)).await?;
+    let node = Coordinator::new(
+        config.clone(),
+        store,
+        client_url.clone(),
+        internal_url.clone(),
+    );
+    let (stop, stopped) = watch::channel(false);
+
+    let internal_app =
+        internal_api::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let internal_server = tokio::spawn(
+        axum::serve(internal, internal_app)
+            .with_graceful_shutdown(wait_for(stopped.clone()))
+            .into_future(),
+    );
+    let client_app =
+        admin_api::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let client_server = tokio::spawn(
+        axum::serve(client, client_app)
+            .with_graceful_shutdown(wait_for(stopped.clone()))
+            .into_future(),
+    );
+
+    let seed_store = SeedStore::new(config.seed_store.clone());
+    let seed = Seed {
+        format: shoal_seed_store::seed::SEED_FORMAT,
+        cluster: config.cluster.clone(),
+        role: SeedRole::Coordinator,
+        id: config.node_id,
+        client_url: client_url.clone(),
+        internal_url: internal_url.clone(),
+        started_at_ms: node.started_at_ms,
+        heartbeat: 0,
+    };
+    let publisher = SeedPublisher::start(seed_store.clone(), seed)?;
+    let formation = tokio::spawn(formation::run(
+        node.clone(),
+        SeedWatcher::new(seed_store),
+        stopped,
+    ));
+    tracing::info!(node_id = config.node_id, %client_url, %internal_url, cluster = %config.cluster, "coordinator started");
+
+    shutdown.await;
+    tracing::info!(node_id = config.node_id, "coordinator stopping");
+    publisher.stop().await;
+    let _ = stop.send(true);
+    let _ = formation.await;
+    for server in [internal_server, client_server] {
+        if tokio::time::timeout(SERVER_DRAIN, server).await.is_err() {
+            tracing::warn!("a listener did not drain in time");
+        }
+    }
+    node.store.shutdown().await?;
+    tracing::info!(node_id = config.node_id, "coordinator stopped");
+    Ok(())
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        if stopped.changed().await.is_err() {
+            return;
+        }
+    }
+}

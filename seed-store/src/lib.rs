@@ -2,11 +2,13 @@
 //! each other: each coordinator publishes one small file, refreshed every heartbeat; readers
 //! judge freshness by what they see change, never by comparing clocks across hosts.
 
+pub mod bootstrap;
 pub mod config;
 pub mod publisher;
 pub mod seed;
 pub mod watcher;
 
+pub use bootstrap::{BootstrapClaim, ClaimOutcome};
 pub use config::SeedStoreConfig;
 pub use publisher::SeedPublisher;
 pub use seed::{Seed, SeedRole, SeedStore};

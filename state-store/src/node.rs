@@ -369,6 +369,7 @@ impl StateStore {
             leader,
             term: metrics.current_term,
             leader_last_log_index: leader_last,
+            leader_purged_index: leader_report.map(|r| r.purged_index),
             members,
         }
     }

@@ -52,7 +52,7 @@ pub(crate) fn router(store: StateStore) -> Router {
 }
 
 /// Compare without an early exit, so timing does not reveal how much of a guess was right.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len()
         && given
             .iter()
@@ -61,7 +61,13 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
-async fn require_secret(State(secret): State<String>, request: Request, next: Next) -> Response {
+/// Middleware refusing requests without the cluster secret (use with
+/// `axum::middleware::from_fn_with_state(secret, require_secret)`).
+pub async fn require_secret(
+    State(secret): State<String>,
+    request: Request,
+    next: Next,
+) -> Response {
     let given = request
         .headers()
         .get(CLUSTER_SECRET_HEADER)
@@ -87,7 +93,7 @@ async fn require_secret(State(secret): State<String>, request: Request, next: Ne
     ))
 }
 
-fn answer<T: Serialize>(value: &T) -> Response {
+pub fn answer<T: Serialize>(value: &T) -> Response {
     match codec::encode(value) {
         Ok(bytes) => (StatusCode::OK, bytes).into_response(),
         Err(e) => failure(&ServiceError::new(
@@ -97,7 +103,7 @@ fn answer<T: Serialize>(value: &T) -> Response {
     }
 }
 
-fn failure(error: &ServiceError) -> Response {
+pub fn failure(error: &ServiceError) -> Response {
     let status =
         StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = codec::encode(error).unwrap_or_default();
@@ -108,7 +114,7 @@ fn store_failure(error: &StoreError) -> Response {
     failure(&error.to_service_error())
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
     codec::decode(body).map_err(|e| {
         ServiceError::new(
             ErrorCode::InvalidArgument,

@@ -114,5 +114,7 @@ pub struct StoreStatus {
     pub leader: Option<NodeId>,
     pub term: u64,
     pub leader_last_log_index: Option<u64>,
+    /// The leader's log is purged up to here: a member matched below it needs a snapshot.
+    pub leader_purged_index: Option<u64>,
     pub members: Vec<MemberStatus>,
 }

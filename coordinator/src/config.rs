@@ -1,0 +1,213 @@
+//! The coordinator's configuration: `etc/config.properties`, `etc/state-store.properties` and
+//! the seed store's files, with every key declared once here with its default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shoal_proto::properties::{ConfigError, KeySpec, PropertiesFile, Reader};
+use shoal_seed_store::SeedStoreConfig;
+use shoal_state_store::StoreConfig;
+
+pub const CONFIG_KEYS: &[KeySpec] = &[
+    KeySpec {
+        key: "node.id",
+        default: None,
+        doc: "This coordinator's id: a whole number from 1, unique in the cluster, never reused.",
+    },
+    KeySpec {
+        key: "node.environment",
+        default: Some("shoal"),
+        doc: "The cluster's name; coordinators and workers of one cluster share it.",
+    },
+    KeySpec {
+        key: "node.data-dir",
+        default: Some("data"),
+        doc: "Directory of this node's files; relative paths are taken from the etc directory's parent.",
+    },
+    KeySpec {
+        key: "node.internal-address",
+        default: Some("127.0.0.1"),
+        doc: "Host name or address other nodes and clients use to reach this node.",
+    },
+    KeySpec {
+        key: "http-server.http.port",
+        default: Some("8080"),
+        doc: "Port of the client API (Trino protocol, admin API, web page); 0 picks a free port.",
+    },
+    KeySpec {
+        key: "internal-communication.http.port",
+        default: Some("8081"),
+        doc: "Port of the internal API (state-store replication, cluster membership); 0 picks a free port.",
+    },
+    KeySpec {
+        key: "internal-communication.shared-secret",
+        default: None,
+        doc: "The cluster secret every internal request carries; the same on every node.",
+    },
+];
+
+pub const STATE_STORE_KEYS: &[KeySpec] = &[
+    KeySpec {
+        key: "state-store.type",
+        default: Some("raft"),
+        doc: "The replicated state store; only raft (embedded in the coordinators) exists.",
+    },
+    KeySpec {
+        key: "state-store.bootstrap-expect",
+        default: Some("1"),
+        doc: "A new cluster forms once this many coordinators have published their seeds.",
+    },
+    KeySpec {
+        key: "state-store.heartbeat-interval",
+        default: Some("50ms"),
+        doc: "How often the Raft leader contacts every other coordinator.",
+    },
+    KeySpec {
+        key: "state-store.election-timeout.min",
+        default: Some("200ms"),
+        doc: "Shortest silence from the leader after which a coordinator starts an election.",
+    },
+    KeySpec {
+        key: "state-store.election-timeout.max",
+        default: Some("400ms"),
+        doc: "Longest such silence; each coordinator picks at random between min and max.",
+    },
+    KeySpec {
+        key: "state-store.snapshot.log-count",
+        default: Some("10000"),
+        doc: "Build a snapshot after this many log entries; older entries are then purged.",
+    },
+    KeySpec {
+        key: "state-store.request-timeout",
+        default: Some("5s"),
+        doc: "How long a state-store call waits (for a leader, a quorum) before it fails.",
+    },
+];
+
+/// State-store settings read from `state-store.properties`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateStoreSettings {
+    pub bootstrap_expect: usize,
+    pub heartbeat_interval: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    pub snapshot_log_count: u64,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    pub node_id: u64,
+    pub cluster: String,
+    pub data_dir: PathBuf,
+    pub advertise_host: String,
+    pub client_port: u16,
+    pub internal_port: u16,
+    pub secret: String,
+    pub state_store: StateStoreSettings,
+    pub seed_store: SeedStoreConfig,
+}
+
+impl CoordinatorConfig {
+    /// Read the coordinator's configuration from the etc directory `etc`.
+    pub fn load(etc: &Path) -> Result<Self, ConfigError> {
+        if !etc.is_dir() {
+            return Err(ConfigError {
+                file: etc.display().to_string(),
+                line: None,
+                key: None,
+                reason: "not a directory".into(),
+            });
+        }
+        let base = etc
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let file = PropertiesFile::load(&etc.join("config.properties"), false)?;
+        let config = Reader::new(&file, CONFIG_KEYS)?;
+        let node_id = config.u64("node.id")?;
+        if node_id == 0 {
+            return Err(config.invalid("node.id", "must be 1 or more"));
+        }
+        let cluster = config.non_empty("node.environment")?;
+        if !cluster
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(config.invalid(
+                "node.environment",
+                "may hold only letters, digits, '-' and '_'",
+            ));
+        }
+        let data_dir = PathBuf::from(config.non_empty("node.data-dir")?);
+        let secret = config.non_empty("internal-communication.shared-secret")?;
+        let state_store = Self::load_state_store(etc)?;
+        Ok(CoordinatorConfig {
+            node_id,
+            data_dir: if data_dir.is_absolute() {
+                data_dir
+            } else {
+                base.join(data_dir)
+            },
+            advertise_host: config.non_empty("node.internal-address")?,
+            client_port: config.u16("http-server.http.port")?,
+            internal_port: config.u16("internal-communication.http.port")?,
+            secret,
+            state_store,
+            seed_store: SeedStoreConfig::load(etc, &base, &cluster)?,
+            cluster,
+        })
+    }
+
+    fn load_state_store(etc: &Path) -> Result<StateStoreSettings, ConfigError> {
+        let file = PropertiesFile::load(&etc.join("state-store.properties"), true)?;
+        let reader = Reader::new(&file, STATE_STORE_KEYS)?;
+        reader.choice("state-store.type", &["raft"])?;
+        let bootstrap_expect = reader.u64("state-store.bootstrap-expect")?;
+        if !(1..=9).contains(&bootstrap_expect) {
+            return Err(reader.invalid("state-store.bootstrap-expect", "must be from 1 to 9"));
+        }
+        let settings = StateStoreSettings {
+            bootstrap_expect: bootstrap_expect as usize,
+            heartbeat_interval: reader.duration("state-store.heartbeat-interval")?,
+            election_timeout_min: reader.duration("state-store.election-timeout.min")?,
+            election_timeout_max: reader.duration("state-store.election-timeout.max")?,
+            snapshot_log_count: reader.u64("state-store.snapshot.log-count")?,
+            request_timeout: reader.duration("state-store.request-timeout")?,
+        };
+        if settings.election_timeout_min <= settings.heartbeat_interval {
+            return Err(reader.invalid(
+                "state-store.election-timeout.min",
+                "must be longer than state-store.heartbeat-interval",
+            ));
+        }
+        if settings.election_timeout_max <= settings.election_timeout_min {
+            return Err(reader.invalid(
+                "state-store.election-timeout.max",
+                "must be longer than state-store.election-timeout.min",
+            ));
+        }
+        if settings.snapshot_log_count == 0 {
+            return Err(reader.invalid("state-store.snapshot.log-count", "must be 1 or more"));
+        }
+        Ok(settings)
+    }
+
+    /// The state store's own data directory inside the node's.
+    pub fn state_store_dir(&self) -> PathBuf {
+        self.data_dir.join("state-store")
+    }
+
+    pub fn store_config(&self, internal_url: &str) -> StoreConfig {
+        let mut store = StoreConfig::new(self.node_id, self.state_store_dir(), internal_url)
+            .with_secret(self.secret.clone());
+        let settings = &self.state_store;
+        store.heartbeat_interval = settings.heartbeat_interval;
+        store.election_timeout_min = settings.election_timeout_min;
+        store.election_timeout_max = settings.election_timeout_max;
+        store.snapshot_after_logs = settings.snapshot_log_count;
+        store.request_timeout = settings.request_timeout;
+        store
+    }
+}

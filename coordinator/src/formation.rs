@@ -1,0 +1,181 @@
+//! Forming and joining the cluster through the seed directory. A coordinator that already
+//! belongs to the store (a restart with its data) has nothing to do. Otherwise it asks the
+//! live coordinators it finds whether a cluster exists and joins it; if none exists and
+//! `state-store.bootstrap-expect` coordinators are live, the one with the smallest id claims
+//! the bootstrap (a file created at most once) and initialises the cluster.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_seed_store::{BootstrapClaim, ClaimOutcome, LiveSeed, SeedWatcher};
+use tokio::sync::watch;
+
+use crate::error::{CoordinatorError, Result};
+use crate::node::{paths, ClusterInfo, Coordinator, JoinRequest};
+use crate::registry::{self, CoordinatorRecord, Mode};
+
+/// Run until this coordinator is a voter of the cluster (or `stop` fires), then register it.
+pub async fn run(node: Arc<Coordinator>, watcher: SeedWatcher, mut stop: watch::Receiver<bool>) {
+    let pause = (node.config.seed_store.heartbeat / 2).max(Duration::from_millis(100));
+    let watcher = Arc::new(std::sync::Mutex::new(watcher));
+    loop {
+        match step(&node, &watcher).await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cluster formation step failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+    }
+    tracing::info!(node_id = node.id(), "coordinator is a voter of the cluster");
+    loop {
+        let record = CoordinatorRecord {
+            id: node.id(),
+            client_url: node.client_url.clone(),
+            internal_url: node.internal_url.clone(),
+            mode: Mode::Active,
+            started_at_ms: node.started_at_ms,
+        };
+        match registry::register(&node.store, record).await {
+            Ok(_) => break,
+            Err(e) => tracing::warn!(error = %e, "cannot register the coordinator; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+    }
+    node.mark_joined();
+}
+
+async fn scan(watcher: &Arc<std::sync::Mutex<SeedWatcher>>) -> Result<Vec<LiveSeed>> {
+    let watcher = watcher.clone();
+    tokio::task::spawn_blocking(move || match watcher.lock() {
+        Ok(mut watcher) => Ok(watcher.scan()),
+        Err(_) => Err(CoordinatorError::Internal("seed watcher poisoned".into())),
+    })
+    .await
+    .map_err(|e| CoordinatorError::Internal(e.to_string()))?
+}
+
+/// One attempt; true once this coordinator is a voter.
+async fn step(
+    node: &Arc<Coordinator>,
+    watcher: &Arc<std::sync::Mutex<SeedWatcher>>,
+) -> Result<bool> {
+    if node.is_voter() {
+        return Ok(true);
+    }
+    let live = scan(watcher).await?;
+    let others: Vec<&LiveSeed> = live.iter().filter(|l| l.seed.id != node.id()).collect();
+    if node.cluster_info().initialized {
+        // A member that is not (yet) a voter: ask to be admitted.
+        return join_through(node, &others).await;
+    }
+    for seed in &others {
+        let url = &seed.seed.internal_url;
+        let answer: std::result::Result<ClusterInfo, _> = node
+            .rpc
+            .call(url, paths::CLUSTER_INFO, &(), node.rpc_timeout())
+            .await;
+        match answer {
+            Ok(info) if info.initialized => {
+                if !info.voters.contains(&node.id()) && !info.learners.contains(&node.id()) {
+                    request_join(node, url).await?;
+                }
+                return Ok(false);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(peer = seed.seed.id, error = %e, "peer did not answer"),
+        }
+    }
+    bootstrap_if_due(node, &others).await?;
+    Ok(false)
+}
+
+async fn join_through(node: &Arc<Coordinator>, others: &[&LiveSeed]) -> Result<bool> {
+    for seed in others {
+        if request_join(node, &seed.seed.internal_url).await.is_ok() {
+            return Ok(node.is_voter());
+        }
+    }
+    Ok(false)
+}
+
+async fn request_join(node: &Arc<Coordinator>, url: &str) -> Result<()> {
+    let request = JoinRequest {
+        id: node.id(),
+        internal_url: node.internal_url.clone(),
+    };
+    tracing::info!(through = %url, "asking to join the cluster");
+    let timeout = node.config.state_store.request_timeout * 2;
+    node.rpc
+        .call::<_, ()>(url, paths::JOIN, &request, timeout)
+        .await
+        .map_err(|e| CoordinatorError::Unavailable(format!("join through {url} failed: {e}")))
+}
+
+async fn bootstrap_if_due(node: &Arc<Coordinator>, others: &[&LiveSeed]) -> Result<()> {
+    let seed_store = node_seed_store(node);
+    if let Some(claim) = seed_store.bootstrap_claim()? {
+        if claim.by == node.id() {
+            initialize(node, claim.members).await?;
+        } else {
+            tracing::info!(
+                by = claim.by,
+                "waiting for the coordinator that claimed the bootstrap"
+            );
+        }
+        return Ok(());
+    }
+    let mut members: BTreeMap<u64, String> = others
+        .iter()
+        .filter(|l| l.confirmed)
+        .map(|l| (l.seed.id, l.seed.internal_url.clone()))
+        .collect();
+    members.insert(node.id(), node.internal_url.clone());
+    let expect = node.config.state_store.bootstrap_expect;
+    if members.len() < expect {
+        tracing::info!(
+            live = members.len(),
+            expect,
+            "waiting for coordinators before bootstrap"
+        );
+        return Ok(());
+    }
+    let smallest = others.iter().map(|l| l.seed.id).chain([node.id()]).min();
+    if smallest != Some(node.id()) {
+        return Ok(());
+    }
+    let claim = BootstrapClaim {
+        cluster: node.config.cluster.clone(),
+        by: node.id(),
+        members,
+    };
+    match seed_store.claim_bootstrap(&claim)? {
+        ClaimOutcome::Won => initialize(node, claim.members).await,
+        ClaimOutcome::Taken(existing) if existing.by == node.id() => {
+            initialize(node, existing.members).await
+        }
+        ClaimOutcome::Taken(existing) => {
+            tracing::info!(
+                by = existing.by,
+                "another coordinator claimed the bootstrap"
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn initialize(node: &Arc<Coordinator>, members: BTreeMap<u64, String>) -> Result<()> {
+    tracing::info!(members = ?members.keys().collect::<Vec<_>>(), "initialising the cluster");
+    node.store.initialize(members).await?;
+    Ok(())
+}
+
+fn node_seed_store(node: &Coordinator) -> shoal_seed_store::SeedStore {
+    shoal_seed_store::SeedStore::new(node.config.seed_store.clone())
+}

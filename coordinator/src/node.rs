@@ -1,0 +1,160 @@
+//! A running coordinator: its configuration, its state-store member, its URLs and whether it
+//! has joined the cluster.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use shoal_state_store::network::RpcClient;
+use shoal_state_store::{RaftRole, ReadConsistency, StateStore};
+
+use crate::config::CoordinatorConfig;
+use crate::error::Result;
+use crate::registry::{self, Mode};
+
+/// Internal routes of the coordinator itself (the state store has its own).
+pub mod paths {
+    pub const CLUSTER_INFO: &str = "/cluster/v1/info";
+    pub const JOIN: &str = "/cluster/v1/join";
+}
+
+/// What a coordinator says about the cluster it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub node_id: u64,
+    pub initialized: bool,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub leader: Option<u64>,
+}
+
+/// A coordinator asking to become a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub id: u64,
+    pub internal_url: String,
+}
+
+/// This coordinator's state as `haadmin get-state` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaState {
+    pub node_id: u64,
+    pub client_url: String,
+    /// `active` takes new queries; `backup` only serves existing ones (draining).
+    pub state: Mode,
+    pub joined: bool,
+    pub raft_role: RaftRole,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub leader_client_url: Option<String>,
+}
+
+pub struct Coordinator {
+    pub config: CoordinatorConfig,
+    pub store: StateStore,
+    pub client_url: String,
+    pub internal_url: String,
+    pub started: Instant,
+    pub started_at_ms: u64,
+    pub rpc: RpcClient,
+    joined: AtomicBool,
+}
+
+impl Coordinator {
+    pub fn new(
+        config: CoordinatorConfig,
+        store: StateStore,
+        client_url: String,
+        internal_url: String,
+    ) -> Arc<Self> {
+        let rpc = RpcClient::new(&config.secret);
+        Arc::new(Coordinator {
+            config,
+            store,
+            client_url,
+            internal_url,
+            started: Instant::now(),
+            started_at_ms: shoal_seed_store::publisher::now_ms(),
+            rpc,
+            joined: AtomicBool::new(false),
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.config.node_id
+    }
+
+    pub fn joined(&self) -> bool {
+        self.joined.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn mark_joined(&self) {
+        self.joined.store(true, Ordering::SeqCst);
+    }
+
+    pub fn rpc_timeout(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+
+    /// Whether this coordinator is a voter of the store's current membership.
+    pub fn is_voter(&self) -> bool {
+        let metrics = self.store.raft().metrics().borrow().clone();
+        let voter = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.id());
+        voter
+    }
+
+    pub fn cluster_info(&self) -> ClusterInfo {
+        let metrics = self.store.raft().metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        ClusterInfo {
+            node_id: self.id(),
+            initialized: metrics.membership_config.log_id().is_some(),
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
+            leader: metrics.current_leader,
+        }
+    }
+
+    pub async fn ha_state(&self) -> Result<HaState> {
+        let status = self.store.local_status();
+        let record = registry::get(&self.store, self.id(), ReadConsistency::Local).await?;
+        let leader_client_url = match status.leader {
+            Some(leader) => registry::get(&self.store, leader, ReadConsistency::Local)
+                .await?
+                .map(|r| r.client_url),
+            None => None,
+        };
+        Ok(HaState {
+            node_id: self.id(),
+            client_url: self.client_url.clone(),
+            state: record.map_or(Mode::Active, |r| r.mode),
+            joined: self.joined(),
+            raft_role: status.role,
+            term: status.term,
+            leader: status.leader,
+            leader_client_url,
+        })
+    }
+
+    /// Add a coordinator to the store: as a learner, then as a voter once caught up.
+    pub async fn admit(&self, request: &JoinRequest) -> Result<()> {
+        let info = self.cluster_info();
+        if info.voters.contains(&request.id) {
+            return Ok(());
+        }
+        if !info.learners.contains(&request.id) {
+            tracing::info!(id = request.id, url = %request.internal_url, "adding coordinator as learner");
+            self.store
+                .add_learner(request.id, &request.internal_url)
+                .await?;
+        }
+        tracing::info!(id = request.id, "promoting coordinator to voter");
+        self.store.promote(request.id).await?;
+        Ok(())
+    }
+}
