@@ -1,7 +1,14 @@
 //! The `shoal` binary: assembles the role libraries behind one subcommand each.
 
+mod coordinator_cmd;
+mod haadmin_cmd;
+mod http;
+mod local_cmd;
 mod logging;
+mod signals;
 mod store_cmd;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -18,22 +25,53 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Run a coordinator.
+    Coordinator(coordinator_cmd::CoordinatorArgs),
+    /// Start a whole cluster on this machine as child processes.
+    Local(local_cmd::LocalArgs),
+    /// See and steer the high-availability state of a running cluster.
+    Haadmin(haadmin_cmd::HaadminArgs),
     /// Tools for a member's replicated state-store data.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
 }
 
-fn main() -> std::process::ExitCode {
-    logging::init_logging();
+/// Why a command failed, and with which exit code: 2 for usage, configuration and connection
+/// problems, 1 for everything else.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            error: anyhow::anyhow!(message.into()),
+        }
+    }
+
+    pub fn runtime(error: anyhow::Error) -> Self {
+        Failure { code: 1, error }
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json_logs = false;
+    logging::init_logging(json_logs);
     let result = match cli.command {
-        Command::Store(command) => store_cmd::run(command),
+        Command::Coordinator(args) => coordinator_cmd::run(args),
+        Command::Local(args) => local_cmd::run(args),
+        Command::Haadmin(args) => haadmin_cmd::run(args),
+        Command::Store(command) => store_cmd::run(command).map_err(Failure::runtime),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("shoal: {e:#}");
-            std::process::ExitCode::from(1)
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("shoal: {:#}", failure.error);
+            ExitCode::from(failure.code)
         }
     }
 }

@@ -30,6 +30,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Host name or address other nodes and clients use to reach this node.",
     },
     KeySpec {
+        key: "node.bind-address",
+        default: Some("0.0.0.0"),
+        doc: "Address the client and internal listeners bind to.",
+    },
+    KeySpec {
         key: "http-server.http.port",
         default: Some("8080"),
         doc: "Port of the client API (Trino protocol, admin API, web page); 0 picks a free port.",
@@ -101,6 +106,7 @@ pub struct CoordinatorConfig {
     pub cluster: String,
     pub data_dir: PathBuf,
     pub advertise_host: String,
+    pub bind_address: String,
     pub client_port: u16,
     pub internal_port: u16,
     pub secret: String,
@@ -151,6 +157,7 @@ impl CoordinatorConfig {
                 base.join(data_dir)
             },
             advertise_host: config.non_empty("node.internal-address")?,
+            bind_address: config.non_empty("node.bind-address")?,
             client_port: config.u16("http-server.http.port")?,
             internal_port: config.u16("internal-communication.http.port")?,
             secret,

@@ -1,0 +1,286 @@
+//! `shoal local`: a whole cluster on this machine as child processes on free ports, with a
+//! data directory holding each node's files and the seed directory, and `cluster.json`
+//! describing the nodes for scripts and tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::http::AdminClient;
+use crate::Failure;
+
+#[derive(Debug, clap::Args)]
+pub struct LocalArgs {
+    /// How many coordinators to start.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    coordinators: u64,
+    /// Directory for every node's files and the seed directory (default: a temporary one,
+    /// removed at exit).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Only start the cluster and wait (the SQL shell is not built yet, so this is what
+    /// happens either way).
+    #[arg(long)]
+    no_shell: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct NodeEntry {
+    role: &'static str,
+    id: u64,
+    client_url: String,
+    internal_url: String,
+    pid: u32,
+    log: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ClusterFile {
+    nodes: Vec<NodeEntry>,
+}
+
+struct Node {
+    entry: NodeEntry,
+    child: Child,
+    exited: bool,
+}
+
+pub fn run(args: LocalArgs) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::runtime(e.into()))?;
+    runtime
+        .block_on(run_cluster(args))
+        .map_err(Failure::runtime)
+}
+
+async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
+    let _ = args.no_shell;
+    let temporary = match &args.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("shoal-local-").tempdir()?),
+    };
+    let data_dir = match (&args.data_dir, &temporary) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temp)) => temp.path().to_path_buf(),
+        (None, None) => bail!("no data directory"),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize()?;
+    let secret = random_secret();
+    let mut nodes = Vec::new();
+    for id in 1..=args.coordinators {
+        nodes.push(start_coordinator(
+            &data_dir,
+            id,
+            args.coordinators,
+            &secret,
+        )?);
+    }
+    write_cluster_file(&data_dir, &nodes)?;
+    println!("shoal local: data directory {}", data_dir.display());
+    match wait_ready(&nodes, Duration::from_secs(60)).await {
+        Ok(()) => {
+            println!("shoal local: {} coordinators ready", nodes.len());
+            for node in &nodes {
+                println!("  coordinator {}  {}", node.entry.id, node.entry.client_url);
+            }
+        }
+        Err(e) => eprintln!("shoal local: {e:#}"),
+    }
+    supervise(&mut nodes).await;
+    stop_all(&mut nodes).await;
+    drop(temporary);
+    Ok(())
+}
+
+fn random_secret() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for round in 0..4u64 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(round);
+        hasher.write_u128(Instant::now().elapsed().as_nanos());
+        hasher.write_u32(std::process::id());
+        out.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    out
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn write_etc(
+    etc: &Path,
+    data_dir: &Path,
+    id: u64,
+    expect: u64,
+    secret: &str,
+    ports: (u16, u16),
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(etc.join("filesystem"))?;
+    let node_dir = data_dir.join(format!("coordinator-{id}"));
+    std::fs::write(
+        etc.join("config.properties"),
+        format!(
+            "node.id={id}\nnode.environment=local\nnode.data-dir={}\nnode.internal-address=127.0.0.1\n\
+             node.bind-address=127.0.0.1\nhttp-server.http.port={}\ninternal-communication.http.port={}\n\
+             internal-communication.shared-secret={secret}\n",
+            node_dir.join("data").display(),
+            ports.0,
+            ports.1
+        ),
+    )?;
+    std::fs::write(
+        etc.join("state-store.properties"),
+        format!("state-store.type=raft\nstate-store.bootstrap-expect={expect}\n"),
+    )?;
+    std::fs::write(
+        etc.join("seed-store.properties"),
+        format!(
+            "seed-store.type=filebased\nseed-store.filesystem.profile=local\nseed-store.filesystem.seed-dir={}\n",
+            data_dir.join("seeds").display()
+        ),
+    )?;
+    std::fs::write(
+        etc.join("filesystem").join("local.properties"),
+        "fs.client.type=local\n",
+    )?;
+    Ok(())
+}
+
+fn start_coordinator(data_dir: &Path, id: u64, expect: u64, secret: &str) -> anyhow::Result<Node> {
+    let node_dir = data_dir.join(format!("coordinator-{id}"));
+    let etc = node_dir.join("etc");
+    // A data directory from an earlier run keeps its configuration: same ports, same secret,
+    // so the restarted coordinators find each other where the state store knows them.
+    let ports = if etc.join("config.properties").is_file() {
+        let config = shoal_coordinator::CoordinatorConfig::load(&etc)
+            .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
+        (config.client_port, config.internal_port)
+    } else {
+        let ports = (free_port()?, free_port()?);
+        write_etc(&etc, data_dir, id, expect, secret, ports)?;
+        ports
+    };
+    let log_path = node_dir.join("coordinator.log");
+    let log = std::fs::File::create(&log_path)?;
+    let child = Command::new(std::env::current_exe()?)
+        .arg("coordinator")
+        .arg("--etc")
+        .arg(&etc)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("cannot start a coordinator")?;
+    Ok(Node {
+        entry: NodeEntry {
+            role: "coordinator",
+            id,
+            client_url: format!("http://127.0.0.1:{}", ports.0),
+            internal_url: format!("http://127.0.0.1:{}", ports.1),
+            pid: child.id(),
+            log: log_path.display().to_string(),
+        },
+        child,
+        exited: false,
+    })
+}
+
+fn write_cluster_file(data_dir: &Path, nodes: &[Node]) -> anyhow::Result<()> {
+    let file = ClusterFile {
+        nodes: nodes
+            .iter()
+            .map(|n| NodeEntry {
+                role: n.entry.role,
+                id: n.entry.id,
+                client_url: n.entry.client_url.clone(),
+                internal_url: n.entry.internal_url.clone(),
+                pid: n.entry.pid,
+                log: n.entry.log.clone(),
+            })
+            .collect(),
+    };
+    let path = data_dir.join("cluster.json");
+    let temporary = data_dir.join(".cluster.json.tmp");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(&file)?)?;
+    std::fs::rename(&temporary, &path)?;
+    Ok(())
+}
+
+/// Wait until every coordinator says it is no longer starting.
+async fn wait_ready(nodes: &[Node], timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    for node in nodes {
+        let client = AdminClient::new(&node.entry.client_url, None);
+        loop {
+            let info = client.get::<serde_json::Value>("/v1/info").await;
+            if matches!(&info, Ok(v) if v["starting"] == false) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "coordinator {} not ready within {timeout:?} (log: {})",
+                    node.entry.id,
+                    node.entry.log
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Report children that die, one line each, until Ctrl-C or SIGTERM.
+async fn supervise(nodes: &mut [Node]) {
+    let stop = crate::signals::terminated();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        for node in nodes.iter_mut().filter(|n| !n.exited) {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                node.exited = true;
+                println!(
+                    "shoal local: {} {} (pid {}) exited: {status} (log: {})",
+                    node.entry.role, node.entry.id, node.entry.pid, node.entry.log
+                );
+            }
+        }
+    }
+}
+
+/// SIGTERM every child, then SIGKILL whatever is still running after 10 s.
+async fn stop_all(nodes: &mut [Node]) {
+    println!("shoal local: stopping");
+    for node in nodes.iter_mut().filter(|n| !n.exited) {
+        let pid = nix::unistd::Pid::from_raw(node.entry.pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && nodes
+            .iter_mut()
+            .any(|n| !n.exited && matches!(n.child.try_wait(), Ok(None)))
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in nodes.iter_mut() {
+        if let Ok(None) = node.child.try_wait() {
+            eprintln!(
+                "shoal local: {} {} did not stop in time; killing it",
+                node.entry.role, node.entry.id
+            );
+            let _ = node.child.kill();
+        }
+        let _ = node.child.wait();
+    }
+}
