@@ -208,8 +208,8 @@ fn print_coordinators(rows: &[CoordinatorSync], json: bool) {
     }
     let or_dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     println!(
-        "{:<5} {:<10} {:<6} {:<8} {:<6} {:<17} {:<28} {:<25} {}",
-        "NODE", "ROLE", "TERM", "MATCHED", "LAG", "SUMMARY", "DETAIL", "LAST CONTACT", "CLIENT URL"
+        "{:<5} {:<10} {:<6} {:<8} {:<6} {:<17} {:<28} {:<25} CLIENT URL",
+        "NODE", "ROLE", "TERM", "MATCHED", "LAG", "SUMMARY", "DETAIL", "LAST CONTACT"
     );
     for row in rows {
         println!(

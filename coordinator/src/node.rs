@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use shoal_state_store::network::RpcClient;
-use shoal_state_store::{RaftRole, ReadConsistency, StateStore};
+use shoal_state_store::{RaftRole, StateStore};
 
 use crate::config::CoordinatorConfig;
 use crate::error::Result;
@@ -122,13 +122,12 @@ impl Coordinator {
 
     pub async fn ha_state(&self) -> Result<HaState> {
         let status = self.store.local_status();
-        let record = registry::get(&self.store, self.id(), ReadConsistency::Local).await?;
-        let leader_client_url = match status.leader {
-            Some(leader) => registry::get(&self.store, leader, ReadConsistency::Local)
-                .await?
-                .map(|r| r.client_url),
-            None => None,
-        };
+        let records = registry::list_freshest(&self.store).await?;
+        let record = records.iter().find(|r| r.id == self.id());
+        let leader_client_url = status
+            .leader
+            .and_then(|leader| records.iter().find(|r| r.id == leader))
+            .map(|r| r.client_url.clone());
         Ok(HaState {
             node_id: self.id(),
             client_url: self.client_url.clone(),

@@ -70,6 +70,20 @@ pub async fn list(
         .collect()
 }
 
+/// The registry as of now when a quorum answers, else as this coordinator last saw it.
+pub async fn list_freshest(store: &StateStore) -> Result<Vec<CoordinatorRecord>> {
+    if store.current_leader().is_none() {
+        return list(store, ReadConsistency::Local).await;
+    }
+    match list(store, ReadConsistency::Linearizable).await {
+        Ok(records) => Ok(records),
+        Err(e) => {
+            tracing::debug!(error = %e, "linearizable read failed; using this coordinator's view");
+            list(store, ReadConsistency::Local).await
+        }
+    }
+}
+
 /// Record this coordinator's URLs and start time, keeping the mode it had.
 pub async fn register(
     store: &StateStore,

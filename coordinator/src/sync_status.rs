@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use shoal_state_store::{MemberStatus, RaftRole, ReadConsistency, StoreStatus};
+use shoal_state_store::{MemberStatus, RaftRole, StoreStatus};
 
 use crate::error::Result;
 use crate::node::Coordinator;
@@ -35,12 +35,11 @@ pub struct CoordinatorSync {
 
 pub async fn collect(node: &Coordinator) -> Result<Vec<CoordinatorSync>> {
     let status = node.store.status().await;
-    let records: BTreeMap<u64, CoordinatorRecord> =
-        registry::list(&node.store, ReadConsistency::Local)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
+    let records: BTreeMap<u64, CoordinatorRecord> = registry::list_freshest(&node.store)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
     let unreachable_after =
         (node.config.state_store.election_timeout_max * 3).max(Duration::from_secs(2));
     Ok(status

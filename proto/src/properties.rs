@@ -240,7 +240,7 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         "d" => number * 86400.0,
         other => return Err(format!("unknown duration unit {other:?} in {value:?}")),
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 1e9 {
+    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
         return Err(format!("duration out of range: {value:?}"));
     }
     Ok(Duration::from_secs_f64(seconds))

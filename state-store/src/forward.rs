@@ -141,7 +141,10 @@ impl Forwarder {
                 }
                 Leader::Remote { url, .. } => {
                     match self.forward(&url, paths::WRITE, &command, deadline).await? {
-                        Forwarded::Done(WriteReply::Applied(outcome)) => return Ok(outcome),
+                        Forwarded::Done(WriteReply::Applied(outcome)) => {
+                            self.await_local_apply(&outcome, deadline).await;
+                            return Ok(outcome);
+                        }
                         Forwarded::Done(WriteReply::NotLeader { .. }) | Forwarded::Retry => {}
                     }
                 }
@@ -150,6 +153,25 @@ impl Forwarder {
                 return Err(Self::timed_out("write", started));
             }
             Self::pause(deadline).await;
+        }
+    }
+
+    /// After a write through the leader, wait until it is applied here too, so that a local
+    /// read on this member sees its own writes. Not waiting longer than the deadline: the
+    /// write is committed either way.
+    async fn await_local_apply(&self, outcome: &CommandOutcome, deadline: Instant) {
+        let revision = outcome
+            .responses
+            .iter()
+            .map(|r| r.revision)
+            .max()
+            .unwrap_or(0);
+        if !self
+            .sm
+            .wait_for_revision(revision, Self::remaining(deadline))
+            .await
+        {
+            tracing::debug!(revision, "own write not yet applied locally");
         }
     }
 

@@ -87,6 +87,8 @@ pub struct SmShared {
     snapshots: Space<SnapshotSpace>,
     pub(crate) hub: WatchHub,
     applied_revision: AtomicU64,
+    /// Follows `applied_revision`, for callers waiting to read their own writes.
+    revision_changes: tokio::sync::watch::Sender<u64>,
     applied_index: AtomicU64,
     event_retention: u64,
     snapshot_counter: AtomicU64,
@@ -101,14 +103,13 @@ impl SmShared {
             snapshots: Space::open(db)?,
             hub: WatchHub::new(),
             applied_revision: AtomicU64::new(0),
+            revision_changes: tokio::sync::watch::channel(0).0,
             applied_index: AtomicU64::new(0),
             event_retention: event_retention.max(1),
             snapshot_counter: AtomicU64::new(0),
         };
         let state = shared.applied_state()?;
-        shared
-            .applied_revision
-            .store(state.revision, Ordering::SeqCst);
+        shared.set_applied_revision(state.revision);
         shared
             .applied_index
             .store(state.last_applied.map_or(0, |l| l.index), Ordering::SeqCst);
@@ -122,6 +123,28 @@ impl SmShared {
     /// The revision of the last applied write visible to readers.
     pub fn applied_revision(&self) -> u64 {
         self.applied_revision.load(Ordering::SeqCst)
+    }
+
+    fn set_applied_revision(&self, revision: u64) {
+        self.applied_revision.store(revision, Ordering::SeqCst);
+        self.revision_changes.send_replace(revision);
+    }
+
+    /// Wait (at most `timeout`) until revision `revision` is applied here; false if it was not.
+    pub async fn wait_for_revision(&self, revision: u64, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.revision_changes.subscribe();
+        loop {
+            if *changes.borrow_and_update() >= revision {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -194,8 +217,7 @@ impl SmShared {
         self.kv.apply_batch(batch)?;
         self.applied_index
             .store(state.last_applied.map_or(0, |l| l.index), Ordering::SeqCst);
-        self.applied_revision
-            .store(state.revision, Ordering::SeqCst);
+        self.set_applied_revision(state.revision);
         self.hub.publish(events);
         Ok(outcomes)
     }
@@ -275,7 +297,7 @@ impl SmShared {
         self.snapshots.flush()?;
         self.applied_index
             .store(meta.last_log_id.map_or(0, |l| l.index), Ordering::SeqCst);
-        self.applied_revision.store(body.revision, Ordering::SeqCst);
+        self.set_applied_revision(body.revision);
         self.hub.reset(body.revision);
         tracing::info!(snapshot = %meta.snapshot_id, revision = body.revision, "installed snapshot");
         Ok(())

@@ -473,3 +473,34 @@ async fn raw_post(base: &str, path: &str, secret: Option<&str>) -> u16 {
     let _ = response.into_body().collect().await;
     status
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_reads_its_own_writes_locally() {
+    within(60, "test", async {
+        let cluster = TestCluster::start(3).await;
+        let leader = cluster.leader().await;
+        for id in cluster.ids().into_iter().filter(|id| *id != leader) {
+            let store = cluster.member(id);
+            for i in 0..5 {
+                let key = format!("own/{id}/{i}");
+                let started = std::time::Instant::now();
+                let revision = store.put(&key, "v").await.expect("put");
+                assert!(
+                    started.elapsed() < Duration::from_secs(1),
+                    "a put through a follower took {:?}",
+                    started.elapsed()
+                );
+                let local = store
+                    .get(&key, ReadConsistency::Local)
+                    .await
+                    .expect("local read");
+                assert_eq!(
+                    local.map(|kv| kv.mod_revision),
+                    Some(revision),
+                    "member {id} sees its own write"
+                );
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,234 @@
+//! Coordinators as real processes of the built `shoal` binary.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The `shoal` binary, built (once per test process) if needed.
+pub fn shoal_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("SHOAL_BIN") {
+                return PathBuf::from(path);
+            }
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "shoal"])
+                .status()
+                .expect("run cargo build -p shoal");
+            assert!(status.success(), "cargo build -p shoal failed");
+            let exe = std::env::current_exe().expect("test executable");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target profile directory");
+            let binary = profile_dir.join("shoal");
+            assert!(binary.is_file(), "no shoal binary at {}", binary.display());
+            binary
+        })
+        .clone()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// One coordinator's files and, while it runs, its process.
+pub struct CoordinatorProcess {
+    pub id: u64,
+    pub etc: PathBuf,
+    pub client_url: String,
+    pub internal_url: String,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl CoordinatorProcess {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A cluster of coordinator processes sharing one seed directory.
+pub struct ProcessCluster {
+    pub dir: tempfile::TempDir,
+    pub secret: String,
+    pub bootstrap_expect: u64,
+    pub coordinators: BTreeMap<u64, CoordinatorProcess>,
+}
+
+impl ProcessCluster {
+    pub fn new(bootstrap_expect: u64) -> Self {
+        ProcessCluster {
+            dir: tempfile::Builder::new()
+                .prefix("shoal-test-")
+                .tempdir()
+                .expect("tempdir"),
+            secret: "process-test-secret".into(),
+            bootstrap_expect,
+            coordinators: BTreeMap::new(),
+        }
+    }
+
+    pub fn seed_dir(&self) -> PathBuf {
+        self.dir.path().join("seeds")
+    }
+
+    /// Write coordinator `id`'s etc directory (once; later starts reuse it and its ports).
+    pub fn configure(&mut self, id: u64) -> &CoordinatorProcess {
+        if !self.coordinators.contains_key(&id) {
+            let node_dir = self.dir.path().join(format!("coordinator-{id}"));
+            let etc = node_dir.join("etc");
+            std::fs::create_dir_all(etc.join("filesystem")).expect("etc");
+            let (client, internal) = (free_port(), free_port());
+            let files = [
+                (
+                    "config.properties",
+                    format!(
+                        "node.id={id}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address=127.0.0.1\n\
+                         http-server.http.port={client}\ninternal-communication.http.port={internal}\n\
+                         internal-communication.shared-secret={}\n",
+                        node_dir.join("data").display(),
+                        self.secret
+                    ),
+                ),
+                (
+                    "state-store.properties",
+                    format!("state-store.bootstrap-expect={}\n", self.bootstrap_expect),
+                ),
+                (
+                    "seed-store.properties",
+                    format!(
+                        "seed-store.filesystem.seed-dir={}\nseed-store.seed.heartbeat=200ms\n\
+                         seed-store.seed.heartbeat.timeout=1s\n",
+                        self.seed_dir().display()
+                    ),
+                ),
+                ("filesystem/local.properties", "fs.client.type=local\n".to_string()),
+            ];
+            for (name, text) in files {
+                std::fs::write(etc.join(name), text).expect("write etc");
+            }
+            self.coordinators.insert(
+                id,
+                CoordinatorProcess {
+                    id,
+                    etc,
+                    client_url: format!("http://127.0.0.1:{client}"),
+                    internal_url: format!("http://127.0.0.1:{internal}"),
+                    log: node_dir.join("coordinator.log"),
+                    child: None,
+                },
+            );
+        }
+        &self.coordinators[&id]
+    }
+
+    /// Start coordinator `id` (configuring it first if new).
+    pub fn start(&mut self, id: u64) {
+        self.configure(id);
+        let coordinator = self.coordinators.get_mut(&id).expect("configured");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&coordinator.log)
+            .expect("log file");
+        let child = Command::new(shoal_binary())
+            .args(["coordinator", "--etc"])
+            .arg(&coordinator.etc)
+            .env("SHOAL_LOG", "info,openraft=error")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start coordinator");
+        coordinator.child = Some(child);
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.coordinators.get_mut(&id).and_then(|c| c.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit (SIGKILL after 15 s).
+    pub fn stop(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        let mut child = self
+            .coordinators
+            .get_mut(&id)
+            .and_then(|c| c.child.take())?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn client_url(&self, id: u64) -> String {
+        self.coordinators[&id].client_url.clone()
+    }
+
+    /// Run `shoal haadmin ARGS... --json` with the cluster secret.
+    pub fn haadmin(&self, args: &[&str]) -> Output {
+        Command::new(shoal_binary())
+            .arg("haadmin")
+            .args(args)
+            .env("SHOAL_CLUSTER_SECRET", &self.secret)
+            .env("SHOAL_LOG", "error")
+            .output()
+            .expect("run haadmin")
+    }
+
+    /// `haadmin --json SUBCOMMAND --server <coordinator id>` as JSON, or None on failure.
+    pub fn admin_json(&self, id: u64, subcommand: &[&str]) -> Option<Value> {
+        let server = self.client_url(id);
+        let mut args = vec!["--json"];
+        args.extend_from_slice(subcommand);
+        args.extend_from_slice(&["--server", &server]);
+        let output = self.haadmin(&args);
+        if !output.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&output.stdout).ok()
+    }
+
+    /// The coordinator's HA state once it has joined the cluster and knows a leader.
+    pub fn joined_state(&self, id: u64) -> Option<Value> {
+        self.admin_json(id, &["get-state"])
+            .filter(|s| s["joined"] == true && s["leader"].is_u64())
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.coordinators.keys().copied().collect();
+        for id in ids {
+            self.kill(id);
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Coordinators as real processes on one seed directory: forming one group, failover after
+//! `kill -9`, rejoining, growing and shrinking, `haadmin`, and bad seeds and configuration.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::Value;
+use shoal_tests::process::{shoal_binary, ProcessCluster};
+use shoal_tests::{wait_for, wait_until};
+
+const FORM: Duration = Duration::from_secs(30);
+
+/// Wait until every running coordinator in `ids` has joined and they agree on one leader.
+fn agreed_leader(cluster: &ProcessCluster, ids: &[u64]) -> (u64, u64) {
+    wait_for(
+        FORM,
+        &format!("coordinators {ids:?} agree on a leader"),
+        || {
+            let states: Vec<Value> = ids
+                .iter()
+                .map(|id| cluster.joined_state(*id))
+                .collect::<Option<_>>()?;
+            let leader = states[0]["leader"].as_u64()?;
+            let term = states[0]["term"].as_u64()?;
+            let agreed = states
+                .iter()
+                .all(|s| s["leader"] == leader && s["term"] == term);
+            (agreed && ids.contains(&leader)).then_some((leader, term))
+        },
+    )
+}
+
+fn rows(cluster: &ProcessCluster, id: u64) -> Vec<Value> {
+    cluster
+        .admin_json(id, &["coordinators"])
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Wait until coordinator `id` reports exactly `expected` members, all voters and synchronised.
+fn all_synchronized(cluster: &ProcessCluster, id: u64, expected: &[u64]) {
+    let want: BTreeSet<u64> = expected.iter().copied().collect();
+    wait_until(
+        FORM,
+        &format!("members {want:?} synchronised as seen from {id}"),
+        || {
+            let rows = rows(cluster, id);
+            let ids: BTreeSet<u64> = rows.iter().filter_map(|r| r["node_id"].as_u64()).collect();
+            ids == want
+                && rows.iter().all(|r| {
+                    r["voter"] == true
+                        && r["summary_state"] == "Synchronized"
+                        && r["client_url"].is_string()
+                })
+        },
+    );
+}
+
+#[test]
+fn three_coordinators_fail_over_rejoin_grow_and_shrink() {
+    let mut cluster = ProcessCluster::new(3);
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    let (leader, term) = agreed_leader(&cluster, &[1, 2, 3]);
+    all_synchronized(&cluster, leader, &[1, 2, 3]);
+
+    // kill -9 the leader: the other two elect a new one.
+    cluster.kill(leader);
+    let survivors: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let (new_leader, new_term) = agreed_leader(&cluster, &survivors);
+    assert_ne!(new_leader, leader);
+    assert!(new_term > term);
+    let row = wait_for(FORM, "the dead leader shows as not synchronised", || {
+        rows(&cluster, new_leader)
+            .into_iter()
+            .find(|r| r["node_id"] == leader && r["summary_state"] == "Not Synchronized")
+    });
+    assert!(row["raft_role"] == "unknown", "{row}");
+
+    // The killed coordinator restarts from its data directory and rejoins as itself.
+    cluster.start(leader);
+    agreed_leader(&cluster, &[1, 2, 3]);
+    all_synchronized(&cluster, new_leader, &[1, 2, 3]);
+
+    // A fourth joins through the seed directory and becomes a voter.
+    cluster.start(4);
+    agreed_leader(&cluster, &[1, 2, 3, 4]);
+    all_synchronized(&cluster, 4, &[1, 2, 3, 4]);
+
+    // Removing one shrinks the group.
+    let output = cluster.haadmin(&[
+        "remove-coordinator",
+        "--server",
+        &cluster.client_url(1),
+        "4",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    cluster.stop(4);
+    all_synchronized(&cluster, 1, &[1, 2, 3]);
+}
+
+#[test]
+fn simultaneous_start_forms_exactly_one_group_every_time() {
+    for round in 0..5 {
+        let mut cluster = ProcessCluster::new(3);
+        for id in 1..=3 {
+            cluster.configure(id);
+        }
+        for id in 1..=3 {
+            cluster.start(id);
+        }
+        let (leader, _) = agreed_leader(&cluster, &[1, 2, 3]);
+        for id in 1..=3 {
+            let members: BTreeSet<u64> = rows(&cluster, id)
+                .iter()
+                .filter_map(|r| r["node_id"].as_u64())
+                .collect();
+            assert_eq!(
+                members,
+                BTreeSet::from([1, 2, 3]),
+                "round {round}: view of {id}"
+            );
+        }
+        let initialised = (1..=3)
+            .filter(|id| {
+                cluster.coordinators[id]
+                    .log_text()
+                    .contains("initialising the cluster")
+            })
+            .count();
+        assert_eq!(
+            initialised, 1,
+            "round {round}: exactly one coordinator initialised (leader {leader})"
+        );
+    }
+}
+
+#[test]
+fn haadmin_steers_a_running_cluster_and_format_waits_for_it_to_stop() {
+    let mut cluster = ProcessCluster::new(3);
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    let (leader, _) = agreed_leader(&cluster, &[1, 2, 3]);
+    let server = cluster.client_url(2);
+
+    let text = cluster.haadmin(&["get-state", "--server", &server]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("coordinator 2") && text.contains("state      active"),
+        "{text}"
+    );
+
+    let state = cluster
+        .admin_json(2, &["transition-to-backup"])
+        .expect("to backup");
+    assert_eq!(state["state"], "backup");
+    assert_eq!(
+        cluster.admin_json(2, &["get-state"]).expect("state")["state"],
+        "backup"
+    );
+    let row = rows(&cluster, 1)
+        .into_iter()
+        .find(|r| r["node_id"] == 2)
+        .expect("row of 2");
+    assert_eq!(row["mode"], "backup", "every coordinator sees the mode");
+    assert_eq!(
+        row["raft_role"], "follower",
+        "a backup coordinator stays a voter: {row}"
+    );
+    let state = cluster
+        .admin_json(2, &["transition-to-active"])
+        .expect("to active");
+    assert_eq!(state["state"], "active");
+
+    let target = (1..=3)
+        .find(|id| *id != leader)
+        .expect("another coordinator");
+    let to = target.to_string();
+    let moved = cluster
+        .admin_json(2, &["transfer-leader", "--to", &to])
+        .expect("transfer");
+    assert_eq!(moved["leader"], target);
+    assert_eq!(agreed_leader(&cluster, &[1, 2, 3]).0, target);
+
+    let wrong = std::process::Command::new(shoal_binary())
+        .args([
+            "haadmin",
+            "get-state",
+            "--server",
+            &server,
+            "--secret",
+            "wrong",
+        ])
+        .output()
+        .expect("haadmin");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("401"),
+        "{wrong:?}"
+    );
+
+    let etc = cluster.coordinators[&1].etc.display().to_string();
+    let refused = cluster.haadmin(&["format", "--etc", &etc]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("refusing to format"),
+        "{refused:?}"
+    );
+
+    for id in 1..=3 {
+        let status = cluster.stop(id).expect("was running");
+        assert!(
+            status.success(),
+            "coordinator {id} stopped cleanly: {status}"
+        );
+    }
+    let seeds = cluster.seed_dir().join("test");
+    let left: Vec<String> = std::fs::read_dir(&seeds)
+        .expect("seed dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["bootstrap.claim".to_string()],
+        "clean shutdown removes each seed"
+    );
+    let formatted = cluster.haadmin(&["format", "--etc", &etc]);
+    assert!(formatted.status.success(), "{formatted:?}");
+    assert!(!seeds.exists());
+    assert!(!cluster
+        .dir
+        .path()
+        .join("coordinator-1/data/state-store")
+        .exists());
+}
+
+#[test]
+fn bad_seed_files_are_skipped_and_bad_configuration_stops_the_process() {
+    let mut cluster = ProcessCluster::new(1);
+    let seeds = cluster.seed_dir().join("test");
+    std::fs::create_dir_all(&seeds).expect("seed dir");
+    std::fs::write(seeds.join("coordinator-7.json"), b"{\"format\":1,\"clu").expect("partial seed");
+    std::fs::write(seeds.join("README"), b"not a seed").expect("foreign file");
+    cluster.start(1);
+    agreed_leader(&cluster, &[1]);
+    let log = cluster.coordinators[&1].log_text();
+    assert!(
+        log.contains("skipping seed file") && log.contains("coordinator-7.json"),
+        "{log}"
+    );
+    assert!(cluster.coordinators.get_mut(&1).expect("1").is_running());
+
+    cluster.configure(2);
+    let etc = cluster.coordinators[&2].etc.clone();
+    let config = etc.join("config.properties");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("{text}node.colour=blue\n")).expect("write");
+    let output = std::process::Command::new(shoal_binary())
+        .args(["coordinator", "--etc"])
+        .arg(&etc)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("config.properties:8: node.colour: unknown key"),
+        "{stderr}"
+    );
+}
