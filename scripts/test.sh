@@ -12,6 +12,10 @@ scripts/install-test-deps.sh
 echo "== benchmark smoke runs"
 timeout 600 cargo run --quiet -p shoal-bench --bin state-store -- --smoke
 
+# The end-to-end tests run the real binary.
+echo "== build the shoal binary"
+cargo build --quiet -p shoal
+
 echo "== tests"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shoal_proto::{ErrorCode, ServiceError, CLUSTER_SECRET_HEADER};
-use shoal_state_store::server::same_secret;
+use shoal_proto::{ErrorCode, ServiceError};
+use shoal_state_store::server::carries_secret;
 
 use crate::error::CoordinatorError;
 use crate::node::{Coordinator, JoinRequest};
@@ -63,15 +63,9 @@ async fn require_admin_secret(
     request: Request,
     next: Next,
 ) -> Response {
-    let given = request
-        .headers()
-        .get(CLUSTER_SECRET_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    if same_secret(given, secret.as_bytes()) {
+    if carries_secret(&request, &secret) {
         return next.run(request).await;
     }
-    tracing::warn!(path = %request.uri().path(), "refused admin request without a valid cluster secret");
     error_response(ServiceError::new(
         ErrorCode::Unauthorized,
         "the admin API needs the cluster secret",

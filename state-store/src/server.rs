@@ -61,20 +61,15 @@ pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
-/// Middleware refusing requests without the cluster secret (use with
-/// `axum::middleware::from_fn_with_state(secret, require_secret)`).
-pub async fn require_secret(
-    State(secret): State<String>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Whether `request` carries the cluster secret; a refusal is logged with its path and peer.
+pub fn carries_secret(request: &Request, secret: &str) -> bool {
     let given = request
         .headers()
         .get(CLUSTER_SECRET_HEADER)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     if same_secret(given, secret.as_bytes()) {
-        return next.run(request).await;
+        return true;
     }
     let remote = request
         .extensions()
@@ -85,8 +80,21 @@ pub async fn require_secret(
         path = %request.uri().path(),
         %remote,
         secret_present = !given.is_empty(),
-        "refused internal request without a valid cluster secret"
+        "refused request without a valid cluster secret"
     );
+    false
+}
+
+/// Middleware refusing requests without the cluster secret (use with
+/// `axum::middleware::from_fn_with_state(secret, require_secret)`).
+pub async fn require_secret(
+    State(secret): State<String>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if carries_secret(&request, &secret) {
+        return next.run(request).await;
+    }
     failure(&ServiceError::new(
         ErrorCode::Unauthorized,
         "the cluster secret is missing or wrong",
