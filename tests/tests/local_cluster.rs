@@ -1,0 +1,105 @@
+//! `shoal local`: a whole cluster as child processes, described in `cluster.json`, reporting a
+//! child's death without stopping the others, and stopping everything on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use shoal_tests::process::shoal_binary;
+use shoal_tests::{wait_for, wait_until};
+
+fn alive(pid: u64) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+#[test]
+fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let mut local = Command::new(shoal_binary())
+        .args(["local", "--coordinators", "3", "--no-shell", "--data-dir"])
+        .arg(dir.path())
+        .env("SHOAL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start shoal local");
+    let stdout = local.stdout.take().expect("stdout");
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut next_line_containing = |needle: &str| -> String {
+        wait_for(
+            Duration::from_secs(60),
+            &format!("a line with {needle:?} (so far {seen:?})"),
+            || {
+                while let Ok(line) = lines.try_recv() {
+                    seen.push(line.clone());
+                    if line.contains(needle) {
+                        return Some(line);
+                    }
+                }
+                None
+            },
+        )
+    };
+    next_line_containing("3 coordinators ready");
+
+    let cluster: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("cluster.json")).expect("cluster.json"),
+    )
+    .expect("json");
+    let nodes = cluster["nodes"].as_array().expect("nodes").clone();
+    assert_eq!(nodes.len(), 3);
+    for node in &nodes {
+        assert_eq!(node["role"], "coordinator");
+        assert!(node["id"].is_u64() && node["pid"].is_u64());
+        for key in ["client_url", "internal_url"] {
+            assert!(
+                node[key]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("http://127.0.0.1:")),
+                "{node}"
+            );
+        }
+    }
+
+    let victim = nodes[1]["pid"].as_u64().expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let report = next_line_containing("exited");
+    assert!(
+        report.contains(&format!("pid {victim}")) && report.contains("coordinator 2"),
+        "{report}"
+    );
+    let others: Vec<u64> = [0, 2]
+        .iter()
+        .filter_map(|i| nodes[*i]["pid"].as_u64())
+        .collect();
+    assert!(
+        others.iter().all(|pid| alive(*pid)),
+        "the other coordinators keep running"
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(local.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = wait_for(Duration::from_secs(30), "shoal local exits", || {
+        local.try_wait().ok().flatten()
+    });
+    assert!(status.success(), "{status}");
+    wait_until(Duration::from_secs(5), "every coordinator stopped", || {
+        others.iter().all(|pid| !alive(*pid))
+    });
+}
