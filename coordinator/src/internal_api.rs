@@ -10,13 +10,18 @@ use axum::routing::post;
 use axum::Router;
 use shoal_state_store::server::{answer, decode, failure, require_secret};
 
+use shoal_proto::{ErrorCode, ServiceError};
+
 use crate::node::{paths, Coordinator, JoinRequest};
+use crate::query::manager::{paths as query_paths, PageRequest};
 
 /// The whole internal listener: the state store's routes and the coordinator's.
 pub fn router(node: Arc<Coordinator>) -> Router {
     let own = Router::new()
         .route(paths::CLUSTER_INFO, post(cluster_info))
         .route(paths::JOIN, post(join))
+        .route(query_paths::PAGE, post(query_page))
+        .route(query_paths::CANCEL, post(query_cancel))
         .layer(axum::middleware::from_fn_with_state(
             node.config.secret.clone(),
             require_secret,
@@ -41,4 +46,26 @@ async fn join(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {
         Ok(()) => answer(&()),
         Err(e) => failure(&e.to_service_error()),
     }
+}
+
+async fn query_page(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {
+    let request: PageRequest = match decode(&body) {
+        Ok(request) => request,
+        Err(e) => return failure(&e),
+    };
+    match node.queries.local_page(&request).await {
+        Ok(reply) => match serde_json::to_string(&reply) {
+            Ok(json) => answer(&json),
+            Err(e) => failure(&ServiceError::new(ErrorCode::Internal, e.to_string())),
+        },
+        Err(e) => failure(&ServiceError::new(ErrorCode::NotFound, e.message)),
+    }
+}
+
+async fn query_cancel(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {
+    let id: String = match decode(&body) {
+        Ok(id) => id,
+        Err(e) => return failure(&e),
+    };
+    answer(&node.queries.cancel_local(&id))
 }

@@ -8,6 +8,8 @@ pub mod error;
 pub mod formation;
 pub mod internal_api;
 pub mod node;
+pub mod protocol;
+pub mod query;
 pub mod registry;
 pub mod sync_status;
 
@@ -53,8 +55,9 @@ pub async fn run(
             .with_graceful_shutdown(wait_for(stopped.clone()))
             .into_future(),
     );
-    let client_app =
-        admin_api::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let client_app = admin_api::router(node.clone())
+        .merge(protocol::statement::router(node.clone()))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let client_server = tokio::spawn(
         axum::serve(client, client_app)
             .with_graceful_shutdown(wait_for(stopped.clone()))

@@ -58,6 +58,7 @@ pub struct Coordinator {
     pub started: Instant,
     pub started_at_ms: u64,
     pub rpc: RpcClient,
+    pub queries: crate::query::manager::Queries,
     joined: AtomicBool,
 }
 
@@ -69,6 +70,7 @@ impl Coordinator {
         internal_url: String,
     ) -> Arc<Self> {
         let rpc = RpcClient::new(&config.secret);
+        let queries = crate::query::manager::Queries::new(config.node_id);
         Arc::new(Coordinator {
             config,
             store,
@@ -77,6 +79,7 @@ impl Coordinator {
             started: Instant::now(),
             started_at_ms: shoal_seed_store::publisher::now_ms(),
             rpc,
+            queries,
             joined: AtomicBool::new(false),
         })
     }

@@ -1,5 +1,6 @@
 //! Wire types shared by every Shoal role; no role depends on another role, only on this crate.
 
+pub mod client;
 pub mod error;
 pub mod properties;
 

@@ -1,0 +1,187 @@
+//! Query errors as the Trino protocol reports them: a message, an error name and code in the
+//! style of Trino's standard error codes, the error type, and the location of syntax errors.
+
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
+use shoal_proto::client::{ErrorLocation, QueryError};
+
+fn error(
+    message: String,
+    code: i64,
+    name: &str,
+    kind: &str,
+    location: Option<ErrorLocation>,
+) -> QueryError {
+    QueryError {
+        message,
+        sql_state: None,
+        error_code: code,
+        error_name: name.to_string(),
+        error_type: kind.to_string(),
+        error_location: location,
+        failure_info: None,
+    }
+}
+
+pub fn user(message: impl Into<String>) -> QueryError {
+    error(message.into(), 0, "GENERIC_USER_ERROR", "USER_ERROR", None)
+}
+
+pub fn syntax(message: impl Into<String>, location: Option<ErrorLocation>) -> QueryError {
+    error(message.into(), 1, "SYNTAX_ERROR", "USER_ERROR", location)
+}
+
+pub fn cancelled() -> QueryError {
+    error(
+        "Query was canceled".into(),
+        3,
+        "USER_CANCELED",
+        "USER_ERROR",
+        None,
+    )
+}
+
+pub fn not_found(name: &str, message: impl Into<String>) -> QueryError {
+    let code = match name {
+        "TABLE_NOT_FOUND" => 46,
+        "COLUMN_NOT_FOUND" => 47,
+        "SCHEMA_NOT_FOUND" => 48,
+        "CATALOG_NOT_FOUND" => 44,
+        _ => 5,
+    };
+    error(message.into(), code, name, "USER_ERROR", None)
+}
+
+pub fn not_supported(message: impl Into<String>) -> QueryError {
+    error(message.into(), 13, "NOT_SUPPORTED", "USER_ERROR", None)
+}
+
+pub fn internal(message: &str) -> QueryError {
+    error(
+        message.to_string(),
+        65536,
+        "GENERIC_INTERNAL_ERROR",
+        "INTERNAL_ERROR",
+        None,
+    )
+}
+
+pub fn unavailable(message: impl Into<String>) -> QueryError {
+    error(
+        message.into(),
+        65540,
+        "SERVER_STARTING_UP",
+        "INTERNAL_ERROR",
+        None,
+    )
+}
+
+/// The line and column of a parser message such as "... at Line: 1, Column: 8".
+pub fn location_in(message: &str) -> Option<ErrorLocation> {
+    let after = &message[message.find("Line: ")? + "Line: ".len()..];
+    let line: u64 = after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let after = &after[after.find("Column: ")? + "Column: ".len()..];
+    let column: u64 = after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some(ErrorLocation {
+        line_number: line,
+        column_number: column,
+    })
+}
+
+/// Classify a DataFusion error for the client.
+pub fn from_datafusion(e: &DataFusionError) -> QueryError {
+    let root = e.find_root();
+    let message = root.to_string();
+    match root {
+        DataFusionError::SQL(parser, _) => {
+            let text = match parser.as_ref() {
+                ParserError::ParserError(text) | ParserError::TokenizerError(text) => text.clone(),
+                ParserError::RecursionLimitExceeded => "the statement is nested too deeply".into(),
+            };
+            syntax(text.clone(), location_in(&text))
+        }
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(_, _)
+            if text_contains_not_found(&message) =>
+        {
+            classify_not_found(&message)
+        }
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(_, _) => {
+            user(strip_prefix(&message))
+        }
+        DataFusionError::NotImplemented(_) => not_supported(strip_prefix(&message)),
+        DataFusionError::ArrowError(arrow, _) if arrow.to_string().contains("Divide by zero") => {
+            error(
+                strip_prefix(&message),
+                8,
+                "DIVISION_BY_ZERO",
+                "USER_ERROR",
+                None,
+            )
+        }
+        DataFusionError::Execution(_) | DataFusionError::ArrowError(_, _) => {
+            user(strip_prefix(&message))
+        }
+        _ => internal(&message),
+    }
+}
+
+fn text_contains_not_found(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    lower.contains("not found")
+        || lower.contains("does not exist")
+        || lower.contains("no field named")
+}
+
+fn classify_not_found(message: &str) -> QueryError {
+    let lower = message.to_lowercase();
+    let text = strip_prefix(message);
+    if lower.contains("no field named") || lower.contains("column") {
+        not_found("COLUMN_NOT_FOUND", text)
+    } else if lower.contains("table") {
+        not_found("TABLE_NOT_FOUND", text)
+    } else if lower.contains("schema") {
+        not_found("SCHEMA_NOT_FOUND", text)
+    } else if lower.contains("function") {
+        error(text, 6, "FUNCTION_NOT_FOUND", "USER_ERROR", None)
+    } else {
+        not_found("NOT_FOUND", text)
+    }
+}
+
+/// Drop DataFusion's "Error during planning: " style prefixes.
+fn strip_prefix(message: &str) -> String {
+    for prefix in [
+        "Error during planning: ",
+        "SQL error: ",
+        "Schema error: ",
+        "Execution error: ",
+        "This feature is not implemented: ",
+        "Arrow error: ",
+    ] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return rest.to_string();
+        }
+    }
+    message.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parser_locations() {
+        let location =
+            location_in("Expected: an expression, found: FROM at Line: 2, Column: 8").unwrap();
+        assert_eq!((location.line_number, location.column_number), (2, 8));
+        assert!(location_in("no location here").is_none());
+    }
+}

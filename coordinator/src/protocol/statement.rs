@@ -1,0 +1,224 @@
+//! `POST /v1/statement`, `GET` of its `nextUri`, `DELETE` to cancel, and `GET /v1/query/{id}`.
+//! Any coordinator answers for any query: pages come from wherever the query's driver is.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use shoal_proto::client::{QueryError, QueryResults, StatementStats};
+
+use crate::node::Coordinator;
+use crate::protocol::errors;
+use crate::protocol::session::ClientSession;
+use crate::query::driver::PageReply;
+use crate::query::record;
+
+pub fn router(node: Arc<Coordinator>) -> Router {
+    Router::new()
+        .route("/v1/statement", post(submit))
+        .route(
+            "/v1/statement/executing/{id}/{slug}/{token}",
+            get(next_page).delete(cancel),
+        )
+        .route("/v1/query/{id}", get(query_info))
+        .with_state(node)
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, message.into()).into_response()
+}
+
+/// `scheme://host` as the client addressed this coordinator (through a proxy or not).
+fn base_url(headers: &HeaderMap, node: &Coordinator) -> String {
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(axum::http::header::HOST))
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', ' ']));
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| *s == "http" || *s == "https")
+        .unwrap_or("http");
+    match host {
+        Some(host) => format!("{scheme}://{host}"),
+        None => node.client_url.clone(),
+    }
+}
+
+fn stats(state: &str, processed_rows: u64, elapsed_ms: u64) -> StatementStats {
+    StatementStats {
+        state: state.to_string(),
+        queued: state == "QUEUED",
+        scheduled: state != "QUEUED",
+        nodes: 1,
+        processed_rows,
+        elapsed_time_millis: elapsed_ms,
+        wall_time_millis: elapsed_ms,
+        ..StatementStats::default()
+    }
+}
+
+fn failed(id: &str, base: &str, error: QueryError) -> QueryResults {
+    QueryResults {
+        id: id.to_string(),
+        info_uri: format!("{base}/v1/query/{id}"),
+        stats: stats("FAILED", 0, 0),
+        error: Some(error),
+        ..QueryResults::default()
+    }
+}
+
+async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: Bytes) -> Response {
+    let session = match ClientSession::from_headers(&headers) {
+        Ok(session) => session,
+        Err(message) => return bad_request(message),
+    };
+    let Ok(sql) = std::str::from_utf8(&body) else {
+        return bad_request("the statement is not UTF-8 text");
+    };
+    let sql = sql.trim().trim_end_matches(';').trim();
+    if sql.is_empty() {
+        return bad_request("SQL statement is empty");
+    }
+    let base = base_url(&headers, &node);
+    if let Some(response) = use_statement(sql, &session, &base) {
+        return response;
+    }
+    match node.queries.submit(&node, &session, sql).await {
+        Ok(record) => Json(QueryResults {
+            id: record.id.clone(),
+            info_uri: format!("{base}/v1/query/{}", record.id),
+            next_uri: Some(format!(
+                "{base}/v1/statement/executing/{}/{}/0",
+                record.id, record.slug
+            )),
+            stats: stats("QUEUED", 0, 0),
+            ..QueryResults::default()
+        })
+        .into_response(),
+        Err(error) => Json(failed("rejected", &base, error)).into_response(),
+    }
+}
+
+/// `USE catalog.schema` or `USE schema`: answered here by telling the client its new session.
+fn use_statement(sql: &str, session: &ClientSession, base: &str) -> Option<Response> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    if words.len() != 2 || !words[0].eq_ignore_ascii_case("use") {
+        return None;
+    }
+    let target: Vec<String> = words[1]
+        .split('.')
+        .map(|p| p.trim_matches('"').to_string())
+        .collect();
+    let (catalog, schema) = match target.as_slice() {
+        [schema] => (
+            session.catalog.clone().unwrap_or_else(|| "shoal".into()),
+            schema.clone(),
+        ),
+        [catalog, schema] => (catalog.clone(), schema.clone()),
+        _ => {
+            let error = errors::syntax(
+                format!("USE expects schema or catalog.schema, found {}", words[1]),
+                None,
+            );
+            return Some(Json(failed("use", base, error)).into_response());
+        }
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in [("Set-Catalog", catalog), ("Set-Schema", schema)] {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(session.family.header(name)),
+            HeaderValue::try_from(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    let results = QueryResults {
+        id: format!("use_{}", crate::query::id::random_token(8)),
+        info_uri: format!("{base}/v1/query/use"),
+        stats: stats("FINISHED", 0, 0),
+        update_type: Some("USE".into()),
+        ..QueryResults::default()
+    };
+    Some((headers, Json(results)).into_response())
+}
+
+fn results(id: &str, slug: &str, base: &str, reply: PageReply) -> QueryResults {
+    QueryResults {
+        id: id.to_string(),
+        info_uri: format!("{base}/v1/query/{id}"),
+        partial_cancel_uri: None,
+        next_uri: reply
+            .next_token
+            .map(|token| format!("{base}/v1/statement/executing/{id}/{slug}/{token}")),
+        columns: reply.columns,
+        data: (!reply.rows.is_empty()).then_some(reply.rows),
+        stats: stats(&reply.state, reply.processed_rows, reply.elapsed_ms),
+        error: reply.error,
+        warnings: Vec::new(),
+        update_type: reply.update_type,
+        update_count: None,
+    }
+}
+
+async fn next_page(
+    State(node): State<Arc<Coordinator>>,
+    Path((id, slug, token)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let base = base_url(&headers, &node);
+    match node.queries.page(&node, &id, &slug, token).await {
+        Ok(reply) => Json(results(&id, &slug, &base, reply)).into_response(),
+        Err(error) if error.error_name == "NOT_FOUND" => {
+            (StatusCode::NOT_FOUND, error.message).into_response()
+        }
+        Err(error) => Json(failed(&id, &base, error)).into_response(),
+    }
+}
+
+async fn cancel(
+    State(node): State<Arc<Coordinator>>,
+    Path((id, slug, _token)): Path<(String, String, u64)>,
+) -> Response {
+    match node.queries.cancel(&node, &id, &slug).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) if error.error_name == "NOT_FOUND" => {
+            (StatusCode::NOT_FOUND, error.message).into_response()
+        }
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.message).into_response(),
+    }
+}
+
+async fn query_info(
+    State(node): State<Arc<Coordinator>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let base = base_url(&headers, &node);
+    match record::get(&node.store, &id).await {
+        Ok(Some(record)) => Json(serde_json::json!({
+            "queryId": record.id,
+            "state": record.state.as_str(),
+            "query": record.sql,
+            "self": format!("{base}/v1/query/{}", record.id),
+            "session": {"user": record.user, "source": record.source, "catalog": record.catalog, "schema": record.schema},
+            "coordinator": record.coordinator,
+            "queryStats": {
+                "createTime": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(record.created_ms)).to_string(),
+                "endTime": record.ended_ms.map(|ms| humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()),
+                "outputPositions": record.rows,
+                "outputDataSize": record.bytes,
+            },
+            "errorCode": record.error.as_ref().map(|e| serde_json::json!({"code": e.error_code, "name": e.error_name, "type": e.error_type})),
+            "failureInfo": record.error.as_ref().map(|e| serde_json::json!({"message": e.message})),
+        }))
+        .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("query {id} does not exist")).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}

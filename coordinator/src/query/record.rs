@@ -1,0 +1,108 @@
+//! Query records in the state store: every query's id, text, user, coordinator, driver, state,
+//! times, rows and error, readable from any coordinator and kept after the query ends.
+
+use serde::{Deserialize, Serialize};
+use shoal_proto::client::QueryError;
+use shoal_state_store::{ReadConsistency, StateStore};
+
+use crate::error::{CoordinatorError, Result};
+
+const PREFIX: &str = "queries/";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QueryState {
+    Queued,
+    Running,
+    Finished,
+    Failed,
+}
+
+impl QueryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryState::Queued => "QUEUED",
+            QueryState::Running => "RUNNING",
+            QueryState::Finished => "FINISHED",
+            QueryState::Failed => "FAILED",
+        }
+    }
+
+    pub fn is_done(self) -> bool {
+        matches!(self, QueryState::Finished | QueryState::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryRecord {
+    pub id: String,
+    /// Unguessable part of the query's URIs.
+    pub slug: String,
+    pub sql: String,
+    pub user: String,
+    pub source: Option<String>,
+    pub catalog: Option<String>,
+    pub schema: Option<String>,
+    /// The coordinator that accepted the query.
+    pub coordinator: u64,
+    /// Internal URL of the node holding the query's result pages.
+    pub driver_url: String,
+    pub state: QueryState,
+    pub created_ms: u64,
+    pub ended_ms: Option<u64>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub error: Option<QueryError>,
+}
+
+fn key(id: &str) -> String {
+    format!("{PREFIX}{id}")
+}
+
+fn encode(record: &QueryRecord) -> Result<Vec<u8>> {
+    serde_json::to_vec(record).map_err(|e| CoordinatorError::Internal(e.to_string()))
+}
+
+fn decode(bytes: &[u8]) -> Result<QueryRecord> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| CoordinatorError::Internal(format!("unreadable query record: {e}")))
+}
+
+pub async fn put(store: &StateStore, record: &QueryRecord) -> Result<()> {
+    store.put(&key(&record.id), encode(record)?).await?;
+    Ok(())
+}
+
+/// A query's record: this coordinator's copy if it has one, else the cluster's latest.
+pub async fn get(store: &StateStore, id: &str) -> Result<Option<QueryRecord>> {
+    if let Some(kv) = store.get(&key(id), ReadConsistency::Local).await? {
+        return decode(&kv.value).map(Some);
+    }
+    match store.get(&key(id), ReadConsistency::Linearizable).await? {
+        Some(kv) => decode(&kv.value).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every recorded query, oldest first (ids begin with their creation time).
+pub async fn list(store: &StateStore) -> Result<Vec<QueryRecord>> {
+    store
+        .scan(PREFIX, ReadConsistency::Local)
+        .await?
+        .iter()
+        .map(|kv| decode(&kv.value))
+        .collect()
+}
+
+/// Remove the oldest finished records beyond `max_history`.
+pub async fn trim_history(store: &StateStore, max_history: usize) -> Result<()> {
+    let records = list(store).await?;
+    let done: Vec<&QueryRecord> = records.iter().filter(|r| r.state.is_done()).collect();
+    if done.len() <= max_history {
+        return Ok(());
+    }
+    for record in &done[..done.len() - max_history] {
+        store.delete(&key(&record.id)).await?;
+    }
+    Ok(())
+}
