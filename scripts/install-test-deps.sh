@@ -18,3 +18,9 @@ apt_install() {
 
 # etcd: the state-store benchmark compares against a three-member etcd.
 command -v etcd >/dev/null || apt_install etcd-server
+
+# Python's trino client (and pytest) drive the client-protocol tests.
+if ! python3 -c "import trino, pytest, requests" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check trino pytest requests \
+        || echo "warning: could not install the Python trino client" >&2
+fi

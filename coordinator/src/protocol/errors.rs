@@ -96,8 +96,18 @@ pub fn location_in(message: &str) -> Option<ErrorLocation> {
     })
 }
 
+/// The position just after the last character of `sql`.
+fn end_of(sql: &str) -> ErrorLocation {
+    let line_number = sql.lines().count().max(1) as u64;
+    let last = sql.lines().last().unwrap_or_default();
+    ErrorLocation {
+        line_number,
+        column_number: last.chars().count() as u64 + 1,
+    }
+}
+
 /// Classify a DataFusion error for the client.
-pub fn from_datafusion(e: &DataFusionError) -> QueryError {
+pub fn from_datafusion(e: &DataFusionError, sql: &str) -> QueryError {
     let root = e.find_root();
     let message = root.to_string();
     match root {
@@ -106,7 +116,9 @@ pub fn from_datafusion(e: &DataFusionError) -> QueryError {
                 ParserError::ParserError(text) | ParserError::TokenizerError(text) => text.clone(),
                 ParserError::RecursionLimitExceeded => "the statement is nested too deeply".into(),
             };
-            syntax(text.clone(), location_in(&text))
+            let location =
+                location_in(&text).or_else(|| text.ends_with("found: EOF").then(|| end_of(sql)));
+            syntax(text.clone(), location)
         }
         DataFusionError::Plan(_) | DataFusionError::SchemaError(_, _)
             if text_contains_not_found(&message) =>

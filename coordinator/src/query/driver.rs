@@ -141,7 +141,7 @@ impl Driver {
         let frame = context
             .sql(sql)
             .await
-            .map_err(|e| errors::from_datafusion(&e))?;
+            .map_err(|e| errors::from_datafusion(&e, sql))?;
         let schema = frame.schema().as_arrow().clone();
         let columns: Vec<Column> = schema.fields().iter().map(|f| types::column(f)).collect();
         self.with_buffer(|b| b.columns = Some(columns));
@@ -149,10 +149,10 @@ impl Driver {
         let mut stream = frame
             .execute_stream()
             .await
-            .map_err(|e| errors::from_datafusion(&e))?;
+            .map_err(|e| errors::from_datafusion(&e, sql))?;
         let mut pending: Vec<Vec<Value>> = Vec::new();
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| errors::from_datafusion(&e))?;
+            let batch = batch.map_err(|e| errors::from_datafusion(&e, sql))?;
             let bytes = batch.get_array_memory_size() as u64;
             let rows = values::batch_rows(&batch).map_err(|e| errors::internal(&e.to_string()))?;
             self.with_buffer(|b| {

@@ -1,0 +1,50 @@
+//! The Python `trino` client (installed by the test command) against three coordinator
+//! processes: types, paging, errors, cancellation, and pages from every coordinator.
+
+use std::process::Command;
+use std::time::Duration;
+
+use shoal_tests::process::ProcessCluster;
+use shoal_tests::wait_for;
+
+#[test]
+fn python_trino_client_against_three_coordinators() {
+    let available = Command::new("python3")
+        .args(["-c", "import trino, pytest, requests"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(available, "python3 with trino, pytest and requests is needed: run scripts/test.sh, which installs them");
+    let mut cluster = ProcessCluster::new(3);
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    for id in 1..=3 {
+        wait_for(
+            Duration::from_secs(30),
+            &format!("coordinator {id} joins"),
+            || cluster.joined_state(id),
+        );
+    }
+    let urls: Vec<String> = (1..=3).map(|id| cluster.client_url(id)).collect();
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/python/test_protocol.py");
+    let output = Command::new("timeout")
+        .args([
+            "300",
+            "python3",
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            tests,
+        ])
+        .env("SHOAL_COORDINATORS", urls.join(","))
+        .output()
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python client tests failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
