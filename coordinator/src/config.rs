@@ -25,6 +25,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Directory of this node's files; relative paths are taken from the etc directory's parent.",
     },
     KeySpec {
+        key: "catalog.warehouse-dir",
+        default: Some("warehouse"),
+        doc: "Where tables written by Shoal keep their Parquet files: shared storage every coordinator and worker mounts at the same path.",
+    },
+    KeySpec {
         key: "node.internal-address",
         default: Some("127.0.0.1"),
         doc: "Host name or address other nodes and clients use to reach this node.",
@@ -105,6 +110,7 @@ pub struct CoordinatorConfig {
     pub node_id: u64,
     pub cluster: String,
     pub data_dir: PathBuf,
+    pub warehouse_dir: PathBuf,
     pub advertise_host: String,
     pub bind_address: String,
     pub client_port: u16,
@@ -147,6 +153,7 @@ impl CoordinatorConfig {
             ));
         }
         let data_dir = PathBuf::from(config.non_empty("node.data-dir")?);
+        let warehouse_dir = PathBuf::from(config.non_empty("catalog.warehouse-dir")?);
         let secret = config.non_empty("internal-communication.shared-secret")?;
         let state_store = Self::load_state_store(etc)?;
         Ok(CoordinatorConfig {
@@ -155,6 +162,11 @@ impl CoordinatorConfig {
                 data_dir
             } else {
                 base.join(data_dir)
+            },
+            warehouse_dir: if warehouse_dir.is_absolute() {
+                warehouse_dir
+            } else {
+                base.join(warehouse_dir)
             },
             advertise_host: config.non_empty("node.internal-address")?,
             bind_address: config.non_empty("node.bind-address")?,

@@ -3,6 +3,7 @@
 //! the internal API. The client protocol, catalog and query lifecycle come next.
 
 pub mod admin_api;
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod formation;

@@ -102,9 +102,10 @@ impl ProcessCluster {
                     format!(
                         "node.id={id}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address=127.0.0.1\n\
                          http-server.http.port={client}\ninternal-communication.http.port={internal}\n\
-                         internal-communication.shared-secret={}\n",
+                         internal-communication.shared-secret={}\ncatalog.warehouse-dir={}\n",
                         node_dir.join("data").display(),
-                        self.secret
+                        self.secret,
+                        self.dir.path().join("warehouse").display()
                     ),
                 ),
                 (

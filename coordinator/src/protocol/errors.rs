@@ -52,6 +52,15 @@ pub fn not_found(name: &str, message: impl Into<String>) -> QueryError {
     error(message.into(), code, name, "USER_ERROR", None)
 }
 
+pub fn already_exists(name: &str, message: impl Into<String>) -> QueryError {
+    let code = if name == "SCHEMA_ALREADY_EXISTS" {
+        51
+    } else {
+        52
+    };
+    error(message.into(), code, name, "USER_ERROR", None)
+}
+
 pub fn not_supported(message: impl Into<String>) -> QueryError {
     error(message.into(), 13, "NOT_SUPPORTED", "USER_ERROR", None)
 }

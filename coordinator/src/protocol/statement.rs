@@ -162,7 +162,7 @@ fn results(id: &str, slug: &str, base: &str, reply: PageReply) -> QueryResults {
         error: reply.error,
         warnings: Vec::new(),
         update_type: reply.update_type,
-        update_count: None,
+        update_count: reply.update_count.map(|c| c as i64),
     }
 }
 

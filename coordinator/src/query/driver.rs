@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use datafusion::prelude::SessionContext;
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,6 +17,7 @@ use tokio::sync::Notify;
 
 use crate::protocol::errors;
 use crate::protocol::{types, values};
+use crate::query::statements::{Prepared, StatementContext};
 
 /// Most rows in one page.
 const PAGE_ROWS: usize = 4096;
@@ -34,6 +36,7 @@ pub struct PageReply {
     pub elapsed_ms: u64,
     pub error: Option<QueryError>,
     pub update_type: Option<String>,
+    pub update_count: Option<u64>,
 }
 
 #[derive(Default)]
@@ -46,6 +49,8 @@ struct Buffer {
     error: Option<QueryError>,
     rows: u64,
     bytes: u64,
+    update_type: Option<String>,
+    update_count: Option<u64>,
 }
 
 /// One running (or finished) query's execution and buffered pages.
@@ -117,9 +122,9 @@ impl Driver {
     }
 
     /// Run `sql` to completion, filling the buffer.
-    pub async fn run(self: &Arc<Self>, context: SessionContext, sql: &str) -> Outcome {
+    pub async fn run(self: &Arc<Self>, statement: StatementContext, sql: &str) -> Outcome {
         let result = tokio::select! {
-            result = self.execute(context, sql) => result,
+            result = self.execute(statement, sql) => result,
             _ = self.cancel.cancelled() => Err(errors::cancelled()),
         };
         let outcome = self.with_buffer(|b| {
@@ -137,11 +142,29 @@ impl Driver {
         outcome
     }
 
-    async fn execute(&self, context: SessionContext, sql: &str) -> Result<(), QueryError> {
-        let frame = context
-            .sql(sql)
-            .await
-            .map_err(|e| errors::from_datafusion(&e, sql))?;
+    async fn execute(&self, statement: StatementContext, sql: &str) -> Result<(), QueryError> {
+        match statement.prepare(sql).await? {
+            Prepared::Query(frame) => self.stream(frame, sql).await,
+            Prepared::Update { update_type, rows } => {
+                let (column, value) = match rows {
+                    Some(rows) => (Field::new("rows", DataType::Int64, true), Value::from(rows)),
+                    None => (
+                        Field::new("result", DataType::Boolean, true),
+                        Value::Bool(true),
+                    ),
+                };
+                self.with_buffer(|b| {
+                    b.columns = Some(vec![types::column(&column)]);
+                    b.update_type = Some(update_type);
+                    b.update_count = rows;
+                });
+                self.push_page(vec![vec![value]]).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn stream(&self, frame: DataFrame, sql: &str) -> Result<(), QueryError> {
         let schema = frame.schema().as_arrow().clone();
         let columns: Vec<Column> = schema.fields().iter().map(|f| types::column(f)).collect();
         self.with_buffer(|b| b.columns = Some(columns));
@@ -228,7 +251,8 @@ impl Driver {
                 processed_rows: b.rows,
                 elapsed_ms,
                 error: b.error.clone(),
-                update_type: None,
+                update_type: b.update_type.clone(),
+                update_count: b.update_count,
             };
             if b.error.is_some() {
                 return Some(reply(Vec::new(), None, "FAILED", b));

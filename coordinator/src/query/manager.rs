@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
 use shoal_proto::client::QueryError;
 
@@ -15,6 +14,7 @@ use crate::protocol::session::ClientSession;
 use crate::query::driver::{Driver, PageReply};
 use crate::query::id::{random_token, QueryIds};
 use crate::query::record::{self, QueryRecord, QueryState};
+use crate::query::statements::StatementContext;
 use crate::registry::{self, Mode};
 
 /// Internal routes for pages and cancellation of queries whose driver is here.
@@ -112,11 +112,16 @@ impl Queries {
         record::put(&node.store, &record)
             .await
             .map_err(unavailable)?;
-        let context = session_context(session);
+        let statement = StatementContext {
+            store: node.store.clone(),
+            warehouse: node.config.warehouse_dir.clone(),
+            query_id: record.id.clone(),
+            session: session.clone(),
+        };
         let running = record.clone();
         let store = node.store.clone();
         tokio::spawn(async move {
-            let outcome = driver.run(context, &running.sql).await;
+            let outcome = driver.run(statement, &running.sql).await;
             let mut done = running;
             done.state = if outcome.error.is_some() {
                 QueryState::Failed
@@ -246,14 +251,4 @@ impl Queries {
         }
         Ok(record)
     }
-}
-
-/// A DataFusion session for one query: catalog `shoal`, the client's schema (default
-/// `default`).
-pub fn session_context(session: &ClientSession) -> SessionContext {
-    let schema = session.schema.clone().unwrap_or_else(|| "default".into());
-    let config = SessionConfig::new()
-        .with_default_catalog_and_schema("shoal", schema)
-        .with_information_schema(true);
-    SessionContext::new_with_config(config)
 }

@@ -5,3 +5,4 @@ pub mod driver;
 pub mod id;
 pub mod manager;
 pub mod record;
+pub mod statements;

@@ -1,0 +1,74 @@
+//! A query's view of the catalog for DataFusion: catalog `shoal` with every schema and table of
+//! one catalog snapshot, each table read from exactly the files of its resolved version.
+
+use std::sync::Arc;
+
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::TableProvider;
+use datafusion::error::Result;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::catalog::{CatalogSnapshot, TableFormat, TableRecord};
+
+pub const CATALOG: &str = "shoal";
+
+pub fn file_format(format: TableFormat, csv_header: bool) -> Arc<dyn FileFormat> {
+    match format {
+        TableFormat::Parquet => Arc::new(ParquetFormat::default()),
+        TableFormat::Csv => Arc::new(CsvFormat::default().with_has_header(csv_header)),
+    }
+}
+
+/// Listing options for a table's format.
+pub fn listing_options(format: TableFormat, csv_header: bool) -> ListingOptions {
+    ListingOptions::new(file_format(format, csv_header)).with_file_extension(format.extension())
+}
+
+fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
+    let urls: Vec<ListingTableUrl> = if table.managed {
+        table
+            .files
+            .iter()
+            .map(|f| ListingTableUrl::parse(&f.path))
+            .collect::<Result<_>>()?
+    } else {
+        vec![ListingTableUrl::parse(&table.location)?]
+    };
+    if urls.is_empty() {
+        return Ok(Arc::new(EmptyTable::new(table.schema_ref())));
+    }
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(listing_options(table.format, table.csv_header))
+        .with_schema(table.schema_ref());
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// A DataFusion session whose catalog `shoal` is `snapshot`, defaulting to `schema`.
+pub fn session(snapshot: &CatalogSnapshot, schema: &str) -> Result<SessionContext> {
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema(CATALOG, schema)
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(true);
+    let context = SessionContext::new_with_config(config);
+    let catalog = MemoryCatalogProvider::new();
+    for name in snapshot.schemas.keys() {
+        let provider = MemorySchemaProvider::new();
+        for ((table_schema, table_name), table) in &snapshot.tables {
+            if table_schema == name {
+                provider.register_table(table_name.clone(), table_provider(table)?)?;
+            }
+        }
+        catalog.register_schema(name, Arc::new(provider))?;
+    }
+    context.register_catalog(CATALOG, Arc::new(catalog));
+    Ok(context)
+}

@@ -1,0 +1,84 @@
+//! Writing query results as Parquet files under the warehouse directory on shared storage:
+//! each write goes to a directory of its own, so concurrent writers never collide, and its
+//! files become visible only when the new table version commits.
+
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::UInt64Type;
+use datafusion::common::Column;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::logical_expr::cast;
+use datafusion::prelude::{DataFrame, Expr};
+
+use crate::catalog::{DataFile, TableRecord};
+use crate::protocol::errors;
+use shoal_proto::client::QueryError;
+
+/// The directory of a managed table.
+pub fn table_dir(warehouse: &Path, schema: &str, table: &str) -> PathBuf {
+    warehouse.join(schema).join(table)
+}
+
+/// Shape `frame` to `table`'s columns: same count, cast by position, named like the table.
+pub fn conform(frame: DataFrame, table: &TableRecord) -> Result<DataFrame, QueryError> {
+    let source = frame.schema().clone();
+    let target = table.arrow_schema.fields();
+    if source.fields().len() != target.len() {
+        return Err(errors::user(format!(
+            "Insert query has {} columns, but table shoal.{}.{} has {}",
+            source.fields().len(),
+            table.schema,
+            table.name,
+            target.len()
+        )));
+    }
+    let expressions: Vec<Expr> = source
+        .iter()
+        .zip(target.iter())
+        .map(|((qualifier, field), target)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            cast(column, target.data_type().clone()).alias(target.name())
+        })
+        .collect();
+    frame
+        .select(expressions)
+        .map_err(|e| errors::from_datafusion(&e, ""))
+}
+
+/// Write `frame` as Parquet files into `dir` (created if needed); returns the files and rows.
+pub async fn write_parquet(
+    frame: DataFrame,
+    dir: &Path,
+) -> Result<(Vec<DataFile>, u64), QueryError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| errors::internal(&format!("cannot create {}: {e}", dir.display())))?;
+    let target = format!("{}/", dir.display());
+    let counts = frame
+        .write_parquet(&target, DataFrameWriteOptions::new(), None)
+        .await
+        .map_err(|e| errors::from_datafusion(&e, ""))?;
+    let mut rows = 0;
+    for batch in &counts {
+        if let Some(column) = batch.columns().first() {
+            if let Some(values) = column.as_primitive_opt::<UInt64Type>() {
+                rows += (0..values.len()).map(|i| values.value(i)).sum::<u64>();
+            }
+        }
+    }
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| errors::internal(&format!("cannot list {}: {e}", dir.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            files.push(DataFile {
+                path: path.display().to_string(),
+                bytes,
+            });
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((files, rows))
+}
