@@ -1,5 +1,6 @@
 //! The Python `trino` client (installed by the test command) against three coordinator
-//! processes: types, paging, errors, cancellation, and pages from every coordinator.
+//! processes: types, paging, errors, cancellation, pages from every coordinator, and the
+//! replicated catalog.
 
 use std::process::Command;
 use std::time::Duration;
@@ -26,7 +27,7 @@ fn python_trino_client_against_three_coordinators() {
         );
     }
     let urls: Vec<String> = (1..=3).map(|id| cluster.client_url(id)).collect();
-    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/python/test_protocol.py");
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/python");
     let output = Command::new("timeout")
         .args([
             "300",
@@ -39,6 +40,7 @@ fn python_trino_client_against_three_coordinators() {
             tests,
         ])
         .env("SHOAL_COORDINATORS", urls.join(","))
+        .env("SHOAL_WAREHOUSE", cluster.dir.path().join("warehouse"))
         .output()
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -57,7 +57,11 @@ pub fn session(snapshot: &CatalogSnapshot, schema: &str) -> Result<SessionContex
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, schema)
         .with_create_default_catalog_and_schema(false)
-        .with_information_schema(true);
+        .with_information_schema(true)
+        .set_bool(
+            "datafusion.execution.listing_table_ignore_subdirectory",
+            false,
+        );
     let context = SessionContext::new_with_config(config);
     let catalog = MemoryCatalogProvider::new();
     for name in snapshot.schemas.keys() {

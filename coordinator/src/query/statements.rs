@@ -143,15 +143,8 @@ impl StatementContext {
             let context = self.session_context().await?;
             return plan(&context, &rewritten).await.map(Prepared::Query);
         }
-        let mut statements =
-            DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| {
-                let text = e.to_string();
-                let location = errors::location_in(&text);
-                errors::syntax(
-                    text.trim_start_matches("sql parser error: ").to_string(),
-                    location,
-                )
-            })?;
+        let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+            .map_err(|e| errors::from_datafusion(&e, sql))?;
         if statements.len() != 1 {
             return Err(errors::syntax("expected exactly one statement", None));
         }
