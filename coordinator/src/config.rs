@@ -30,6 +30,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Where tables written by Shoal keep their Parquet files: shared storage every coordinator and worker mounts at the same path.",
     },
     KeySpec {
+        key: "query.max-history",
+        default: Some("1000"),
+        doc: "Finished queries kept in the replicated query history; the oldest are removed first.",
+    },
+    KeySpec {
         key: "node.internal-address",
         default: Some("127.0.0.1"),
         doc: "Host name or address other nodes and clients use to reach this node.",
@@ -111,6 +116,7 @@ pub struct CoordinatorConfig {
     pub cluster: String,
     pub data_dir: PathBuf,
     pub warehouse_dir: PathBuf,
+    pub max_query_history: usize,
     pub advertise_host: String,
     pub bind_address: String,
     pub client_port: u16,
@@ -154,6 +160,10 @@ impl CoordinatorConfig {
         }
         let data_dir = PathBuf::from(config.non_empty("node.data-dir")?);
         let warehouse_dir = PathBuf::from(config.non_empty("catalog.warehouse-dir")?);
+        let max_query_history = config.u64("query.max-history")?;
+        if max_query_history == 0 {
+            return Err(config.invalid("query.max-history", "must be 1 or more"));
+        }
         let secret = config.non_empty("internal-communication.shared-secret")?;
         let state_store = Self::load_state_store(etc)?;
         Ok(CoordinatorConfig {
@@ -168,6 +178,7 @@ impl CoordinatorConfig {
             } else {
                 base.join(warehouse_dir)
             },
+            max_query_history: max_query_history as usize,
             advertise_host: config.non_empty("node.internal-address")?,
             bind_address: config.non_empty("node.bind-address")?,
             client_port: config.u16("http-server.http.port")?,

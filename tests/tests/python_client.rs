@@ -41,6 +41,7 @@ fn python_trino_client_against_three_coordinators() {
         ])
         .env("SHOAL_COORDINATORS", urls.join(","))
         .env("SHOAL_WAREHOUSE", cluster.dir.path().join("warehouse"))
+        .env("SHOAL_SECRET", &cluster.secret)
         .output()
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&output.stdout);

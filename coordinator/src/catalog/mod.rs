@@ -4,6 +4,7 @@
 //! different coordinators never lose each other's files.
 
 pub mod provider;
+pub mod system;
 pub mod writer;
 
 use std::collections::BTreeMap;

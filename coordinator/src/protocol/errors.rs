@@ -75,6 +75,17 @@ pub fn internal(message: &str) -> QueryError {
     )
 }
 
+/// This coordinator is draining (backup mode): the client should use another one.
+pub fn draining(message: impl Into<String>) -> QueryError {
+    error(
+        message.into(),
+        65545,
+        "SERVER_SHUTTING_DOWN",
+        "INTERNAL_ERROR",
+        None,
+    )
+}
+
 pub fn unavailable(message: impl Into<String>) -> QueryError {
     error(
         message.into(),

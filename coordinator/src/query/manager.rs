@@ -25,8 +25,6 @@ pub mod paths {
 
 /// How long a page request waits for the page to be produced before answering "not yet".
 const PAGE_WAIT: Duration = Duration::from_secs(1);
-/// Finished queries kept in the store.
-const MAX_HISTORY: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageRequest {
@@ -79,7 +77,7 @@ impl Queries {
         .await
         .map_err(unavailable)?;
         if me.is_some_and(|r| r.mode == Mode::Backup) {
-            return Err(errors::unavailable(format!(
+            return Err(errors::draining(format!(
                 "coordinator {} is in backup mode and takes no new queries; send them to another coordinator",
                 node.id()
             )));
@@ -113,6 +111,7 @@ impl Queries {
             .await
             .map_err(unavailable)?;
         let statement = StatementContext {
+            node: node.clone(),
             store: node.store.clone(),
             warehouse: node.config.warehouse_dir.clone(),
             query_id: record.id.clone(),
@@ -120,6 +119,7 @@ impl Queries {
         };
         let running = record.clone();
         let store = node.store.clone();
+        let max_history = node.config.max_query_history;
         tokio::spawn(async move {
             let outcome = driver.run(statement, &running.sql).await;
             let mut done = running;
@@ -135,7 +135,7 @@ impl Queries {
             if let Err(e) = record::put(&store, &done).await {
                 tracing::warn!(query = %done.id, error = %e, "cannot record the end of a query");
             }
-            if let Err(e) = record::trim_history(&store, MAX_HISTORY).await {
+            if let Err(e) = record::trim_history(&store, max_history).await {
                 tracing::debug!(error = %e, "cannot trim query history");
             }
         });

@@ -3,6 +3,7 @@
 //! everything else is a DataFusion query over a snapshot of it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -16,9 +17,11 @@ use shoal_proto::client::QueryError;
 use shoal_state_store::StateStore;
 
 use crate::catalog::provider::{self, listing_options, CATALOG};
+use crate::catalog::system;
 use crate::catalog::writer::{conform, table_dir, write_parquet};
 use crate::catalog::{self, TableFormat, TableRecord, DEFAULT_SCHEMA};
 use crate::error::CoordinatorError;
+use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
 
@@ -36,6 +39,7 @@ pub enum Prepared {
 /// Everything a statement needs from its coordinator.
 #[derive(Clone)]
 pub struct StatementContext {
+    pub node: Arc<Coordinator>,
     pub store: StateStore,
     pub warehouse: PathBuf,
     pub query_id: String,
@@ -137,6 +141,14 @@ impl StatementContext {
             .map_err(|e| errors::from_datafusion(&e, ""))
     }
 
+    /// The session for a query: the user catalog, and `system` if the query may read it.
+    async fn query_context(&self, sql: &str) -> Result<SessionContext, QueryError> {
+        let context = self.session_context().await?;
+        system::register(&context, &self.node, sql)
+            .await
+            .map_err(|e| errors::from_datafusion(&e, sql))?;
+        Ok(context)
+    }
     /// Do (or plan) `sql`.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared, QueryError> {
         if let Some(rewritten) = show_statement(sql, &self.current_schema()) {
@@ -157,7 +169,7 @@ impl StatementContext {
                 "use CREATE TABLE ... WITH (format = ..., location = ...) to read existing files",
             )),
             _ => {
-                let context = self.session_context().await?;
+                let context = self.query_context(sql).await?;
                 plan(&context, sql).await.map(Prepared::Query)
             }
         }
@@ -258,7 +270,7 @@ impl StatementContext {
                 errors::not_supported("UPDATE, DELETE and MERGE are not supported"),
             ),
             _ => {
-                let context = self.session_context().await?;
+                let context = self.query_context(sql).await?;
                 plan(&context, sql).await.map(Prepared::Query)
             }
         }

@@ -1,0 +1,196 @@
+//! Catalog `system`, schema `runtime`: the cluster's state as tables, built from the state
+//! store when a query reads them: `queries` (the replicated query history), `nodes`, and
+//! `coordinators` (every coordinator's synchronisation status).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::prelude::SessionContext;
+use shoal_state_store::ReadConsistency;
+
+use crate::node::Coordinator;
+use crate::query::record;
+use crate::registry;
+use crate::sync_status;
+
+fn text(values: Vec<Option<String>>) -> ArrayRef {
+    Arc::new(StringArray::from(values))
+}
+
+fn long(values: Vec<Option<i64>>) -> ArrayRef {
+    Arc::new(Int64Array::from(values))
+}
+
+fn table(fields: Vec<(&str, DataType)>, columns: Vec<ArrayRef>) -> Result<Arc<MemTable>> {
+    let schema = Arc::new(Schema::new(
+        fields
+            .into_iter()
+            .map(|(name, kind)| Field::new(name, kind, true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+fn failed(e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::External(format!("cannot read the cluster state: {e}").into())
+}
+
+async fn queries(node: &Coordinator) -> Result<Arc<MemTable>> {
+    let records = record::list(&node.store).await.map_err(failed)?;
+    let millis = |v: Vec<Option<i64>>| -> ArrayRef {
+        Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC"))
+    };
+    table(
+        vec![
+            ("query_id", DataType::Utf8),
+            ("state", DataType::Utf8),
+            ("user", DataType::Utf8),
+            ("source", DataType::Utf8),
+            ("query", DataType::Utf8),
+            ("coordinator", DataType::Int64),
+            (
+                "created",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            ),
+            (
+                "end",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            ),
+            ("rows", DataType::Int64),
+            ("bytes", DataType::Int64),
+            ("error_code", DataType::Utf8),
+            ("error_message", DataType::Utf8),
+        ],
+        vec![
+            text(records.iter().map(|r| Some(r.id.clone())).collect()),
+            text(
+                records
+                    .iter()
+                    .map(|r| Some(r.state.as_str().to_string()))
+                    .collect(),
+            ),
+            text(records.iter().map(|r| Some(r.user.clone())).collect()),
+            text(records.iter().map(|r| r.source.clone()).collect()),
+            text(records.iter().map(|r| Some(r.sql.clone())).collect()),
+            long(records.iter().map(|r| Some(r.coordinator as i64)).collect()),
+            millis(records.iter().map(|r| Some(r.created_ms as i64)).collect()),
+            millis(
+                records
+                    .iter()
+                    .map(|r| r.ended_ms.map(|v| v as i64))
+                    .collect(),
+            ),
+            long(records.iter().map(|r| Some(r.rows as i64)).collect()),
+            long(records.iter().map(|r| Some(r.bytes as i64)).collect()),
+            text(
+                records
+                    .iter()
+                    .map(|r| r.error.as_ref().map(|e| e.error_name.clone()))
+                    .collect(),
+            ),
+            text(
+                records
+                    .iter()
+                    .map(|r| r.error.as_ref().map(|e| e.message.clone()))
+                    .collect(),
+            ),
+        ],
+    )
+}
+
+async fn nodes(node: &Coordinator) -> Result<Arc<MemTable>> {
+    let records = registry::list(&node.store, ReadConsistency::Local)
+        .await
+        .map_err(failed)?;
+    table(
+        vec![
+            ("node_id", DataType::Utf8),
+            ("http_uri", DataType::Utf8),
+            ("node_version", DataType::Utf8),
+            ("coordinator", DataType::Boolean),
+            ("state", DataType::Utf8),
+        ],
+        vec![
+            text(records.iter().map(|r| Some(r.id.to_string())).collect()),
+            text(records.iter().map(|r| Some(r.client_url.clone())).collect()),
+            text(
+                records
+                    .iter()
+                    .map(|_| Some(env!("CARGO_PKG_VERSION").to_string()))
+                    .collect(),
+            ),
+            Arc::new(BooleanArray::from(
+                records.iter().map(|_| Some(true)).collect::<Vec<_>>(),
+            )),
+            text(
+                records
+                    .iter()
+                    .map(|r| Some(r.mode.as_str().to_string()))
+                    .collect(),
+            ),
+        ],
+    )
+}
+
+async fn coordinators(node: &Coordinator) -> Result<Arc<MemTable>> {
+    let rows = sync_status::collect(node).await.map_err(failed)?;
+    table(
+        vec![
+            ("node_id", DataType::Int64),
+            ("client_url", DataType::Utf8),
+            ("raft_role", DataType::Utf8),
+            ("term", DataType::Int64),
+            ("matched_index", DataType::Int64),
+            ("lag", DataType::Int64),
+            ("summary_state", DataType::Utf8),
+            ("detail_state", DataType::Utf8),
+            ("last_contact", DataType::Utf8),
+            ("voter", DataType::Boolean),
+            ("mode", DataType::Utf8),
+        ],
+        vec![
+            long(rows.iter().map(|r| Some(r.node_id as i64)).collect()),
+            text(rows.iter().map(|r| r.client_url.clone()).collect()),
+            text(rows.iter().map(|r| Some(r.raft_role.clone())).collect()),
+            long(rows.iter().map(|r| r.term.map(|v| v as i64)).collect()),
+            long(
+                rows.iter()
+                    .map(|r| r.matched_index.map(|v| v as i64))
+                    .collect(),
+            ),
+            long(rows.iter().map(|r| r.lag.map(|v| v as i64)).collect()),
+            text(rows.iter().map(|r| Some(r.summary_state.clone())).collect()),
+            text(rows.iter().map(|r| Some(r.detail_state.clone())).collect()),
+            text(rows.iter().map(|r| r.last_contact.clone()).collect()),
+            Arc::new(BooleanArray::from(
+                rows.iter().map(|r| Some(r.voter)).collect::<Vec<_>>(),
+            )),
+            text(rows.iter().map(|r| r.mode.clone()).collect()),
+        ],
+    )
+}
+
+/// Register catalog `system` in `context` when `sql` may read it.
+pub async fn register(context: &SessionContext, node: &Coordinator, sql: &str) -> Result<()> {
+    if !sql.to_ascii_lowercase().contains("system") {
+        return Ok(());
+    }
+    let runtime = MemorySchemaProvider::new();
+    runtime.register_table("queries".into(), queries(node).await?)?;
+    runtime.register_table("nodes".into(), nodes(node).await?)?;
+    runtime.register_table("coordinators".into(), coordinators(node).await?)?;
+    let catalog = MemoryCatalogProvider::new();
+    catalog.register_schema("runtime", Arc::new(runtime))?;
+    context.register_catalog("system", Arc::new(catalog));
+    Ok(())
+}
