@@ -1,0 +1,142 @@
+//! A small blocking client of the Trino protocol for tests, spreading its requests over every
+//! coordinator: each statement goes to the next coordinator, and each `nextUri` is followed on
+//! the one after, so every page is fetched from a coordinator that did not take the query.
+
+use serde_json::Value;
+use shoal_proto::client::{Column, QueryResults};
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+/// A failed statement, shown as `ERROR_NAME: message` so `.slt` files can match either.
+#[derive(Debug, thiserror::Error)]
+pub enum TrinoError {
+    #[error("{name}: {message}")]
+    Query { name: String, message: String },
+    #[error("http: {0}")]
+    Http(String),
+}
+
+/// What a statement returned.
+#[derive(Debug, Default)]
+pub struct StatementResult {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Value>>,
+    pub update_type: Option<String>,
+    pub update_count: Option<i64>,
+}
+
+pub struct TrinoClient {
+    urls: Vec<String>,
+    next: usize,
+    user: String,
+    schema: Option<String>,
+}
+
+fn http(e: impl std::fmt::Display) -> TrinoError {
+    TrinoError::Http(e.to_string())
+}
+
+impl TrinoClient {
+    pub fn new(urls: Vec<String>, user: &str) -> Self {
+        TrinoClient {
+            urls,
+            next: 0,
+            user: user.to_string(),
+            schema: None,
+        }
+    }
+
+    fn next_url(&mut self) -> String {
+        let url = self.urls[self.next % self.urls.len()].clone();
+        self.next += 1;
+        url
+    }
+
+    /// Run `sql` to completion.
+    pub fn execute(&mut self, sql: &str) -> Result<StatementResult, TrinoError> {
+        let url = self.next_url();
+        let mut request =
+            ureq::post(format!("{url}/v1/statement")).header("X-Trino-User", &self.user);
+        if let Some(schema) = &self.schema {
+            request = request.header("X-Trino-Schema", schema);
+        }
+        let mut response = request.send(sql).map_err(http)?;
+        if let Some(schema) = response
+            .headers()
+            .get("X-Trino-Set-Schema")
+            .and_then(|v| v.to_str().ok())
+        {
+            self.schema = Some(schema.to_string());
+        }
+        let mut results: QueryResults = response.body_mut().read_json().map_err(http)?;
+        let mut out = StatementResult::default();
+        loop {
+            if let Some(error) = results.error {
+                return Err(TrinoError::Query {
+                    name: error.error_name,
+                    message: error.message,
+                });
+            }
+            if let Some(columns) = results.columns.take() {
+                out.columns = columns;
+            }
+            out.rows.extend(results.data.take().unwrap_or_default());
+            out.update_type = results.update_type.take().or(out.update_type);
+            out.update_count = results.update_count.or(out.update_count);
+            let Some(next) = results.next_uri.take() else {
+                return Ok(out);
+            };
+            let path = next.splitn(4, '/').nth(3).unwrap_or_default().to_string();
+            let base = self.next_url();
+            results = ureq::get(format!("{base}/{path}"))
+                .header("X-Trino-User", &self.user)
+                .call()
+                .map_err(http)?
+                .body_mut()
+                .read_json()
+                .map_err(http)?;
+        }
+    }
+}
+
+fn column_type(column: &Column) -> DefaultColumnType {
+    match column.type_signature.raw_type.as_str() {
+        "tinyint" | "smallint" | "integer" | "bigint" => DefaultColumnType::Integer,
+        "real" | "double" | "decimal" => DefaultColumnType::FloatingPoint,
+        _ => DefaultColumnType::Text,
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "NULL".into(),
+        Value::String(s) if s.is_empty() => "(empty)".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl sqllogictest::DB for TrinoClient {
+    type Error = TrinoError;
+    type ColumnType = DefaultColumnType;
+
+    fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, TrinoError> {
+        let result = self.execute(sql)?;
+        if result.update_type.is_some() {
+            return Ok(DBOutput::StatementComplete(
+                result.update_count.unwrap_or(0).max(0) as u64,
+            ));
+        }
+        Ok(DBOutput::Rows {
+            types: result.columns.iter().map(column_type).collect(),
+            rows: result
+                .rows
+                .iter()
+                .map(|row| row.iter().map(text).collect())
+                .collect(),
+        })
+    }
+
+    fn engine_name(&self) -> &str {
+        "shoal"
+    }
+}
