@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
@@ -149,8 +151,61 @@ impl StatementContext {
             .map_err(|e| errors::from_datafusion(&e, sql))?;
         Ok(context)
     }
+    /// `DESCRIBE t` and `SHOW COLUMNS FROM t`: Trino's columns (Column, Type, Extra, Comment)
+    /// with Trino's type names.
+    async fn describe(&self, table: &str) -> Result<Prepared, QueryError> {
+        let name: Vec<Ident> = table
+            .split('.')
+            .map(
+                |part| match part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+                    Some(quoted) => Ident::with_quote('"', quoted),
+                    None => Ident::new(part),
+                },
+            )
+            .collect();
+        let (schema, table) = self.table_name(&ObjectName::from(name))?;
+        let snapshot = catalog::snapshot(&self.store)
+            .await
+            .map_err(catalog_error)?;
+        let Some(record) = snapshot.tables.get(&(schema.clone(), table.clone())) else {
+            return Err(errors::not_found(
+                "TABLE_NOT_FOUND",
+                format!("Table 'shoal.{schema}.{table}' does not exist"),
+            ));
+        };
+        let fields = record.arrow_schema.fields();
+        let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+        let types: Vec<String> = fields
+            .iter()
+            .map(|f| {
+                crate::protocol::types::sql_name(&crate::protocol::types::signature(f.data_type()))
+            })
+            .collect();
+        let empty: Vec<String> = vec![String::new(); fields.len()];
+        let text = |values: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(values)) };
+        let schema = Arc::new(Schema::new(
+            ["Column", "Type", "Extra", "Comment"]
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
+        ));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![text(names), text(types), text(empty.clone()), text(empty)],
+        )
+        .map_err(|e| errors::internal(&e.to_string()))?;
+        let context = SessionContext::new();
+        context
+            .read_batch(batch)
+            .map(Prepared::Query)
+            .map_err(|e| errors::from_datafusion(&e, ""))
+    }
+
     /// Do (or plan) `sql`.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared, QueryError> {
+        if let Some(table) = describe_target(sql) {
+            return self.describe(&table).await;
+        }
         if let Some(rewritten) = show_statement(sql, &self.current_schema()) {
             let context = self.session_context().await?;
             return plan(&context, &rewritten).await.map(Prepared::Query);
@@ -545,6 +600,18 @@ impl TableOptions {
             }
         }
         Ok(out)
+    }
+}
+
+/// The table of `DESCRIBE t` or `SHOW COLUMNS FROM t`.
+fn describe_target(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match lower.as_slice() {
+        ["describe" | "desc", _] => Some(words[1].to_string()),
+        ["show", "columns", "from" | "in", _] => Some(words[3].to_string()),
+        _ => None,
     }
 }
 
