@@ -35,6 +35,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Finished queries kept in the replicated query history; the oldest are removed first.",
     },
     KeySpec {
+        key: "query.client.timeout",
+        default: Some("5m"),
+        doc: "A query whose client has not asked for results for this long is abandoned: cancelled and its results released.",
+    },
+    KeySpec {
         key: "node.internal-address",
         default: Some("127.0.0.1"),
         doc: "Host name or address other nodes and clients use to reach this node.",
@@ -117,6 +122,7 @@ pub struct CoordinatorConfig {
     pub data_dir: PathBuf,
     pub warehouse_dir: PathBuf,
     pub max_query_history: usize,
+    pub query_client_timeout: Duration,
     pub advertise_host: String,
     pub bind_address: String,
     pub client_port: u16,
@@ -179,6 +185,7 @@ impl CoordinatorConfig {
                 base.join(warehouse_dir)
             },
             max_query_history: max_query_history as usize,
+            query_client_timeout: config.duration("query.client.timeout")?,
             advertise_host: config.non_empty("node.internal-address")?,
             bind_address: config.non_empty("node.bind-address")?,
             client_port: config.u16("http-server.http.port")?,

@@ -77,6 +77,7 @@ pub async fn run(
         heartbeat: 0,
     };
     let publisher = SeedPublisher::start(seed_store.clone(), seed)?;
+    let reaper = tokio::spawn(reap_abandoned_queries(node.clone(), stopped.clone()));
     let formation = tokio::spawn(formation::run(
         node.clone(),
         SeedWatcher::new(seed_store),
@@ -89,6 +90,7 @@ pub async fn run(
     publisher.stop().await;
     let _ = stop.send(true);
     let _ = formation.await;
+    let _ = reaper.await;
     for server in [internal_server, client_server] {
         if tokio::time::timeout(SERVER_DRAIN, server).await.is_err() {
             tracing::warn!("a listener did not drain in time");
@@ -97,6 +99,20 @@ pub async fn run(
     node.store.shutdown().await?;
     tracing::info!(node_id = config.node_id, "coordinator stopped");
     Ok(())
+}
+
+/// Queries whose client stopped reading for `query.client.timeout` are cancelled.
+async fn reap_abandoned_queries(node: std::sync::Arc<Coordinator>, stopped: watch::Receiver<bool>) {
+    let timeout = node.config.query_client_timeout;
+    let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let stop = wait_for(stopped);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(every) => node.queries.reap_abandoned(timeout),
+        }
+    }
 }
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {

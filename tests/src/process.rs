@@ -69,6 +69,8 @@ pub struct ProcessCluster {
     pub dir: tempfile::TempDir,
     pub secret: String,
     pub bootstrap_expect: u64,
+    /// Lines added to every coordinator's config.properties.
+    pub extra_config: String,
     pub coordinators: BTreeMap<u64, CoordinatorProcess>,
 }
 
@@ -81,6 +83,7 @@ impl ProcessCluster {
                 .expect("tempdir"),
             secret: "process-test-secret".into(),
             bootstrap_expect,
+            extra_config: String::new(),
             coordinators: BTreeMap::new(),
         }
     }
@@ -102,10 +105,11 @@ impl ProcessCluster {
                     format!(
                         "node.id={id}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address=127.0.0.1\n\
                          http-server.http.port={client}\ninternal-communication.http.port={internal}\n\
-                         internal-communication.shared-secret={}\ncatalog.warehouse-dir={}\n",
+                         internal-communication.shared-secret={}\ncatalog.warehouse-dir={}\n{}",
                         node_dir.join("data").display(),
                         self.secret,
-                        self.dir.path().join("warehouse").display()
+                        self.dir.path().join("warehouse").display(),
+                        self.extra_config
                     ),
                 ),
                 (

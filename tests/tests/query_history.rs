@@ -92,3 +92,72 @@ fn history_survives_a_dead_coordinator_and_a_full_restart() {
         .expect("table after restart");
     assert_eq!(kept.rows, vec![vec![Value::from(7)]]);
 }
+
+#[test]
+fn history_is_bounded_and_abandoned_queries_are_released() {
+    let mut cluster = ProcessCluster::new(1);
+    cluster.extra_config = "query.max-history=3\nquery.client.timeout=1s\n".into();
+    cluster.start(1);
+    wait_for(Duration::from_secs(30), "coordinator joins", || {
+        cluster.joined_state(1)
+    });
+    let url = cluster.client_url(1);
+
+    // A client that reads one page and goes away: its query is abandoned and released.
+    let first: Value = ureq_post(
+        &url,
+        "SELECT value FROM generate_series(1, 100000000) AS t(value)",
+    );
+    let id = first["id"].as_str().expect("id").to_string();
+    let next = first["nextUri"].as_str().expect("nextUri").to_string();
+    let page: Value = ureq_get(&next);
+    assert_eq!(page["stats"]["state"], "RUNNING");
+    let info = wait_for(Duration::from_secs(20), "the abandoned query fails", || {
+        let info = ureq_get(&format!("{url}/v1/query/{id}"));
+        (info["state"] == "FAILED").then_some(info)
+    });
+    assert_eq!(info["errorCode"]["name"], "ABANDONED_QUERY", "{info}");
+
+    let mut client = TrinoClient::new(vec![url.clone()], "bounded");
+    for i in 0..6 {
+        client.execute(&format!("SELECT {i}")).expect("query");
+    }
+    let finished = client
+        .execute(
+            "SELECT query FROM system.runtime.queries WHERE state <> 'RUNNING' ORDER BY created",
+        )
+        .expect("history");
+    let kept: Vec<String> = finished
+        .rows
+        .iter()
+        .map(|r| r[0].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        kept.len() <= 3,
+        "at most query.max-history finished queries are kept: {kept:?}"
+    );
+    assert_eq!(
+        kept.last().map(String::as_str),
+        Some("SELECT 5"),
+        "the newest are kept: {kept:?}"
+    );
+}
+
+fn ureq_post(url: &str, sql: &str) -> Value {
+    ureq::post(format!("{url}/v1/statement"))
+        .header("X-Trino-User", "gone")
+        .send(sql)
+        .expect("post")
+        .body_mut()
+        .read_json()
+        .expect("json")
+}
+
+fn ureq_get(url: &str) -> Value {
+    ureq::get(url)
+        .call()
+        .expect("get")
+        .body_mut()
+        .read_json()
+        .expect("json")
+}

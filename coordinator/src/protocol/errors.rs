@@ -41,6 +41,16 @@ pub fn cancelled() -> QueryError {
     )
 }
 
+pub fn abandoned() -> QueryError {
+    error(
+        "Query was abandoned: its client stopped asking for results".into(),
+        2,
+        "ABANDONED_QUERY",
+        "USER_ERROR",
+        None,
+    )
+}
+
 pub fn not_found(name: &str, message: impl Into<String>) -> QueryError {
     let code = match name {
         "TABLE_NOT_FOUND" => 46,

@@ -58,7 +58,10 @@ pub struct Driver {
     buffer: Mutex<Buffer>,
     changed: Notify,
     started: Instant,
+    /// Milliseconds after `started` of the last page request.
+    last_access_ms: std::sync::atomic::AtomicU64,
     cancel: tokio_util_like::CancelFlag,
+    stop_reason: Mutex<Option<QueryError>>,
 }
 
 mod tokio_util_like {
@@ -109,7 +112,9 @@ impl Driver {
             buffer: Mutex::new(Buffer::default()),
             changed: Notify::new(),
             started: Instant::now(),
+            last_access_ms: std::sync::atomic::AtomicU64::new(0),
             cancel: Default::default(),
+            stop_reason: Mutex::new(None),
         })
     }
 
@@ -125,7 +130,7 @@ impl Driver {
     pub async fn run(self: &Arc<Self>, statement: StatementContext, sql: &str) -> Outcome {
         let result = tokio::select! {
             result = self.execute(statement, sql) => result,
-            _ = self.cancel.cancelled() => Err(errors::cancelled()),
+            _ = self.cancel.cancelled() => Err(self.stop_reason()),
         };
         let outcome = self.with_buffer(|b| {
             match result {
@@ -216,13 +221,47 @@ impl Driver {
     }
 
     pub fn cancel(&self) {
+        self.stop(errors::cancelled());
+    }
+
+    /// Stop because no client asked for results for too long.
+    pub fn abandon(&self) {
+        self.stop(errors::abandoned());
+    }
+
+    fn stop(&self, reason: QueryError) {
+        if let Ok(mut slot) = self.stop_reason.lock() {
+            slot.get_or_insert(reason);
+        }
         self.cancel.cancel();
         self.changed.notify_waiters();
     }
 
+    fn stop_reason(&self) -> QueryError {
+        self.stop_reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(errors::cancelled)
+    }
+
     /// The page for `token`, waiting up to `wait` for it to be produced. Asking for `token`
     /// releases every earlier page.
+    /// How long no client has asked for a page.
+    pub fn idle(&self) -> Duration {
+        let last = self
+            .last_access_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
+        self.started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
+
     pub async fn page(&self, token: u64, wait: Duration) -> PageReply {
+        self.last_access_ms.store(
+            self.started.elapsed().as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.changed.notified();

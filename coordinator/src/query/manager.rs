@@ -200,6 +200,23 @@ impl Queries {
         Ok(reply)
     }
 
+    /// Cancel and forget queries no client has read from for `max_idle` (abandoned).
+    pub fn reap_abandoned(&self, max_idle: Duration) {
+        let abandoned: Vec<(String, Arc<Driver>)> = match self.drivers.lock() {
+            Ok(drivers) => drivers
+                .iter()
+                .filter(|(_, d)| d.idle() > max_idle)
+                .map(|(id, d)| (id.clone(), d.clone()))
+                .collect(),
+            Err(_) => return,
+        };
+        for (id, driver) in abandoned {
+            tracing::info!(query = %id, "abandoned by its client; releasing its results");
+            driver.abandon();
+            self.forget(&id);
+        }
+    }
+
     pub fn cancel_local(&self, id: &str) -> bool {
         match self.driver(id) {
             Some(driver) => {
