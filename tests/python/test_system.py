@@ -65,3 +65,10 @@ def test_a_coordinator_in_backup_takes_no_new_queries():
     finally:
         requests.post(admin, json={"state": "active"}, headers=headers)
     assert run(1, "SELECT 3") == [[3]]
+
+
+def test_the_system_catalog_can_be_the_session_default():
+    host, port = URLS[0].removeprefix("http://").split(":")
+    cur = trino.dbapi.connect(host=host, port=int(port), user="erin", catalog="system", schema="runtime").cursor()
+    cur.execute("SELECT count(*) FROM nodes")
+    assert cur.fetchall() == [[len(URLS)]]

@@ -52,10 +52,10 @@ fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
     Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
-/// A DataFusion session whose catalog `shoal` is `snapshot`, defaulting to `schema`.
-pub fn session(snapshot: &CatalogSnapshot, schema: &str) -> Result<SessionContext> {
+/// A DataFusion session whose catalog `shoal` is `snapshot`, defaulting to `catalog.schema`.
+pub fn session(snapshot: &CatalogSnapshot, catalog: &str, schema: &str) -> Result<SessionContext> {
     let config = SessionConfig::new()
-        .with_default_catalog_and_schema(CATALOG, schema)
+        .with_default_catalog_and_schema(catalog, schema)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
         .set_bool(

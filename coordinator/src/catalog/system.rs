@@ -180,9 +180,15 @@ async fn coordinators(node: &Coordinator) -> Result<Arc<MemTable>> {
     )
 }
 
-/// Register catalog `system` in `context` when `sql` may read it.
-pub async fn register(context: &SessionContext, node: &Coordinator, sql: &str) -> Result<()> {
-    if !sql.to_ascii_lowercase().contains("system") {
+/// Register catalog `system` in `context` when `sql` may read it (it names `system`, or the
+/// session's catalog is `system`).
+pub async fn register(
+    context: &SessionContext,
+    node: &Coordinator,
+    sql: &str,
+    session_catalog: &str,
+) -> Result<()> {
+    if session_catalog != "system" && !sql.to_ascii_lowercase().contains("system") {
         return Ok(());
     }
     let runtime = MemorySchemaProvider::new();

@@ -93,7 +93,22 @@ fn parts(name: &ObjectName) -> Vec<String> {
 }
 
 impl StatementContext {
+    /// The session's catalog: `shoal` unless the client chose `system`.
+    fn current_catalog(&self) -> String {
+        match self.session.catalog.as_deref() {
+            Some("system") => "system".into(),
+            _ => CATALOG.into(),
+        }
+    }
+
     fn current_schema(&self) -> String {
+        if self.current_catalog() == "system" {
+            return self
+                .session
+                .schema
+                .clone()
+                .unwrap_or_else(|| "runtime".into());
+        }
         self.session
             .schema
             .clone()
@@ -139,14 +154,14 @@ impl StatementContext {
         let snapshot = catalog::snapshot(&self.store)
             .await
             .map_err(catalog_error)?;
-        provider::session(&snapshot, &self.current_schema())
+        provider::session(&snapshot, &self.current_catalog(), &self.current_schema())
             .map_err(|e| errors::from_datafusion(&e, ""))
     }
 
     /// The session for a query: the user catalog, and `system` if the query may read it.
     async fn query_context(&self, sql: &str) -> Result<SessionContext, QueryError> {
         let context = self.session_context().await?;
-        system::register(&context, &self.node, sql)
+        system::register(&context, &self.node, sql, &self.current_catalog())
             .await
             .map_err(|e| errors::from_datafusion(&e, sql))?;
         Ok(context)
@@ -475,7 +490,7 @@ impl StatementContext {
                 "table shoal.{schema}.{table} reads existing files and cannot be written"
             )));
         }
-        let context = provider::session(&snapshot, &self.current_schema())
+        let context = provider::session(&snapshot, &self.current_catalog(), &self.current_schema())
             .map_err(|e| errors::from_datafusion(&e, ""))?;
         let frame = conform(plan(&context, query).await?, &record)?;
         let rows = self.write_and_commit(&record, frame).await?;
