@@ -5,4 +5,6 @@ pub mod driver;
 pub mod id;
 pub mod manager;
 pub mod record;
+pub mod show;
 pub mod statements;
+pub mod table_options;

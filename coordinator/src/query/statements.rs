@@ -11,8 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    CreateTableOptions, Expr, Ident, ObjectName, ObjectNamePart, ObjectType, SchemaName, SqlOption,
-    Statement, TableObject, Value,
+    Ident, ObjectName, ObjectNamePart, ObjectType, SchemaName, Statement, TableObject,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use shoal_proto::client::QueryError;
@@ -26,6 +25,8 @@ use crate::error::CoordinatorError;
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
+use crate::query::show::{describe_target, show_statement};
+use crate::query::table_options::TableOptions;
 
 /// What a statement amounts to.
 pub enum Prepared {
@@ -74,7 +75,7 @@ fn catalog_error(e: CoordinatorError) -> QueryError {
     }
 }
 
-fn name_of(ident: &Ident) -> String {
+pub(crate) fn name_of(ident: &Ident) -> String {
     if ident.quote_style.is_some() {
         ident.value.clone()
     } else {
@@ -556,100 +557,4 @@ async fn infer_schema(
         )));
     }
     Ok(nullable(&schema))
-}
-
-/// `WITH (format = 'PARQUET' | 'CSV', location = '...', header = true)`.
-#[derive(Debug, Default)]
-struct TableOptions {
-    format: Option<TableFormat>,
-    location: Option<String>,
-    csv_header: bool,
-}
-
-impl TableOptions {
-    fn from(options: &CreateTableOptions) -> Result<Self, QueryError> {
-        let list = match options {
-            CreateTableOptions::None => {
-                return Ok(TableOptions {
-                    csv_header: true,
-                    ..Default::default()
-                })
-            }
-            CreateTableOptions::With(list) => list,
-            _ => {
-                return Err(errors::not_supported(
-                    "only WITH (...) table properties are supported",
-                ))
-            }
-        };
-        let mut out = TableOptions {
-            csv_header: true,
-            ..Default::default()
-        };
-        for option in list {
-            let SqlOption::KeyValue { key, value } = option else {
-                return Err(errors::syntax(
-                    format!("expected key = value, found {option}"),
-                    None,
-                ));
-            };
-            let text = match value {
-                Expr::Value(v) => match &v.value {
-                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
-                    Value::Boolean(b) => b.to_string(),
-                    other => other.to_string(),
-                },
-                other => other.to_string(),
-            };
-            match name_of(key).as_str() {
-                "format" => {
-                    out.format = Some(TableFormat::parse(&text).ok_or_else(|| {
-                        errors::user(format!("unknown format {text:?}; use PARQUET or CSV"))
-                    })?)
-                }
-                "location" | "external_location" => out.location = Some(text),
-                "header" | "skip_header_line_count" => {
-                    out.csv_header = text == "true" || text == "1"
-                }
-                other => return Err(errors::user(format!("unknown table property {other:?}"))),
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The table of `DESCRIBE t` or `SHOW COLUMNS FROM t`.
-fn describe_target(sql: &str) -> Option<String> {
-    let words: Vec<&str> = sql.split_whitespace().collect();
-    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
-    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
-    match lower.as_slice() {
-        ["describe" | "desc", _] => Some(words[1].to_string()),
-        ["show", "columns", "from" | "in", _] => Some(words[3].to_string()),
-        _ => None,
-    }
-}
-
-/// `SHOW SCHEMAS [FROM shoal]` and `SHOW TABLES [FROM schema]`, in Trino's shape.
-fn show_statement(sql: &str, current_schema: &str) -> Option<String> {
-    let words: Vec<String> = sql.split_whitespace().map(|w| w.to_lowercase()).collect();
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let quote = |s: &str| s.trim_matches('"').replace('\'', "''");
-    match words.as_slice() {
-        ["show", "schemas"] | ["show", "schemas", "from" | "in", "shoal"] => Some(
-            "SELECT schema_name AS \"Schema\" FROM information_schema.schemata WHERE catalog_name = 'shoal' ORDER BY 1".into(),
-        ),
-        ["show", "tables"] => Some(format!(
-            "SELECT table_name AS \"Table\" FROM information_schema.tables WHERE table_catalog = 'shoal' AND table_schema = '{}' ORDER BY 1",
-            quote(current_schema)
-        )),
-        ["show", "tables", "from" | "in", schema] => {
-            let schema = schema.strip_prefix("shoal.").unwrap_or(schema);
-            Some(format!(
-                "SELECT table_name AS \"Table\" FROM information_schema.tables WHERE table_catalog = 'shoal' AND table_schema = '{}' ORDER BY 1",
-                quote(schema)
-            ))
-        }
-        _ => None,
-    }
 }
