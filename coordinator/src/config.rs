@@ -132,6 +132,15 @@ pub struct CoordinatorConfig {
     pub seed_store: SeedStoreConfig,
 }
 
+/// `path` as given if absolute, else relative to `base`.
+fn resolve(base: &Path, path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    }
+}
+
 impl CoordinatorConfig {
     /// Read the coordinator's configuration from the etc directory `etc`.
     pub fn load(etc: &Path) -> Result<Self, ConfigError> {
@@ -174,16 +183,8 @@ impl CoordinatorConfig {
         let state_store = Self::load_state_store(etc)?;
         Ok(CoordinatorConfig {
             node_id,
-            data_dir: if data_dir.is_absolute() {
-                data_dir
-            } else {
-                base.join(data_dir)
-            },
-            warehouse_dir: if warehouse_dir.is_absolute() {
-                warehouse_dir
-            } else {
-                base.join(warehouse_dir)
-            },
+            data_dir: resolve(&base, data_dir),
+            warehouse_dir: resolve(&base, warehouse_dir),
             max_query_history: max_query_history as usize,
             query_client_timeout: config.duration("query.client.timeout")?,
             advertise_host: config.non_empty("node.internal-address")?,

@@ -165,6 +165,25 @@ impl ProcessCluster {
         coordinator.child = Some(child);
     }
 
+    /// Start coordinators 1..=`count` and wait until every one has joined the cluster.
+    pub fn start_joined(&mut self, count: u64) {
+        for id in 1..=count {
+            self.start(id);
+        }
+        for id in 1..=count {
+            crate::wait_for(
+                Duration::from_secs(30),
+                &format!("coordinator {id} joins"),
+                || self.joined_state(id),
+            );
+        }
+    }
+
+    /// The client URLs of coordinators 1..=`count`.
+    pub fn client_urls(&self, count: u64) -> Vec<String> {
+        (1..=count).map(|id| self.client_url(id)).collect()
+    }
+
     /// `kill -9`.
     pub fn kill(&mut self, id: u64) {
         if let Some(mut child) = self.coordinators.get_mut(&id).and_then(|c| c.child.take()) {

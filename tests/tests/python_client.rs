@@ -3,10 +3,8 @@
 //! replicated catalog.
 
 use std::process::Command;
-use std::time::Duration;
 
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::wait_for;
 
 #[test]
 fn python_trino_client_against_three_coordinators() {
@@ -16,17 +14,8 @@ fn python_trino_client_against_three_coordinators() {
         .is_ok_and(|s| s.success());
     assert!(available, "python3 with trino, pytest and requests is needed: run scripts/test.sh, which installs them");
     let mut cluster = ProcessCluster::new(3);
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    for id in 1..=3 {
-        wait_for(
-            Duration::from_secs(30),
-            &format!("coordinator {id} joins"),
-            || cluster.joined_state(id),
-        );
-    }
-    let urls: Vec<String> = (1..=3).map(|id| cluster.client_url(id)).collect();
+    cluster.start_joined(3);
+    let urls = cluster.client_urls(3);
     let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/python");
     let output = Command::new("timeout")
         .args([

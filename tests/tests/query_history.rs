@@ -23,16 +23,7 @@ fn state_of(client: &mut TrinoClient, query_id: &str) -> Option<String> {
 #[test]
 fn history_survives_a_dead_coordinator_and_a_full_restart() {
     let mut cluster = ProcessCluster::new(3);
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    for id in 1..=3 {
-        wait_for(
-            Duration::from_secs(30),
-            &format!("coordinator {id} joins"),
-            || cluster.joined_state(id),
-        );
-    }
+    cluster.start_joined(3);
     let mut on_first = TrinoClient::new(vec![cluster.client_url(1)], "history");
     on_first
         .execute("CREATE TABLE kept AS SELECT 7 AS x")

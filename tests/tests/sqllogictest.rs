@@ -1,26 +1,14 @@
 //! The `.slt` files under `tests/slt/` run through the Trino protocol against three
 //! coordinator processes, every statement on the next coordinator and every page from another.
 
-use std::time::Duration;
-
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::trino::TrinoClient;
-use shoal_tests::wait_for;
 
 #[test]
 fn sqllogictest_files_pass_against_three_coordinators() {
     let mut cluster = ProcessCluster::new(3);
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    for id in 1..=3 {
-        wait_for(
-            Duration::from_secs(30),
-            &format!("coordinator {id} joins"),
-            || cluster.joined_state(id),
-        );
-    }
-    let urls: Vec<String> = (1..=3).map(|id| cluster.client_url(id)).collect();
+    cluster.start_joined(3);
+    let urls = cluster.client_urls(3);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("slt directory")
