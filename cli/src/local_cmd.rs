@@ -17,6 +17,9 @@ pub struct LocalArgs {
     /// How many coordinators to start.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     coordinators: u64,
+    /// How many workers to start.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=16))]
+    workers: u64,
     /// Directory for every node's files and the seed directory (default: a temporary one,
     /// removed at exit).
     #[arg(long)]
@@ -30,8 +33,8 @@ pub struct LocalArgs {
 #[derive(Debug, Serialize)]
 struct NodeEntry {
     role: &'static str,
-    id: u64,
-    client_url: String,
+    id: serde_json::Value,
+    client_url: Option<String>,
     internal_url: String,
     pid: u32,
     log: String,
@@ -79,13 +82,23 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
             &secret,
         )?);
     }
+    for index in 1..=args.workers {
+        nodes.push(start_worker(
+            &data_dir,
+            &format!("worker-{index}"),
+            &secret,
+        )?);
+    }
     write_cluster_file(&data_dir, &nodes)?;
     println!("shoal local: data directory {}", data_dir.display());
     match wait_ready(&nodes, Duration::from_secs(60)).await {
         Ok(()) => {
-            println!("shoal local: {} coordinators ready", nodes.len());
+            println!("shoal local: {} coordinators ready", args.coordinators);
             for node in &nodes {
-                println!("  coordinator {}  {}", node.entry.id, node.entry.client_url);
+                match &node.entry.client_url {
+                    Some(url) => println!("  coordinator {}  {url}", node.entry.id),
+                    None => println!("  worker {}  {}", node.entry.id, node.entry.internal_url),
+                }
             }
         }
         Err(e) => eprintln!("shoal local: {e:#}"),
@@ -183,8 +196,8 @@ fn start_coordinator(data_dir: &Path, id: u64, expect: u64, secret: &str) -> any
     Ok(Node {
         entry: NodeEntry {
             role: "coordinator",
-            id,
-            client_url: format!("http://127.0.0.1:{}", ports.0),
+            id: serde_json::Value::from(id),
+            client_url: Some(format!("http://127.0.0.1:{}", ports.0)),
             internal_url: format!("http://127.0.0.1:{}", ports.1),
             pid: child.id(),
             log: log_path.display().to_string(),
@@ -200,7 +213,7 @@ fn write_cluster_file(data_dir: &Path, nodes: &[Node]) -> anyhow::Result<()> {
             .iter()
             .map(|n| NodeEntry {
                 role: n.entry.role,
-                id: n.entry.id,
+                id: n.entry.id.clone(),
                 client_url: n.entry.client_url.clone(),
                 internal_url: n.entry.internal_url.clone(),
                 pid: n.entry.pid,
@@ -219,7 +232,10 @@ fn write_cluster_file(data_dir: &Path, nodes: &[Node]) -> anyhow::Result<()> {
 async fn wait_ready(nodes: &[Node], timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     for node in nodes {
-        let client = AdminClient::new(&node.entry.client_url, None);
+        let Some(url) = &node.entry.client_url else {
+            continue;
+        };
+        let client = AdminClient::new(url, None);
         loop {
             let info = client.get::<serde_json::Value>("/v1/info").await;
             if matches!(&info, Ok(v) if v["starting"] == false) {
@@ -284,4 +300,61 @@ async fn stop_all(nodes: &mut [Node]) {
         }
         let _ = node.child.wait();
     }
+}
+
+fn start_worker(data_dir: &Path, name: &str, secret: &str) -> anyhow::Result<Node> {
+    let node_dir = data_dir.join(name);
+    let etc = node_dir.join("etc");
+    let port = if etc.join("config.properties").is_file() {
+        shoal_worker::WorkerConfig::load(&etc)
+            .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?
+            .internal_port
+    } else {
+        let port = free_port()?;
+        std::fs::create_dir_all(etc.join("filesystem"))?;
+        std::fs::write(
+            etc.join("config.properties"),
+            format!(
+                "node.id={name}\nnode.environment=local\nnode.data-dir={}\nnode.internal-address=127.0.0.1\n\
+                 node.bind-address=127.0.0.1\ninternal-communication.http.port={port}\n\
+                 internal-communication.shared-secret={secret}\n",
+                node_dir.join("data").display()
+            ),
+        )?;
+        std::fs::write(
+            etc.join("seed-store.properties"),
+            format!(
+                "seed-store.filesystem.seed-dir={}\n",
+                data_dir.join("seeds").display()
+            ),
+        )?;
+        std::fs::write(
+            etc.join("filesystem").join("local.properties"),
+            "fs.client.type=local\n",
+        )?;
+        port
+    };
+    let log_path = node_dir.join("worker.log");
+    let log = std::fs::File::create(&log_path)?;
+    let child = Command::new(std::env::current_exe()?)
+        .arg("worker")
+        .arg("--etc")
+        .arg(&etc)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("cannot start a worker")?;
+    Ok(Node {
+        entry: NodeEntry {
+            role: "worker",
+            id: serde_json::Value::from(name),
+            client_url: None,
+            internal_url: format!("http://127.0.0.1:{port}"),
+            pid: child.id(),
+            log: log_path.display().to_string(),
+        },
+        child,
+        exited: false,
+    })
 }

@@ -7,6 +7,7 @@ mod local_cmd;
 mod logging;
 mod signals;
 mod store_cmd;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run a coordinator.
     Coordinator(coordinator_cmd::CoordinatorArgs),
+    /// Run a worker.
+    Worker(worker_cmd::WorkerArgs),
     /// Start a whole cluster on this machine as child processes.
     Local(local_cmd::LocalArgs),
     /// See and steer the high-availability state of a running cluster.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     logging::init_logging(json_logs);
     let result = match cli.command {
         Command::Coordinator(args) => coordinator_cmd::run(args),
+        Command::Worker(args) => worker_cmd::run(args),
         Command::Local(args) => local_cmd::run(args),
         Command::Haadmin(args) => haadmin_cmd::run(args),
         Command::Store(command) => store_cmd::run(command).map_err(Failure::runtime),

@@ -40,6 +40,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "A query whose client has not asked for results for this long is abandoned: cancelled and its results released.",
     },
     KeySpec {
+        key: "worker.timeout",
+        default: Some("5s"),
+        doc: "A worker not heard from for this long is taken as dead and gets no new work.",
+    },
+    KeySpec {
         key: "node.internal-address",
         default: Some("127.0.0.1"),
         doc: "Host name or address other nodes and clients use to reach this node.",
@@ -123,6 +128,7 @@ pub struct CoordinatorConfig {
     pub warehouse_dir: PathBuf,
     pub max_query_history: usize,
     pub query_client_timeout: Duration,
+    pub worker_timeout: Duration,
     pub advertise_host: String,
     pub bind_address: String,
     pub client_port: u16,
@@ -187,6 +193,7 @@ impl CoordinatorConfig {
             warehouse_dir: resolve(&base, warehouse_dir),
             max_query_history: max_query_history as usize,
             query_client_timeout: config.duration("query.client.timeout")?,
+            worker_timeout: config.duration("worker.timeout")?,
             advertise_host: config.non_empty("node.internal-address")?,
             bind_address: config.non_empty("node.bind-address")?,
             client_port: config.u16("http-server.http.port")?,

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use shoal_state_store::server::{answer, decode, failure, require_secret};
 
+use shoal_proto::cluster::{WorkerHeartbeat, WORKER_HEARTBEAT_PATH};
 use shoal_proto::{ErrorCode, ServiceError};
 
 use crate::node::{paths, Coordinator, JoinRequest};
@@ -22,6 +23,7 @@ pub fn router(node: Arc<Coordinator>) -> Router {
         .route(paths::JOIN, post(join))
         .route(query_paths::PAGE, post(query_page))
         .route(query_paths::CANCEL, post(query_cancel))
+        .route(WORKER_HEARTBEAT_PATH, post(worker_heartbeat))
         .layer(axum::middleware::from_fn_with_state(
             node.config.secret.clone(),
             require_secret,
@@ -68,4 +70,12 @@ async fn query_cancel(State(node): State<Arc<Coordinator>>, body: Bytes) -> Resp
         Err(e) => return failure(&e),
     };
     answer(&node.queries.cancel_local(&id))
+}
+
+async fn worker_heartbeat(
+    State(node): State<Arc<Coordinator>>,
+    axum::Json(heartbeat): axum::Json<WorkerHeartbeat>,
+) -> Response {
+    node.workers.heard(heartbeat);
+    axum::http::StatusCode::NO_CONTENT.into_response()
 }

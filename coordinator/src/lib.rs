@@ -13,6 +13,7 @@ pub mod protocol;
 pub mod query;
 pub mod registry;
 pub mod sync_status;
+pub mod workers;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;

@@ -59,6 +59,7 @@ pub struct Coordinator {
     pub started_at_ms: u64,
     pub rpc: RpcClient,
     pub queries: crate::query::manager::Queries,
+    pub workers: crate::workers::Workers,
     joined: AtomicBool,
 }
 
@@ -71,6 +72,7 @@ impl Coordinator {
     ) -> Arc<Self> {
         let rpc = RpcClient::new(&config.secret);
         let queries = crate::query::manager::Queries::new(config.node_id);
+        let workers = crate::workers::Workers::new(config.worker_timeout);
         Arc::new(Coordinator {
             config,
             store,
@@ -80,6 +82,7 @@ impl Coordinator {
             started_at_ms: shoal_seed_store::publisher::now_ms(),
             rpc,
             queries,
+            workers,
             joined: AtomicBool::new(false),
         })
     }

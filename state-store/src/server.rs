@@ -51,15 +51,7 @@ pub(crate) fn router(store: StateStore) -> Router {
         .with_state(store)
 }
 
-/// Compare without an early exit, so timing does not reveal how much of a guess was right.
-pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
+pub use shoal_proto::same_secret;
 
 /// Whether `request` carries the cluster secret; a refusal is logged with its path and peer.
 pub fn carries_secret(request: &Request, secret: &str) -> bool {

@@ -72,6 +72,7 @@ pub struct ProcessCluster {
     /// Lines added to every coordinator's config.properties.
     pub extra_config: String,
     pub coordinators: BTreeMap<u64, CoordinatorProcess>,
+    pub workers: BTreeMap<String, Child>,
 }
 
 impl ProcessCluster {
@@ -85,6 +86,7 @@ impl ProcessCluster {
             bootstrap_expect,
             extra_config: String::new(),
             coordinators: BTreeMap::new(),
+            workers: BTreeMap::new(),
         }
     }
 
@@ -184,6 +186,55 @@ impl ProcessCluster {
         (1..=count).map(|id| self.client_url(id)).collect()
     }
 
+    /// Start worker `name`, finding the coordinators through the cluster's seed directory.
+    pub fn start_worker(&mut self, name: &str) {
+        let dir = self.dir.path().join(format!("worker-{name}"));
+        let etc = dir.join("etc");
+        std::fs::create_dir_all(etc.join("filesystem")).expect("worker etc");
+        let files = [
+            (
+                "config.properties",
+                format!(
+                    "node.id={name}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address=127.0.0.1\n\
+                     internal-communication.http.port=0\ninternal-communication.shared-secret={}\n\
+                     worker.heartbeat-interval=200ms\n",
+                    dir.join("data").display(),
+                    self.secret
+                ),
+            ),
+            (
+                "seed-store.properties",
+                format!(
+                    "seed-store.filesystem.seed-dir={}\nseed-store.seed.heartbeat=200ms\nseed-store.seed.heartbeat.timeout=1s\n",
+                    self.seed_dir().display()
+                ),
+            ),
+            ("filesystem/local.properties", "fs.client.type=local\n".to_string()),
+        ];
+        for (file, text) in files {
+            std::fs::write(etc.join(file), text).expect("write worker etc");
+        }
+        let log = std::fs::File::create(dir.join("worker.log")).expect("worker log");
+        let child = Command::new(shoal_binary())
+            .args(["worker", "--etc"])
+            .arg(&etc)
+            .env("SHOAL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start worker");
+        self.workers.insert(name.to_string(), child);
+    }
+
+    /// `kill -9` of worker `name`.
+    pub fn kill_worker(&mut self, name: &str) {
+        if let Some(mut child) = self.workers.remove(name) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// `kill -9`.
     pub fn kill(&mut self, id: u64) {
         if let Some(mut child) = self.coordinators.get_mut(&id).and_then(|c| c.child.take()) {
@@ -253,6 +304,10 @@ impl Drop for ProcessCluster {
         let ids: Vec<u64> = self.coordinators.keys().copied().collect();
         for id in ids {
             self.kill(id);
+        }
+        let workers: Vec<String> = self.workers.keys().cloned().collect();
+        for name in workers {
+            self.kill_worker(&name);
         }
     }
 }

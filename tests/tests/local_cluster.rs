@@ -19,7 +19,15 @@ fn alive(pid: u64) -> bool {
 fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
     let dir = tempfile::TempDir::new().expect("tempdir");
     let mut local = Command::new(shoal_binary())
-        .args(["local", "--coordinators", "3", "--no-shell", "--data-dir"])
+        .args([
+            "local",
+            "--coordinators",
+            "3",
+            "--workers",
+            "1",
+            "--no-shell",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("SHOAL_LOG", "warn")
         .stdout(Stdio::piped())
@@ -56,8 +64,8 @@ fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
     )
     .expect("json");
     let nodes = cluster["nodes"].as_array().expect("nodes").clone();
-    assert_eq!(nodes.len(), 3);
-    for node in &nodes {
+    assert_eq!(nodes.len(), 4);
+    for node in &nodes[..3] {
         assert_eq!(node["role"], "coordinator");
         assert!(node["id"].is_u64() && node["pid"].is_u64());
         for key in ["client_url", "internal_url"] {
@@ -69,6 +77,15 @@ fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
             );
         }
     }
+    assert_eq!(nodes[3]["role"], "worker");
+    assert_eq!(nodes[3]["id"], "worker-1");
+    assert!(nodes[3]["internal_url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("http://127.0.0.1:")));
+    assert!(
+        nodes[3].get("client_url").is_some(),
+        "every node has the key"
+    );
 
     let victim = nodes[1]["pid"].as_u64().expect("pid");
     nix::sys::signal::kill(
@@ -81,7 +98,7 @@ fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
         report.contains(&format!("pid {victim}")) && report.contains("coordinator 2"),
         "{report}"
     );
-    let others: Vec<u64> = [0, 2]
+    let others: Vec<u64> = [0, 2, 3]
         .iter()
         .filter_map(|i| nodes[*i]["pid"].as_u64())
         .collect();

@@ -109,9 +109,32 @@ async fn queries(node: &Coordinator) -> Result<Arc<MemTable>> {
 }
 
 async fn nodes(node: &Coordinator) -> Result<Arc<MemTable>> {
-    let records = registry::list(&node.store, ReadConsistency::Local)
+    let coordinators = registry::list(&node.store, ReadConsistency::Local)
         .await
         .map_err(failed)?;
+    let version = env!("CARGO_PKG_VERSION").to_string();
+    let mut rows: Vec<(String, String, String, bool, String)> = coordinators
+        .iter()
+        .map(|r| {
+            (
+                r.id.to_string(),
+                r.client_url.clone(),
+                version.clone(),
+                true,
+                r.mode.as_str().to_string(),
+            )
+        })
+        .collect();
+    rows.extend(node.workers.live().into_iter().map(|w| {
+        let beat = w.heartbeat;
+        (
+            beat.id,
+            beat.internal_url,
+            beat.version,
+            false,
+            "active".to_string(),
+        )
+    }));
     table(
         vec![
             ("node_id", DataType::Utf8),
@@ -121,23 +144,13 @@ async fn nodes(node: &Coordinator) -> Result<Arc<MemTable>> {
             ("state", DataType::Utf8),
         ],
         vec![
-            text(records.iter().map(|r| Some(r.id.to_string())).collect()),
-            text(records.iter().map(|r| Some(r.client_url.clone())).collect()),
-            text(
-                records
-                    .iter()
-                    .map(|_| Some(env!("CARGO_PKG_VERSION").to_string()))
-                    .collect(),
-            ),
+            text(rows.iter().map(|r| Some(r.0.clone())).collect()),
+            text(rows.iter().map(|r| Some(r.1.clone())).collect()),
+            text(rows.iter().map(|r| Some(r.2.clone())).collect()),
             Arc::new(BooleanArray::from(
-                records.iter().map(|_| Some(true)).collect::<Vec<_>>(),
+                rows.iter().map(|r| Some(r.3)).collect::<Vec<_>>(),
             )),
-            text(
-                records
-                    .iter()
-                    .map(|r| Some(r.mode.as_str().to_string()))
-                    .collect(),
-            ),
+            text(rows.iter().map(|r| Some(r.4.clone())).collect()),
         ],
     )
 }

@@ -1,0 +1,99 @@
+//! Live workers as this coordinator hears them: each worker sends a heartbeat to every
+//! coordinator; one silent for longer than `worker.timeout` is taken as dead and gets no work.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use shoal_proto::cluster::WorkerHeartbeat;
+
+#[derive(Debug, Clone)]
+pub struct LiveWorker {
+    pub heartbeat: WorkerHeartbeat,
+    pub last_seen: Instant,
+}
+
+pub struct Workers {
+    timeout: Duration,
+    known: Mutex<HashMap<String, LiveWorker>>,
+}
+
+impl Workers {
+    pub fn new(timeout: Duration) -> Self {
+        Workers {
+            timeout,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take a heartbeat; a worker seen for the first time (or again after being lost) is logged.
+    pub fn heard(&self, heartbeat: WorkerHeartbeat) {
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        let returning = known
+            .get(&heartbeat.id)
+            .is_none_or(|w| now.duration_since(w.last_seen) > self.timeout);
+        if returning {
+            tracing::info!(worker = %heartbeat.id, url = %heartbeat.internal_url, cores = heartbeat.cores, "worker joined");
+        }
+        known.insert(
+            heartbeat.id.clone(),
+            LiveWorker {
+                heartbeat,
+                last_seen: now,
+            },
+        );
+    }
+
+    /// Workers heard from within the timeout, by id; workers silent for long are forgotten.
+    pub fn live(&self) -> Vec<LiveWorker> {
+        let Ok(mut known) = self.known.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        known.retain(|id, w| {
+            let keep = now.duration_since(w.last_seen) <= self.timeout * 10;
+            if !keep {
+                tracing::info!(worker = %id, "forgetting a worker silent for long");
+            }
+            keep
+        });
+        let mut live: Vec<LiveWorker> = known
+            .values()
+            .filter(|w| now.duration_since(w.last_seen) <= self.timeout)
+            .cloned()
+            .collect();
+        live.sort_by(|a, b| a.heartbeat.id.cmp(&b.heartbeat.id));
+        live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(id: &str) -> WorkerHeartbeat {
+        WorkerHeartbeat {
+            id: id.into(),
+            internal_url: format!("http://{id}"),
+            cores: 2,
+            memory_bytes: 1,
+            started_at_ms: 0,
+            version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn silent_workers_are_dead() {
+        let workers = Workers::new(Duration::from_millis(50));
+        workers.heard(beat("a"));
+        workers.heard(beat("b"));
+        assert_eq!(workers.live().len(), 2);
+        std::thread::sleep(Duration::from_millis(80));
+        workers.heard(beat("b"));
+        let live: Vec<String> = workers.live().into_iter().map(|w| w.heartbeat.id).collect();
+        assert_eq!(live, vec!["b".to_string()]);
+    }
+}

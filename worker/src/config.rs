@@ -1,0 +1,114 @@
+//! The worker's configuration: `etc/config.properties` with the worker's keys, and the seed
+//! store's files through which it finds the coordinators.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shoal_proto::properties::{ConfigError, KeySpec, PropertiesFile, Reader};
+use shoal_seed_store::SeedStoreConfig;
+
+pub const WORKER_KEYS: &[KeySpec] = &[
+    KeySpec {
+        key: "node.id",
+        default: None,
+        doc: "This worker's id: letters, digits, '-' and '_', unique among the cluster's workers.",
+    },
+    KeySpec {
+        key: "node.environment",
+        default: Some("shoal"),
+        doc: "The cluster's name; it must be the coordinators' node.environment.",
+    },
+    KeySpec {
+        key: "node.data-dir",
+        default: Some("data"),
+        doc: "Directory of this worker's files; relative paths are taken from the etc directory's parent.",
+    },
+    KeySpec {
+        key: "node.internal-address",
+        default: Some("127.0.0.1"),
+        doc: "Host name or address coordinators and other workers use to reach this worker.",
+    },
+    KeySpec {
+        key: "node.bind-address",
+        default: Some("0.0.0.0"),
+        doc: "Address the internal listener binds to.",
+    },
+    KeySpec {
+        key: "internal-communication.http.port",
+        default: Some("8082"),
+        doc: "Port of the worker's internal API; 0 picks a free port.",
+    },
+    KeySpec {
+        key: "internal-communication.shared-secret",
+        default: None,
+        doc: "The cluster secret every internal request carries; the same on every node.",
+    },
+    KeySpec {
+        key: "worker.heartbeat-interval",
+        default: Some("1s"),
+        doc: "How often the worker announces itself to every coordinator it finds.",
+    },
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    pub id: String,
+    pub cluster: String,
+    pub data_dir: PathBuf,
+    pub advertise_host: String,
+    pub bind_address: String,
+    pub internal_port: u16,
+    pub secret: String,
+    pub heartbeat_interval: Duration,
+    pub seed_store: SeedStoreConfig,
+}
+
+fn plain_name(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl WorkerConfig {
+    pub fn load(etc: &Path) -> Result<Self, ConfigError> {
+        let base = etc
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let file = PropertiesFile::load(&etc.join("config.properties"), false)?;
+        let config = Reader::new(&file, WORKER_KEYS)?;
+        let id = config.non_empty("node.id")?;
+        if !plain_name(&id) {
+            return Err(config.invalid("node.id", "may hold only letters, digits, '-' and '_'"));
+        }
+        let cluster = config.non_empty("node.environment")?;
+        if !plain_name(&cluster) {
+            return Err(config.invalid(
+                "node.environment",
+                "may hold only letters, digits, '-' and '_'",
+            ));
+        }
+        let heartbeat_interval = config.duration("worker.heartbeat-interval")?;
+        if heartbeat_interval.is_zero() {
+            return Err(config.invalid("worker.heartbeat-interval", "must be longer than zero"));
+        }
+        let data_dir = PathBuf::from(config.non_empty("node.data-dir")?);
+        Ok(WorkerConfig {
+            id,
+            data_dir: if data_dir.is_absolute() {
+                data_dir
+            } else {
+                base.join(data_dir)
+            },
+            advertise_host: config.non_empty("node.internal-address")?,
+            bind_address: config.non_empty("node.bind-address")?,
+            internal_port: config.u16("internal-communication.http.port")?,
+            secret: config.non_empty("internal-communication.shared-secret")?,
+            heartbeat_interval,
+            seed_store: SeedStoreConfig::load(etc, &base, &cluster)?,
+            cluster,
+        })
+    }
+}
