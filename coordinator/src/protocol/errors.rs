@@ -51,6 +51,16 @@ pub fn abandoned() -> QueryError {
     )
 }
 
+pub fn queue_full(message: impl Into<String>) -> QueryError {
+    error(
+        message.into(),
+        131075,
+        "QUERY_QUEUE_FULL",
+        "INSUFFICIENT_RESOURCES",
+        None,
+    )
+}
+
 pub fn not_found(name: &str, message: impl Into<String>) -> QueryError {
     let code = match name {
         "TABLE_NOT_FOUND" => 46,

@@ -224,6 +224,26 @@ impl Driver {
         self.stop(errors::cancelled());
     }
 
+    /// Fail the query before it ran (not admitted, for example).
+    pub fn fail(&self, error: QueryError) -> Outcome {
+        let outcome = self.with_buffer(|b| {
+            b.error = Some(error);
+            Outcome {
+                rows: 0,
+                bytes: 0,
+                error: b.error.clone(),
+            }
+        });
+        self.changed.notify_waiters();
+        outcome
+    }
+
+    /// Completes when the query was cancelled or abandoned; the error says which.
+    pub async fn stopped(&self) -> QueryError {
+        self.cancel.cancelled().await;
+        self.stop_reason()
+    }
+
     /// Stop because no client asked for results for too long.
     pub fn abandon(&self) {
         self.stop(errors::abandoned());

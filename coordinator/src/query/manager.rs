@@ -11,6 +11,7 @@ use shoal_proto::client::QueryError;
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
+use crate::query::admission::{self, Limits};
 use crate::query::driver::{Driver, PageReply};
 use crate::query::id::{random_token, QueryIds};
 use crate::query::record::{self, QueryRecord, QueryState};
@@ -82,7 +83,7 @@ impl Queries {
                 node.id()
             )));
         }
-        let mut record = QueryRecord {
+        let record = QueryRecord {
             id: self.ids.next(),
             slug: random_token(12),
             sql: sql.to_string(),
@@ -106,10 +107,6 @@ impl Queries {
         if let Ok(mut drivers) = self.drivers.lock() {
             drivers.insert(record.id.clone(), driver.clone());
         }
-        record.state = QueryState::Running;
-        record::put(&node.store, &record)
-            .await
-            .map_err(unavailable)?;
         let statement = StatementContext {
             node: node.clone(),
             store: node.store.clone(),
@@ -120,8 +117,28 @@ impl Queries {
         let running = record.clone();
         let store = node.store.clone();
         let max_history = node.config.max_query_history;
+        let limits = Limits {
+            max_concurrent: node.config.max_concurrent_queries,
+            max_queued: node.config.max_queued_queries,
+        };
+        let coordinator = node.id();
         tokio::spawn(async move {
-            let outcome = driver.run(statement, &running.sql).await;
+            let admitted = tokio::select! {
+                admitted = admission::acquire(&store, limits, &running.id, coordinator) => admitted,
+                reason = driver.stopped() => Err(reason),
+            };
+            let outcome = match admitted {
+                Ok(()) => {
+                    let mut started = running.clone();
+                    started.state = QueryState::Running;
+                    if let Err(e) = record::put(&store, &started).await {
+                        tracing::warn!(query = %started.id, error = %e, "cannot record the start of a query");
+                    }
+                    driver.run(statement, &running.sql).await
+                }
+                Err(error) => driver.fail(error),
+            };
+            admission::release(&store, limits, &running.id).await;
             let mut done = running;
             done.state = if outcome.error.is_some() {
                 QueryState::Failed

@@ -1,6 +1,7 @@
 //! Queries: ids, records in the state store, drivers that run them and keep their pages, and
 //! the registry that routes page requests to wherever a query's driver is.
 
+pub mod admission;
 pub mod driver;
 pub mod id;
 pub mod manager;

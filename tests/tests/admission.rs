@@ -1,0 +1,92 @@
+//! Cluster-wide admission: `query.max-concurrent` and `query.max-queued` hold across all
+//! coordinators together.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shoal_tests::process::ProcessCluster;
+use shoal_tests::wait_for;
+
+const LONG: &str = "SELECT value FROM generate_series(1, 1000000000) AS t(value)";
+
+fn post(url: &str, sql: &str) -> Value {
+    ureq::post(format!("{url}/v1/statement"))
+        .header("X-Trino-User", "admission")
+        .send(sql)
+        .expect("post")
+        .body_mut()
+        .read_json()
+        .expect("json")
+}
+
+fn get(url: &str) -> Value {
+    ureq::get(url)
+        .call()
+        .expect("get")
+        .body_mut()
+        .read_json()
+        .expect("json")
+}
+
+fn state(url: &str, id: &str) -> String {
+    get(&format!("{url}/v1/query/{id}"))["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Start a long query on `url` and read its first page, so it holds its slot.
+fn start_long(url: &str) -> (String, String) {
+    let first = post(url, LONG);
+    let id = first["id"].as_str().expect("id").to_string();
+    let mut next = first["nextUri"].as_str().expect("nextUri").to_string();
+    loop {
+        let page = get(&next);
+        if page.get("data").is_some() {
+            return (id, next);
+        }
+        next = page["nextUri"].as_str().expect("still running").to_string();
+    }
+}
+
+#[test]
+fn max_concurrent_holds_across_coordinators() {
+    let mut cluster = ProcessCluster::new(3);
+    cluster.extra_config = "query.max-concurrent=2\nquery.max-queued=1\n".into();
+    cluster.start_joined(3);
+    let urls = cluster.client_urls(3);
+
+    let (first, first_next) = start_long(&urls[0]);
+    let (_second, _) = start_long(&urls[1]);
+    let third = post(&urls[2], "SELECT 3");
+    let third_id = third["id"].as_str().expect("id").to_string();
+    let watched_until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < watched_until {
+        assert_eq!(
+            state(&urls[0], &third_id),
+            "QUEUED",
+            "a third query never runs while two do"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fourth = post(&urls[0], "SELECT 4");
+    let mut next = fourth["nextUri"].as_str().map(str::to_string);
+    let mut error = fourth.get("error").cloned();
+    while let (Some(uri), None) = (next.clone(), error.clone()) {
+        let page = get(&uri);
+        error = page.get("error").cloned();
+        next = page["nextUri"].as_str().map(str::to_string);
+    }
+    let error = error.expect("the queue (max 1) is full");
+    assert_eq!(error["errorName"], "QUERY_QUEUE_FULL", "{error}");
+
+    // Cancelling one running query lets the queued one run.
+    let status = ureq::delete(&first_next).call().expect("cancel").status();
+    assert_eq!(status.as_u16(), 204);
+    let done = wait_for(Duration::from_secs(20), "the queued query finishes", || {
+        let state = state(&urls[1], &third_id);
+        (state == "FINISHED").then_some(state)
+    });
+    assert_eq!(done, "FINISHED");
+    assert_eq!(state(&urls[2], &first), "FAILED");
+}
