@@ -1,0 +1,124 @@
+//! TPC-H at a small scale factor: all 22 queries through three coordinators (and two workers)
+//! give the same results as single-process DataFusion over the same Parquet files.
+
+use std::path::Path;
+
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use serde_json::Value;
+use shoal_bench::tpch::{generate, QUERIES, TABLES};
+use shoal_coordinator::protocol::values::batch_rows;
+use shoal_tests::process::ProcessCluster;
+use shoal_tests::trino::TrinoClient;
+
+const SCALE_FACTOR: f64 = 0.01;
+
+fn datafusion_rows(data: &Path, sql: &str) -> Vec<Vec<Value>> {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let context = SessionContext::new();
+        for table in TABLES {
+            let path = data.join(table).join("part-0.parquet");
+            context
+                .register_parquet(
+                    table,
+                    path.to_str().expect("utf-8 path"),
+                    ParquetReadOptions::default(),
+                )
+                .await
+                .expect("register");
+        }
+        let batches = context
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        batches
+            .iter()
+            .flat_map(|b| batch_rows(b).expect("encode"))
+            .collect()
+    })
+}
+
+/// Numbers (and decimals, which travel as strings) equal within a relative 1e-9.
+fn same_value(a: &Value, b: &Value) -> bool {
+    let number = |v: &Value| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    };
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+        _ => a == b,
+    }
+}
+
+fn sorted(mut rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
+    rows.sort_by_key(|row| serde_json::to_string(row).unwrap_or_default());
+    rows
+}
+
+#[test]
+fn all_22_tpch_queries_match_single_process_datafusion() {
+    let mut cluster = ProcessCluster::new(3);
+    cluster.start_joined(3);
+    cluster.start_worker("w1");
+    cluster.start_worker("w2");
+    let data = cluster.dir.path().join("tpch-data");
+    generate(&data, SCALE_FACTOR).expect("generate TPC-H data");
+
+    let mut client = TrinoClient::new(cluster.client_urls(3), "tpch");
+    client.execute("CREATE SCHEMA tpch").expect("schema");
+    for table in TABLES {
+        let location = data.join(table);
+        client
+            .execute(&format!(
+                "CREATE TABLE tpch.{table} WITH (format = 'PARQUET', location = '{}/')",
+                location.display()
+            ))
+            .expect("table");
+    }
+    client.execute("USE tpch").expect("use");
+
+    let mut mismatches = Vec::new();
+    let mut answered = 0;
+    for (name, sql) in QUERIES {
+        let expected = datafusion_rows(&data, sql);
+        let actual = match client.execute(sql) {
+            Ok(result) => result.rows,
+            Err(e) => {
+                mismatches.push(format!("{name}: failed: {e}"));
+                continue;
+            }
+        };
+        if !actual.is_empty() {
+            answered += 1;
+        }
+        eprintln!("{name}: {} rows", actual.len());
+        let (expected, actual) = (sorted(expected), sorted(actual));
+        let equal = expected.len() == actual.len()
+            && expected
+                .iter()
+                .zip(&actual)
+                .all(|(e, a)| e.len() == a.len() && e.iter().zip(a).all(|(x, y)| same_value(x, y)));
+        if !equal {
+            mismatches.push(format!(
+                "{name}: {} rows expected, {} returned; first expected {:?}, first returned {:?}",
+                expected.len(),
+                actual.len(),
+                expected.first(),
+                actual.first()
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "TPC-H mismatches:\n{}",
+        mismatches.join("\n")
+    );
+    assert!(
+        answered >= 18,
+        "most queries return rows at this scale ({answered} of 22 did)"
+    );
+}
