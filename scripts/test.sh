@@ -8,13 +8,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sho
 
 scripts/install-test-deps.sh
 
+# The end-to-end tests and the benchmarks run the real binary.
+echo "== build the shoal binary"
+cargo build --quiet -p shoal
+
 # The benchmarks must work: each runs once in its tiny smoke mode.
 echo "== benchmark smoke runs"
 timeout 600 cargo run --quiet -p shoal-bench --bin state-store -- --smoke
-
-# The end-to-end tests run the real binary.
-echo "== build the shoal binary"
-cargo build --quiet -p shoal
+timeout 600 cargo run --quiet -p shoal-bench --bin tpch -- --smoke
 
 echo "== tests"
 log="$(mktemp)"

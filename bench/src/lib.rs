@@ -2,7 +2,6 @@
 
 pub mod etcd;
 pub mod stats;
-pub mod tpch;
 
 /// A loopback port that was free a moment ago (for programs that cannot take port 0).
 pub fn free_port() -> std::io::Result<u16> {

@@ -2,6 +2,7 @@
 //! temporary directory, and `shoal haadmin` to look at them.
 
 pub mod process;
+pub mod tpch;
 pub mod trino;
 
 use std::time::{Duration, Instant};

@@ -16,16 +16,22 @@ pub fn shoal_binary() -> PathBuf {
             if let Some(path) = std::env::var_os("SHOAL_BIN") {
                 return PathBuf::from(path);
             }
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "shoal"])
-                .status()
-                .expect("run cargo build -p shoal");
+            let exe = std::env::current_exe().expect("running executable");
+            // Test executables live in <target>/<profile>/deps, benchmarks in <target>/<profile>.
+            let mut profile_dir = exe.parent().expect("executable directory").to_path_buf();
+            if profile_dir.ends_with("deps") {
+                profile_dir = profile_dir
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .expect("profile directory");
+            }
+            let mut build = Command::new(env!("CARGO"));
+            build.args(["build", "--quiet", "-p", "shoal"]);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build -p shoal");
             assert!(status.success(), "cargo build -p shoal failed");
-            let exe = std::env::current_exe().expect("test executable");
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target profile directory");
             let binary = profile_dir.join("shoal");
             assert!(binary.is_file(), "no shoal binary at {}", binary.display());
             binary

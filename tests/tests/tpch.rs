@@ -5,9 +5,9 @@ use std::path::Path;
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde_json::Value;
-use shoal_bench::tpch::{generate, QUERIES, TABLES};
 use shoal_coordinator::protocol::values::batch_rows;
 use shoal_tests::process::ProcessCluster;
+use shoal_tests::tpch::{generate, QUERIES, TABLES};
 use shoal_tests::trino::TrinoClient;
 
 const SCALE_FACTOR: f64 = 0.01;

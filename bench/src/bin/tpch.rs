@@ -1,0 +1,129 @@
+//! TPC-H benchmark: the 22 queries on a local Shoal cluster of real processes (one coordinator,
+//! two workers) against single-process DataFusion over the same Parquet files, in the same run.
+//! Prints one JSON line with per-query times, the totals and their ratio.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use serde::Serialize;
+use shoal_bench::stats::round3;
+use shoal_tests::process::ProcessCluster;
+use shoal_tests::tpch::{generate, QUERIES, TABLES};
+use shoal_tests::trino::TrinoClient;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// TPC-H scale factor.
+    #[arg(long, default_value_t = 1.0)]
+    sf: f64,
+    /// A tiny run that only proves the benchmark works.
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct QueryTimes {
+    name: &'static str,
+    shoal_s: f64,
+    datafusion_s: f64,
+    rows: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    bench: &'static str,
+    sf: f64,
+    coordinators: u64,
+    workers: usize,
+    queries: Vec<QueryTimes>,
+    shoal_total_s: f64,
+    datafusion_total_s: f64,
+    /// Shoal's total over DataFusion's.
+    ratio: f64,
+}
+
+async fn datafusion_times(data: &Path) -> anyhow::Result<Vec<(f64, usize)>> {
+    let context = SessionContext::new();
+    for table in TABLES {
+        let path = data.join(table).join("part-0.parquet");
+        context
+            .register_parquet(
+                table,
+                path.to_str().context("path is not UTF-8")?,
+                ParquetReadOptions::default(),
+            )
+            .await?;
+    }
+    let mut times = Vec::new();
+    for (_, sql) in QUERIES {
+        let started = Instant::now();
+        let batches = context.sql(sql).await?.collect().await?;
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        times.push((started.elapsed().as_secs_f64(), rows));
+    }
+    Ok(times)
+}
+
+fn shoal_times(client: &mut TrinoClient) -> anyhow::Result<Vec<f64>> {
+    let mut times = Vec::new();
+    for (name, sql) in QUERIES {
+        let started = Instant::now();
+        client
+            .execute(sql)
+            .with_context(|| format!("{name} failed on Shoal"))?;
+        times.push(started.elapsed().as_secs_f64());
+    }
+    Ok(times)
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.sf = 0.01;
+    }
+    let mut cluster = ProcessCluster::new(1);
+    let data = cluster.dir.path().join("tpch-data");
+    generate(&data, args.sf)?;
+    cluster.start_joined(1);
+    cluster.start_worker("w1");
+    cluster.start_worker("w2");
+    let mut client = TrinoClient::new(cluster.client_urls(1), "bench");
+    client.execute("CREATE SCHEMA tpch")?;
+    for table in TABLES {
+        client.execute(&format!(
+            "CREATE TABLE tpch.{table} WITH (format = 'PARQUET', location = '{}/')",
+            data.join(table).display()
+        ))?;
+    }
+    client.execute("USE tpch")?;
+    let shoal = shoal_times(&mut client)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let datafusion = runtime.block_on(datafusion_times(&data))?;
+    let queries: Vec<QueryTimes> = QUERIES
+        .iter()
+        .zip(shoal.iter().zip(&datafusion))
+        .map(|((name, _), (shoal_s, (datafusion_s, rows)))| QueryTimes {
+            name,
+            shoal_s: round3(*shoal_s),
+            datafusion_s: round3(*datafusion_s),
+            rows: *rows,
+        })
+        .collect();
+    let shoal_total: f64 = shoal.iter().sum();
+    let datafusion_total: f64 = datafusion.iter().map(|(t, _)| t).sum();
+    let report = Report {
+        bench: "tpch",
+        sf: args.sf,
+        coordinators: 1,
+        workers: cluster.workers.len(),
+        queries,
+        shoal_total_s: round3(shoal_total),
+        datafusion_total_s: round3(datafusion_total),
+        ratio: round3(shoal_total / datafusion_total.max(1e-9)),
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
