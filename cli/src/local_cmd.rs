@@ -183,16 +183,7 @@ fn start_coordinator(data_dir: &Path, id: u64, expect: u64, secret: &str) -> any
         ports
     };
     let log_path = node_dir.join("coordinator.log");
-    let log = std::fs::File::create(&log_path)?;
-    let child = Command::new(std::env::current_exe()?)
-        .arg("coordinator")
-        .arg("--etc")
-        .arg(&etc)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("cannot start a coordinator")?;
+    let child = spawn_node("coordinator", &etc, &log_path)?;
     Ok(Node {
         entry: NodeEntry {
             role: "coordinator",
@@ -335,16 +326,7 @@ fn start_worker(data_dir: &Path, name: &str, secret: &str) -> anyhow::Result<Nod
         port
     };
     let log_path = node_dir.join("worker.log");
-    let log = std::fs::File::create(&log_path)?;
-    let child = Command::new(std::env::current_exe()?)
-        .arg("worker")
-        .arg("--etc")
-        .arg(&etc)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("cannot start a worker")?;
+    let child = spawn_node("worker", &etc, &log_path)?;
     Ok(Node {
         entry: NodeEntry {
             role: "worker",
@@ -357,4 +339,18 @@ fn start_worker(data_dir: &Path, name: &str, secret: &str) -> anyhow::Result<Nod
         child,
         exited: false,
     })
+}
+
+/// Run `shoal ROLE --etc ETC` with its output in `log`.
+fn spawn_node(role: &str, etc: &Path, log: &Path) -> anyhow::Result<Child> {
+    let file = std::fs::File::create(log)?;
+    Command::new(std::env::current_exe()?)
+        .arg(role)
+        .arg("--etc")
+        .arg(etc)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("cannot start a {role}"))
 }

@@ -100,3 +100,24 @@ pub fn generate(dir: &Path, scale_factor: f64) -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// Register the tables generated under `dir` in a single-process DataFusion `context`.
+pub async fn register_tables(
+    context: &datafusion::prelude::SessionContext,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    for table in TABLES {
+        let path = dir.join(table).join("part-0.parquet");
+        let path = path
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("path is not UTF-8"))?;
+        context
+            .register_parquet(
+                table,
+                path,
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -140,3 +140,24 @@ impl sqllogictest::DB for TrinoClient {
         "shoal"
     }
 }
+
+/// `POST /v1/statement` of `sql` to `url` as user `user`; the first response, as JSON.
+pub fn post_statement(url: &str, user: &str, sql: &str) -> Value {
+    ureq::post(format!("{url}/v1/statement"))
+        .header("X-Trino-User", user)
+        .send(sql)
+        .expect("post a statement")
+        .body_mut()
+        .read_json()
+        .expect("a JSON answer")
+}
+
+/// `GET url` as JSON.
+pub fn get_json(url: &str) -> Value {
+    ureq::get(url)
+        .call()
+        .expect("get")
+        .body_mut()
+        .read_json()
+        .expect("a JSON answer")
+}

@@ -3,33 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use shoal_tests::process::ProcessCluster;
+use shoal_tests::trino::{get_json, post_statement};
 use shoal_tests::wait_for;
 
 const LONG: &str = "SELECT value FROM generate_series(1, 1000000000) AS t(value)";
 
-fn post(url: &str, sql: &str) -> Value {
-    ureq::post(format!("{url}/v1/statement"))
-        .header("X-Trino-User", "admission")
-        .send(sql)
-        .expect("post")
-        .body_mut()
-        .read_json()
-        .expect("json")
-}
-
-fn get(url: &str) -> Value {
-    ureq::get(url)
-        .call()
-        .expect("get")
-        .body_mut()
-        .read_json()
-        .expect("json")
-}
-
 fn state(url: &str, id: &str) -> String {
-    get(&format!("{url}/v1/query/{id}"))["state"]
+    get_json(&format!("{url}/v1/query/{id}"))["state"]
         .as_str()
         .unwrap_or_default()
         .to_string()
@@ -37,11 +18,11 @@ fn state(url: &str, id: &str) -> String {
 
 /// Start a long query on `url` and read its first page, so it holds its slot.
 fn start_long(url: &str) -> (String, String) {
-    let first = post(url, LONG);
+    let first = post_statement(url, "admission", LONG);
     let id = first["id"].as_str().expect("id").to_string();
     let mut next = first["nextUri"].as_str().expect("nextUri").to_string();
     loop {
-        let page = get(&next);
+        let page = get_json(&next);
         if page.get("data").is_some() {
             return (id, next);
         }
@@ -58,7 +39,7 @@ fn max_concurrent_holds_across_coordinators() {
 
     let (first, first_next) = start_long(&urls[0]);
     let (_second, _) = start_long(&urls[1]);
-    let third = post(&urls[2], "SELECT 3");
+    let third = post_statement(&urls[2], "admission", "SELECT 3");
     let third_id = third["id"].as_str().expect("id").to_string();
     let watched_until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < watched_until {
@@ -69,11 +50,11 @@ fn max_concurrent_holds_across_coordinators() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let fourth = post(&urls[0], "SELECT 4");
+    let fourth = post_statement(&urls[0], "admission", "SELECT 4");
     let mut next = fourth["nextUri"].as_str().map(str::to_string);
     let mut error = fourth.get("error").cloned();
     while let (Some(uri), None) = (next.clone(), error.clone()) {
-        let page = get(&uri);
+        let page = get_json(&uri);
         error = page.get("error").cloned();
         next = page["nextUri"].as_str().map(str::to_string);
     }

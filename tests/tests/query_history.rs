@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::trino::TrinoClient;
+use shoal_tests::trino::{get_json, post_statement, TrinoClient};
 use shoal_tests::wait_for;
 
 fn state_of(client: &mut TrinoClient, query_id: &str) -> Option<String> {
@@ -95,16 +95,17 @@ fn history_is_bounded_and_abandoned_queries_are_released() {
     let url = cluster.client_url(1);
 
     // A client that reads one page and goes away: its query is abandoned and released.
-    let first: Value = ureq_post(
+    let first: Value = post_statement(
         &url,
+        "gone",
         "SELECT value FROM generate_series(1, 100000000) AS t(value)",
     );
     let id = first["id"].as_str().expect("id").to_string();
     let next = first["nextUri"].as_str().expect("nextUri").to_string();
-    let page: Value = ureq_get(&next);
+    let page: Value = get_json(&next);
     assert_eq!(page["stats"]["state"], "RUNNING");
     let info = wait_for(Duration::from_secs(20), "the abandoned query fails", || {
-        let info = ureq_get(&format!("{url}/v1/query/{id}"));
+        let info = get_json(&format!("{url}/v1/query/{id}"));
         (info["state"] == "FAILED").then_some(info)
     });
     assert_eq!(info["errorCode"]["name"], "ABANDONED_QUERY", "{info}");
@@ -132,23 +133,4 @@ fn history_is_bounded_and_abandoned_queries_are_released() {
         Some("SELECT 5"),
         "the newest are kept: {kept:?}"
     );
-}
-
-fn ureq_post(url: &str, sql: &str) -> Value {
-    ureq::post(format!("{url}/v1/statement"))
-        .header("X-Trino-User", "gone")
-        .send(sql)
-        .expect("post")
-        .body_mut()
-        .read_json()
-        .expect("json")
-}
-
-fn ureq_get(url: &str) -> Value {
-    ureq::get(url)
-        .call()
-        .expect("get")
-        .body_mut()
-        .read_json()
-        .expect("json")
 }

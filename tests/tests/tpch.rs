@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 use serde_json::Value;
 use shoal_coordinator::protocol::values::batch_rows;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::tpch::{generate, QUERIES, TABLES};
+use shoal_tests::tpch::{generate, register_tables, QUERIES, TABLES};
 use shoal_tests::trino::TrinoClient;
 
 const SCALE_FACTOR: f64 = 0.01;
@@ -16,17 +16,7 @@ fn datafusion_rows(data: &Path, sql: &str) -> Vec<Vec<Value>> {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let context = SessionContext::new();
-        for table in TABLES {
-            let path = data.join(table).join("part-0.parquet");
-            context
-                .register_parquet(
-                    table,
-                    path.to_str().expect("utf-8 path"),
-                    ParquetReadOptions::default(),
-                )
-                .await
-                .expect("register");
-        }
+        register_tables(&context, data).await.expect("register");
         let batches = context
             .sql(sql)
             .await

@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use shoal_bench::stats::round3;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::tpch::{generate, QUERIES, TABLES};
+use shoal_tests::tpch::{generate, register_tables, QUERIES, TABLES};
 use shoal_tests::trino::TrinoClient;
 
 #[derive(Debug, Parser)]
@@ -47,16 +47,7 @@ struct Report {
 
 async fn datafusion_times(data: &Path) -> anyhow::Result<Vec<(f64, usize)>> {
     let context = SessionContext::new();
-    for table in TABLES {
-        let path = data.join(table).join("part-0.parquet");
-        context
-            .register_parquet(
-                table,
-                path.to_str().context("path is not UTF-8")?,
-                ParquetReadOptions::default(),
-            )
-            .await?;
-    }
+    register_tables(&context, data).await?;
     let mut times = Vec::new();
     for (_, sql) in QUERIES {
         let started = Instant::now();
