@@ -71,3 +71,27 @@ fn max_concurrent_holds_across_coordinators() {
     assert_eq!(done, "FINISHED");
     assert_eq!(state(&urls[2], &first), "FAILED");
 }
+
+#[test]
+fn slots_of_a_dead_coordinator_are_released() {
+    let mut cluster = ProcessCluster::new(3);
+    cluster.extra_config = "query.max-concurrent=1\n".into();
+    cluster.start_joined(3);
+    let urls = cluster.client_urls(3);
+    let (holder, _) = start_long(&urls[2]);
+    assert_eq!(state(&urls[0], &holder), "RUNNING");
+    cluster.kill(3);
+    let next = post_statement(&urls[0], "admission", "SELECT 42");
+    let id = next["id"].as_str().expect("id").to_string();
+    let mut uri = next["nextUri"].as_str().map(str::to_string);
+    while let Some(current) = uri {
+        let page = get_json(&current);
+        assert!(page.get("error").is_none(), "{page}");
+        uri = page["nextUri"].as_str().map(str::to_string);
+    }
+    wait_for(
+        Duration::from_secs(20),
+        "the query admitted after the dead coordinator's slot was released finishes",
+        || (state(&urls[1], &id) == "FINISHED").then_some(()),
+    );
+}
