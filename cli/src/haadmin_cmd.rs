@@ -282,10 +282,16 @@ async fn find_live_coordinator(
     if first.is_empty() {
         return None;
     }
-    tokio::time::sleep(config.seed_store.heartbeat * 2 + Duration::from_millis(200)).await;
-    watcher
-        .scan()
-        .into_iter()
-        .find(|live| live.confirmed)
-        .map(|live| format!("{} ({})", live.seed.id, live.seed.client_url))
+    // A coordinator that does not answer may still be alive (paused, partitioned): watch its
+    // seed for two heartbeats, and stop at the first one seen changing.
+    let window = config.seed_store.heartbeat * 2 + Duration::from_millis(200);
+    let deadline = tokio::time::Instant::now() + window;
+    let mut every = tokio::time::interval(config.seed_store.heartbeat / 4);
+    while tokio::time::Instant::now() < deadline {
+        every.tick().await;
+        if let Some(live) = watcher.scan().into_iter().find(|live| live.confirmed) {
+            return Some(format!("{} ({})", live.seed.id, live.seed.client_url));
+        }
+    }
+    None
 }

@@ -3,8 +3,11 @@
 //! describing the nodes for scripts and tests.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{ExitStatus, Stdio};
+
 use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -47,8 +50,22 @@ struct ClusterFile {
 
 struct Node {
     entry: NodeEntry,
-    child: Child,
     exited: bool,
+}
+
+/// Exits of children: the node's index and how it ended.
+type Exits = mpsc::UnboundedReceiver<(usize, std::io::Result<ExitStatus>)>;
+
+/// Wait for every child in the background, reporting each exit on the returned channel.
+fn watch_exits(children: Vec<Child>) -> Exits {
+    let (tx, rx) = mpsc::unbounded_channel();
+    for (index, mut child) in children.into_iter().enumerate() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send((index, child.wait().await));
+        });
+    }
+    rx
 }
 
 pub fn run(args: LocalArgs) -> Result<(), Failure> {
@@ -73,9 +90,9 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     let secret = random_secret();
-    let mut nodes = Vec::new();
+    let mut started = Vec::new();
     for id in 1..=args.coordinators {
-        nodes.push(start_coordinator(
+        started.push(start_coordinator(
             &data_dir,
             id,
             args.coordinators,
@@ -83,12 +100,14 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
         )?);
     }
     for index in 1..=args.workers {
-        nodes.push(start_worker(
+        started.push(start_worker(
             &data_dir,
             &format!("worker-{index}"),
             &secret,
         )?);
     }
+    let (mut nodes, children): (Vec<Node>, Vec<Child>) = started.into_iter().unzip();
+    let mut exits = watch_exits(children);
     write_cluster_file(&data_dir, &nodes)?;
     println!("shoal local: data directory {}", data_dir.display());
     match wait_ready(&nodes, Duration::from_secs(60)).await {
@@ -103,8 +122,8 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
         }
         Err(e) => eprintln!("shoal local: {e:#}"),
     }
-    supervise(&mut nodes).await;
-    stop_all(&mut nodes).await;
+    supervise(&mut nodes, &mut exits).await;
+    stop_all(&mut nodes, &mut exits).await;
     drop(temporary);
     Ok(())
 }
@@ -168,7 +187,12 @@ fn write_etc(
     Ok(())
 }
 
-fn start_coordinator(data_dir: &Path, id: u64, expect: u64, secret: &str) -> anyhow::Result<Node> {
+fn start_coordinator(
+    data_dir: &Path,
+    id: u64,
+    expect: u64,
+    secret: &str,
+) -> anyhow::Result<(Node, Child)> {
     let node_dir = data_dir.join(format!("coordinator-{id}"));
     let etc = node_dir.join("etc");
     // A data directory from an earlier run keeps its configuration: same ports, same secret,
@@ -184,18 +208,20 @@ fn start_coordinator(data_dir: &Path, id: u64, expect: u64, secret: &str) -> any
     };
     let log_path = node_dir.join("coordinator.log");
     let child = spawn_node("coordinator", &etc, &log_path)?;
-    Ok(Node {
-        entry: NodeEntry {
-            role: "coordinator",
-            id: serde_json::Value::from(id),
-            client_url: Some(format!("http://127.0.0.1:{}", ports.0)),
-            internal_url: format!("http://127.0.0.1:{}", ports.1),
-            pid: child.id(),
-            log: log_path.display().to_string(),
+    Ok((
+        Node {
+            entry: NodeEntry {
+                role: "coordinator",
+                id: serde_json::Value::from(id),
+                client_url: Some(format!("http://127.0.0.1:{}", ports.0)),
+                internal_url: format!("http://127.0.0.1:{}", ports.1),
+                pid: child.id().unwrap_or_default(),
+                log: log_path.display().to_string(),
+            },
+            exited: false,
         },
         child,
-        exited: false,
-    })
+    ))
 }
 
 fn write_cluster_file(data_dir: &Path, nodes: &[Node]) -> anyhow::Result<()> {
@@ -245,55 +271,70 @@ async fn wait_ready(nodes: &[Node], timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn report_exit(node: &mut Node, status: std::io::Result<ExitStatus>) {
+    node.exited = true;
+    let how = match status {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("unknown ({e})"),
+    };
+    println!(
+        "shoal local: {} {} (pid {}) exited: {how} (log: {})",
+        node.entry.role, node.entry.id, node.entry.pid, node.entry.log
+    );
+}
+
 /// Report children that die, one line each, until Ctrl-C or SIGTERM.
-async fn supervise(nodes: &mut [Node]) {
+async fn supervise(nodes: &mut [Node], exits: &mut Exits) {
     let stop = crate::signals::terminated();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-        for node in nodes.iter_mut().filter(|n| !n.exited) {
-            if let Ok(Some(status)) = node.child.try_wait() {
-                node.exited = true;
-                println!(
-                    "shoal local: {} {} (pid {}) exited: {status} (log: {})",
-                    node.entry.role, node.entry.id, node.entry.pid, node.entry.log
-                );
-            }
+            exit = exits.recv() => match exit {
+                Some((index, status)) => report_exit(&mut nodes[index], status),
+                None => return,
+            },
         }
     }
+}
+
+fn signal(nodes: &[Node], signal: nix::sys::signal::Signal) {
+    for node in nodes.iter().filter(|n| !n.exited) {
+        let pid = nix::unistd::Pid::from_raw(node.entry.pid as i32);
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
+}
+
+/// Wait until every child has exited or `timeout` passed; true if all exited.
+async fn await_exits(nodes: &mut [Node], exits: &mut Exits, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while nodes.iter().any(|n| !n.exited) {
+        match tokio::time::timeout_at(deadline, exits.recv()).await {
+            Ok(Some((index, _))) => nodes[index].exited = true,
+            Ok(None) | Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// SIGTERM every child, then SIGKILL whatever is still running after 10 s.
-async fn stop_all(nodes: &mut [Node]) {
+async fn stop_all(nodes: &mut [Node], exits: &mut Exits) {
     println!("shoal local: stopping");
-    for node in nodes.iter_mut().filter(|n| !n.exited) {
-        let pid = nix::unistd::Pid::from_raw(node.entry.pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    signal(nodes, nix::sys::signal::Signal::SIGTERM);
+    if await_exits(nodes, exits, Duration::from_secs(10)).await {
+        return;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline
-        && nodes
-            .iter_mut()
-            .any(|n| !n.exited && matches!(n.child.try_wait(), Ok(None)))
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for node in nodes.iter().filter(|n| !n.exited) {
+        eprintln!(
+            "shoal local: {} {} did not stop in time; killing it",
+            node.entry.role, node.entry.id
+        );
     }
-    for node in nodes.iter_mut() {
-        if let Ok(None) = node.child.try_wait() {
-            eprintln!(
-                "shoal local: {} {} did not stop in time; killing it",
-                node.entry.role, node.entry.id
-            );
-            let _ = node.child.kill();
-        }
-        let _ = node.child.wait();
-    }
+    signal(nodes, nix::sys::signal::Signal::SIGKILL);
+    await_exits(nodes, exits, Duration::from_secs(5)).await;
 }
 
-fn start_worker(data_dir: &Path, name: &str, secret: &str) -> anyhow::Result<Node> {
+fn start_worker(data_dir: &Path, name: &str, secret: &str) -> anyhow::Result<(Node, Child)> {
     let node_dir = data_dir.join(name);
     let etc = node_dir.join("etc");
     let port = if etc.join("config.properties").is_file() {
@@ -327,18 +368,20 @@ fn start_worker(data_dir: &Path, name: &str, secret: &str) -> anyhow::Result<Nod
     };
     let log_path = node_dir.join("worker.log");
     let child = spawn_node("worker", &etc, &log_path)?;
-    Ok(Node {
-        entry: NodeEntry {
-            role: "worker",
-            id: serde_json::Value::from(name),
-            client_url: None,
-            internal_url: format!("http://127.0.0.1:{port}"),
-            pid: child.id(),
-            log: log_path.display().to_string(),
+    Ok((
+        Node {
+            entry: NodeEntry {
+                role: "worker",
+                id: serde_json::Value::from(name),
+                client_url: None,
+                internal_url: format!("http://127.0.0.1:{port}"),
+                pid: child.id().unwrap_or_default(),
+                log: log_path.display().to_string(),
+            },
+            exited: false,
         },
         child,
-        exited: false,
-    })
+    ))
 }
 
 /// Run `shoal ROLE --etc ETC` with its output in `log`.

@@ -231,18 +231,6 @@ impl<KS: KeySpace> Space<KS> {
             .map(Self::decode_entry)
     }
 
-    /// The first and the last key of the key space.
-    pub fn first_key(&self) -> StoreResult<Option<KS::Key>> {
-        self.iter().next().transpose().map(|e| e.map(|(k, _)| k))
-    }
-
-    pub fn last_key(&self) -> StoreResult<Option<KS::Key>> {
-        self.iter()
-            .next_back()
-            .transpose()
-            .map(|e| e.map(|(k, _)| k))
-    }
-
     fn decode_entry(
         item: sled::Result<(sled::IVec, sled::IVec)>,
     ) -> StoreResult<(KS::Key, KS::Value)> {

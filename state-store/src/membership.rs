@@ -84,36 +84,45 @@ async fn wait_caught_up(
     max_lag: u64,
     deadline: Instant,
 ) -> StoreResult<()> {
-    loop {
-        let metrics = f.raft.metrics().borrow().clone();
-        if metrics
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .is_none()
-        {
-            return Err(StoreError::InvalidArgument(format!(
-                "node {id} is not a member"
-            )));
-        }
-        let last = metrics.last_log_index.unwrap_or(0);
-        let matched = metrics
+    let progress = |m: &openraft::RaftMetrics<NodeId, BasicNode>| {
+        let last = m.last_log_index.unwrap_or(0);
+        let matched = m
             .replication
             .as_ref()
             .and_then(|r| r.get(&id).cloned().flatten())
             .map_or(0, |l| l.index);
-        if matched + max_lag >= last {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(StoreError::Timeout {
-                operation: format!("node {id} to catch up (at {matched} of {last})"),
-                timeout_ms: 0,
-            });
-        }
-        let _ = f.raft.trigger().heartbeat().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        (matched, last)
+    };
+    let metrics = f.raft.metrics().borrow().clone();
+    if metrics
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .is_none()
+    {
+        return Err(StoreError::InvalidArgument(format!(
+            "node {id} is not a member"
+        )));
     }
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let caught_up = f
+        .raft
+        .wait(Some(timeout))
+        .metrics(
+            |m| {
+                let (matched, last) = progress(m);
+                matched + max_lag >= last
+            },
+            "a member to catch up",
+        )
+        .await;
+    caught_up.map(|_| ()).map_err(|_| {
+        let (matched, last) = progress(&f.raft.metrics().borrow());
+        StoreError::Timeout {
+            operation: format!("node {id} to catch up (at {matched} of {last})"),
+            timeout_ms: timeout.as_millis() as u64,
+        }
+    })
 }
 
 /// Hand leadership to `to`: once it holds the whole log, the leader stops replicating so that

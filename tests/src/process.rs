@@ -57,10 +57,6 @@ pub struct CoordinatorProcess {
 }
 
 impl CoordinatorProcess {
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
@@ -178,12 +174,22 @@ impl ProcessCluster {
         for id in 1..=count {
             self.start(id);
         }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         for id in 1..=count {
-            crate::wait_for(
-                Duration::from_secs(30),
-                &format!("coordinator {id} joins"),
-                || self.joined_state(id),
-            );
+            while self.joined_state(id).is_none() {
+                if std::time::Instant::now() >= deadline {
+                    let logs: Vec<String> = (1..=count)
+                        .map(|n| {
+                            format!("--- coordinator {n}\n{}", self.coordinators[&n].log_text())
+                        })
+                        .collect();
+                    panic!(
+                        "coordinator {id} did not join within 60 s\n{}",
+                        logs.join("\n")
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use serde::{Deserialize, Serialize};
 use shoal_proto::client::QueryError;
 use shoal_state_store::{CasOutcome, RaftRole, ReadConsistency, StateStore};
@@ -12,7 +14,8 @@ use shoal_state_store::{CasOutcome, RaftRole, ReadConsistency, StateStore};
 use crate::protocol::errors;
 
 const KEY: &str = "admission/slots";
-const RECHECK: Duration = Duration::from_millis(100);
+const LIVENESS_RECHECK: Duration = Duration::from_secs(1);
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Slots {
@@ -94,6 +97,8 @@ pub async fn acquire(
             }
             continue;
         }
+        // Any change to the slots after this read wakes the wait below.
+        let mut changes = store.watch(KEY, revision + 1).map_err(unavailable)?;
         if !slots.queued.contains_key(id) {
             if slots.queued.len() >= limits.max_queued {
                 return Err(errors::queue_full(format!(
@@ -107,7 +112,9 @@ pub async fn acquire(
                 continue;
             }
         }
-        tokio::time::sleep(RECHECK).await;
+        // Wake on the next change of the slots; look again after a while anyway, since a
+        // coordinator that died frees its slots without writing anything.
+        let _ = tokio::time::timeout(LIVENESS_RECHECK, changes.next()).await;
     }
 }
 
@@ -118,7 +125,7 @@ pub async fn release(store: &StateStore, limits: Limits, id: &str) {
     }
     for _ in 0..50 {
         let Ok((mut slots, revision)) = read(store).await else {
-            tokio::time::sleep(RECHECK).await;
+            tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         };
         if slots.running.remove(id).is_none() && slots.queued.remove(id).is_none() {

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shoal_proto::client::{Column, QueryError};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::protocol::errors;
 use crate::protocol::{types, values};
@@ -60,42 +60,8 @@ pub struct Driver {
     started: Instant,
     /// Milliseconds after `started` of the last page request.
     last_access_ms: std::sync::atomic::AtomicU64,
-    cancel: tokio_util_like::CancelFlag,
-    stop_reason: Mutex<Option<QueryError>>,
-}
-
-mod tokio_util_like {
-    //! A cancellation flag that wakes waiters.
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use tokio::sync::Notify;
-
-    #[derive(Default)]
-    pub struct CancelFlag {
-        set: AtomicBool,
-        notify: Notify,
-    }
-
-    impl CancelFlag {
-        pub fn cancel(&self) {
-            self.set.store(true, Ordering::SeqCst);
-            self.notify.notify_waiters();
-        }
-
-        pub fn is_cancelled(&self) -> bool {
-            self.set.load(Ordering::SeqCst)
-        }
-
-        pub async fn cancelled(&self) {
-            while !self.is_cancelled() {
-                let notified = self.notify.notified();
-                if self.is_cancelled() {
-                    return;
-                }
-                notified.await;
-            }
-        }
-    }
+    /// Why the query was stopped (cancelled or abandoned), once it was.
+    stop: watch::Sender<Option<QueryError>>,
 }
 
 /// The outcome of a finished driver, for the query record.
@@ -113,8 +79,7 @@ impl Driver {
             changed: Notify::new(),
             started: Instant::now(),
             last_access_ms: std::sync::atomic::AtomicU64::new(0),
-            cancel: Default::default(),
-            stop_reason: Mutex::new(None),
+            stop: watch::channel(None).0,
         })
     }
 
@@ -130,7 +95,7 @@ impl Driver {
     pub async fn run(self: &Arc<Self>, statement: StatementContext, sql: &str) -> Outcome {
         let result = tokio::select! {
             result = self.execute(statement, sql) => result,
-            _ = self.cancel.cancelled() => Err(self.stop_reason()),
+            reason = self.stopped() => Err(reason),
         };
         let outcome = self.with_buffer(|b| {
             match result {
@@ -221,7 +186,7 @@ impl Driver {
     }
 
     pub fn cancel(&self) {
-        self.stop(errors::cancelled());
+        self.halt(errors::cancelled());
     }
 
     /// Fail the query before it ran (not admitted, for example).
@@ -240,29 +205,30 @@ impl Driver {
 
     /// Completes when the query was cancelled or abandoned; the error says which.
     pub async fn stopped(&self) -> QueryError {
-        self.cancel.cancelled().await;
-        self.stop_reason()
+        let mut reason = self.stop.subscribe();
+        let stopped = reason
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|reason| reason.clone());
+        stopped.unwrap_or_else(errors::cancelled)
     }
 
     /// Stop because no client asked for results for too long.
     pub fn abandon(&self) {
-        self.stop(errors::abandoned());
+        self.halt(errors::abandoned());
     }
 
-    fn stop(&self, reason: QueryError) {
-        if let Ok(mut slot) = self.stop_reason.lock() {
-            slot.get_or_insert(reason);
-        }
-        self.cancel.cancel();
+    /// Record the first reason the query was stopped and wake everything waiting on it.
+    fn halt(&self, reason: QueryError) {
+        self.stop.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(reason);
+            true
+        });
         self.changed.notify_waiters();
-    }
-
-    fn stop_reason(&self) -> QueryError {
-        self.stop_reason
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
-            .unwrap_or_else(errors::cancelled)
     }
 
     /// The page for `token`, waiting up to `wait` for it to be produced. Asking for `token`
