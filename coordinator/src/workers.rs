@@ -28,10 +28,13 @@ impl Workers {
 
     /// Take a heartbeat; a worker seen for the first time (or again after being lost) is logged.
     pub fn heard(&self, heartbeat: WorkerHeartbeat) {
+        self.heard_at(heartbeat, Instant::now());
+    }
+
+    fn heard_at(&self, heartbeat: WorkerHeartbeat, now: Instant) {
         let Ok(mut known) = self.known.lock() else {
             return;
         };
-        let now = Instant::now();
         let returning = known
             .get(&heartbeat.id)
             .is_none_or(|w| now.duration_since(w.last_seen) > self.timeout);
@@ -49,10 +52,13 @@ impl Workers {
 
     /// Workers heard from within the timeout, by id; workers silent for long are forgotten.
     pub fn live(&self) -> Vec<LiveWorker> {
+        self.live_at(Instant::now())
+    }
+
+    fn live_at(&self, now: Instant) -> Vec<LiveWorker> {
         let Ok(mut known) = self.known.lock() else {
             return Vec::new();
         };
-        let now = Instant::now();
         known.retain(|id, w| {
             let keep = now.duration_since(w.last_seen) <= self.timeout * 10;
             if !keep {
@@ -87,13 +93,17 @@ mod tests {
 
     #[test]
     fn silent_workers_are_dead() {
-        let workers = Workers::new(Duration::from_millis(50));
-        workers.heard(beat("a"));
-        workers.heard(beat("b"));
-        assert_eq!(workers.live().len(), 2);
-        std::thread::sleep(Duration::from_millis(80));
-        workers.heard(beat("b"));
-        let live: Vec<String> = workers.live().into_iter().map(|w| w.heartbeat.id).collect();
+        let workers = Workers::new(Duration::from_secs(5));
+        let start = Instant::now();
+        workers.heard_at(beat("a"), start);
+        workers.heard_at(beat("b"), start);
+        assert_eq!(workers.live_at(start + Duration::from_secs(4)).len(), 2);
+        workers.heard_at(beat("b"), start + Duration::from_secs(4));
+        let live: Vec<String> = workers
+            .live_at(start + Duration::from_secs(6))
+            .into_iter()
+            .map(|w| w.heartbeat.id)
+            .collect();
         assert_eq!(live, vec!["b".to_string()]);
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{eventually, read, within, TestCluster, SECRET};
+use common::{eventually, holds_for, read, within, TestCluster, SECRET};
 use futures::StreamExt;
 use shoal_state_store::{
     CasOutcome, EventKind, NodeId, Op, RaftRole, ReadConsistency, StoreConfig, TxnRequest,
@@ -431,13 +431,26 @@ async fn internal_rpc_without_the_cluster_secret_is_refused() {
             .await
             .expect("learner recorded");
         cluster.member(1).put("secret/x", "1").await.expect("put");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let status = cluster.member(9).local_status();
-        assert_eq!(
-            status.applied_index, 0,
-            "nothing replicated to a member with the wrong secret"
-        );
         let leader = cluster.member(1).current_leader().expect("leader");
+        let leader_store = cluster.member(leader).clone();
+        eventually(10, "the leader replicates to member 9", || {
+            let tracked = leader_store.local_status().followers.contains_key(&9);
+            async move { tracked }
+        })
+        .await;
+        cluster.wait_caught_up(2).await;
+        cluster.wait_caught_up(3).await;
+        // The good members have the write; member 9 gets nothing for many heartbeats.
+        let refused = cluster.member(9).clone();
+        holds_for(
+            Duration::from_millis(500),
+            "nothing replicated to a member with the wrong secret",
+            || {
+                let applied = refused.local_status().applied_index;
+                async move { applied == 0 }
+            },
+        )
+        .await;
         let progress = cluster
             .member(leader)
             .local_status()

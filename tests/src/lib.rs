@@ -34,3 +34,13 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Opt
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Check `condition` every 50 ms for `window`, failing at once if it does not hold (for
+/// properties that must stay true, such as "this query never runs").
+pub fn holds_for(window: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        assert!(condition(), "stopped holding: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,11 +1,11 @@
 //! Cluster-wide admission: `query.max-concurrent` and `query.max-queued` hold across all
 //! coordinators together.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::trino::{get_json, post_statement};
-use shoal_tests::wait_for;
+use shoal_tests::{holds_for, wait_for};
 
 const LONG: &str = "SELECT value FROM generate_series(1, 1000000000) AS t(value)";
 
@@ -41,15 +41,11 @@ fn max_concurrent_holds_across_coordinators() {
     let (_second, _) = start_long(&urls[1]);
     let third = post_statement(&urls[2], "admission", "SELECT 3");
     let third_id = third["id"].as_str().expect("id").to_string();
-    let watched_until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < watched_until {
-        assert_eq!(
-            state(&urls[0], &third_id),
-            "QUEUED",
-            "a third query never runs while two do"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    holds_for(
+        Duration::from_secs(2),
+        "a third query never runs while two do",
+        || state(&urls[0], &third_id) == "QUEUED",
+    );
     let fourth = post_statement(&urls[0], "admission", "SELECT 4");
     let mut next = fourth["nextUri"].as_str().map(str::to_string);
     let mut error = fourth.get("error").cloned();

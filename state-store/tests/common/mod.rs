@@ -41,6 +41,21 @@ where
     }
 }
 
+/// Check `condition` every 20 ms for `window`, failing the test as soon as it does not hold
+/// (for properties that must stay true, such as "nothing arrives").
+pub async fn holds_for<F, Fut>(window: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + window;
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    while tokio::time::Instant::now() < end {
+        every.tick().await;
+        assert!(condition().await, "stopped holding: {what}");
+    }
+}
+
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
