@@ -438,8 +438,14 @@ async fn internal_rpc_without_the_cluster_secret_is_refused() {
             async move { tracked }
         })
         .await;
-        cluster.wait_caught_up(2).await;
-        cluster.wait_caught_up(3).await;
+        let target = leader_store.local_status().last_log_index;
+        let (two, three) = (cluster.member(2).clone(), cluster.member(3).clone());
+        eventually(10, "members 2 and 3 apply the write", || {
+            let done = two.local_status().applied_index >= target
+                && three.local_status().applied_index >= target;
+            async move { done }
+        })
+        .await;
         // The good members have the write; member 9 gets nothing for many heartbeats.
         let refused = cluster.member(9).clone();
         holds_for(
