@@ -50,6 +50,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Most queries waiting for a slot in the whole cluster; a query beyond it fails with QUERY_QUEUE_FULL.",
     },
     KeySpec {
+        key: "query.retry-attempts",
+        default: Some("1"),
+        doc: "How often a query is run again on the live workers when its driver died before the client received a row.",
+    },
+    KeySpec {
         key: "worker.timeout",
         default: Some("5s"),
         doc: "A worker not heard from for this long is taken as dead and gets no new work.",
@@ -140,6 +145,7 @@ pub struct CoordinatorConfig {
     pub query_client_timeout: Duration,
     pub worker_timeout: Duration,
     pub max_concurrent_queries: usize,
+    pub query_retry_attempts: u32,
     pub max_queued_queries: usize,
     pub advertise_host: String,
     pub bind_address: String,
@@ -208,6 +214,7 @@ impl CoordinatorConfig {
             worker_timeout: config.duration("worker.timeout")?,
             max_concurrent_queries: config.u64("query.max-concurrent")? as usize,
             max_queued_queries: config.u64("query.max-queued")? as usize,
+            query_retry_attempts: config.u64("query.retry-attempts")?.min(100) as u32,
             advertise_host: config.non_empty("node.internal-address")?,
             bind_address: config.non_empty("node.bind-address")?,
             client_port: config.u16("http-server.http.port")?,

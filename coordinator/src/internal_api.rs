@@ -14,7 +14,7 @@ use shoal_proto::cluster::{WorkerHeartbeat, WORKER_HEARTBEAT_PATH};
 use shoal_proto::{ErrorCode, ServiceError};
 
 use crate::node::{paths, Coordinator, JoinRequest};
-use crate::query::manager::{paths as query_paths, PageRequest};
+use shoal_engine::drive::{paths as query_paths, PageRequest, ProgressReport};
 
 /// The whole internal listener: the state store's routes and the coordinator's.
 pub fn router(node: Arc<Coordinator>) -> Router {
@@ -23,6 +23,7 @@ pub fn router(node: Arc<Coordinator>) -> Router {
         .route(paths::JOIN, post(join))
         .route(query_paths::PAGE, post(query_page))
         .route(query_paths::CANCEL, post(query_cancel))
+        .route(query_paths::PROGRESS, post(query_progress))
         .route(WORKER_HEARTBEAT_PATH, post(worker_heartbeat))
         .layer(axum::middleware::from_fn_with_state(
             node.config.secret.clone(),
@@ -70,6 +71,20 @@ async fn query_cancel(State(node): State<Arc<Coordinator>>, body: Bytes) -> Resp
         Err(e) => return failure(&e),
     };
     answer(&node.queries.cancel_local(&id))
+}
+
+async fn query_progress(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {
+    let report: ProgressReport = match decode::<String>(&body).and_then(|json| {
+        serde_json::from_str(&json)
+            .map_err(|e| ServiceError::new(ErrorCode::InvalidArgument, e.to_string()))
+    }) {
+        Ok(report) => report,
+        Err(e) => return failure(&e),
+    };
+    match crate::query::recovery::on_progress(&node, &report).await {
+        Ok(()) => answer(&()),
+        Err(e) => failure(&e.to_service_error()),
+    }
 }
 
 async fn worker_heartbeat(

@@ -102,16 +102,22 @@ pub async fn run(
     Ok(())
 }
 
-/// Queries whose client stopped reading for `query.client.timeout` are cancelled.
+/// Queries whose client stopped reading for `query.client.timeout` are cancelled; on the Raft
+/// leader, queries of dead coordinators and dead drivers are adopted, re-run or failed.
 async fn reap_abandoned_queries(node: std::sync::Arc<Coordinator>, stopped: watch::Receiver<bool>) {
     let timeout = node.config.query_client_timeout;
-    let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let stop = wait_for(stopped);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = tokio::time::sleep(every) => node.queries.reap_abandoned(timeout),
+            _ = tokio::time::sleep(every) => {
+                node.queries.reap_abandoned(timeout);
+                if node.store.status().await.leader == Some(node.id()) {
+                    query::recovery::sweep(&node).await;
+                }
+            }
         }
     }
 }

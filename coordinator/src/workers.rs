@@ -88,6 +88,7 @@ mod tests {
             memory_bytes: 1,
             started_at_ms: 0,
             version: "0".into(),
+            running_queries: 0,
         }
     }
 

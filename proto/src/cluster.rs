@@ -16,4 +16,7 @@ pub struct WorkerHeartbeat {
     /// Informative only: the worker's wall clock at start (milliseconds since 1970).
     pub started_at_ms: u64,
     pub version: String,
+    /// Queries this worker drives now: coordinators give new queries to the least loaded.
+    #[serde(default)]
+    pub running_queries: u32,
 }

@@ -48,6 +48,21 @@ pub const WORKER_KEYS: &[KeySpec] = &[
         default: Some("1s"),
         doc: "How often the worker announces itself to every coordinator it finds.",
     },
+    KeySpec {
+        key: "query.max-buffer-memory",
+        default: Some("67108864"),
+        doc: "Bytes of result pages one query driven here keeps in memory ahead of its client; more go to spill files.",
+    },
+    KeySpec {
+        key: "query.spill-path",
+        default: Some("spill"),
+        doc: "Directory for result pages beyond the memory limit; relative paths are taken from node.data-dir. Emptied at start.",
+    },
+    KeySpec {
+        key: "query.max-spill",
+        default: Some("4294967296"),
+        doc: "Bytes of result pages one query keeps in spill files; beyond it the query waits for its client.",
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +75,9 @@ pub struct WorkerConfig {
     pub internal_port: u16,
     pub secret: String,
     pub heartbeat_interval: Duration,
+    pub buffer_memory_bytes: u64,
+    pub spill_dir: PathBuf,
+    pub spill_bytes: u64,
     pub seed_store: SeedStoreConfig,
 }
 
@@ -95,13 +113,18 @@ impl WorkerConfig {
             return Err(config.invalid("worker.heartbeat-interval", "must be longer than zero"));
         }
         let data_dir = PathBuf::from(config.non_empty("node.data-dir")?);
+        let data_dir = if data_dir.is_absolute() {
+            data_dir
+        } else {
+            base.join(data_dir)
+        };
+        let spill_dir = data_dir.join(config.non_empty("query.spill-path")?);
         Ok(WorkerConfig {
             id,
-            data_dir: if data_dir.is_absolute() {
-                data_dir
-            } else {
-                base.join(data_dir)
-            },
+            data_dir,
+            buffer_memory_bytes: config.u64("query.max-buffer-memory")?,
+            spill_dir,
+            spill_bytes: config.u64("query.max-spill")?,
             advertise_host: config.non_empty("node.internal-address")?,
             bind_address: config.non_empty("node.bind-address")?,
             internal_port: config.u16("internal-communication.http.port")?,

@@ -51,7 +51,7 @@ async fn send(
 pub async fn run(
     store: SeedStore,
     secret: String,
-    heartbeat: WorkerHeartbeat,
+    heartbeat: impl Fn() -> WorkerHeartbeat,
     interval: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -61,6 +61,7 @@ pub async fn run(
     let mut reached: BTreeSet<u64> = BTreeSet::new();
     loop {
         let live = watcher.scan();
+        let heartbeat = heartbeat();
         let mut now_reached = BTreeSet::new();
         for seed in &live {
             match send(&client, &seed.seed.internal_url, &secret, &heartbeat).await {

@@ -1,26 +1,28 @@
-//! The worker role. Today a worker finds the coordinators through the seed directory, announces
-//! itself (id, internal URL, cores, memory) to each and heartbeats, and serves its internal API
-//! behind the cluster secret. Query execution (datafusion-distributed) and result buffers come
-//! next.
+//! The worker role: finds the coordinators through the seed directory and heartbeats to each,
+//! runs datafusion-distributed's worker service for query stages, and drives queries handed to
+//! it (planning, head stage, result pages), all on its internal listener behind the cluster
+//! secret.
 
 pub mod config;
+pub mod drivers;
 pub mod heartbeat;
+mod internal_api;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use shoal_engine::distributed::SecretChannels;
 use shoal_proto::cluster::WorkerHeartbeat;
-use shoal_proto::{same_secret, CLUSTER_SECRET_HEADER};
 use shoal_seed_store::SeedStore;
+use shoal_state_store::network::RpcClient;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::WorkerConfig;
+
+use crate::drivers::{BufferSettings, Drivers};
 
 /// Cores and memory of this machine.
 fn resources() -> (u32, u64) {
@@ -34,23 +36,6 @@ fn resources() -> (u32, u64) {
         })
         .unwrap_or(0);
     (cores, memory)
-}
-
-async fn require_secret(State(secret): State<String>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(CLUSTER_SECRET_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    if same_secret(given, secret.as_bytes()) {
-        return next.run(request).await;
-    }
-    tracing::warn!(path = %request.uri().path(), "refused request without a valid cluster secret");
-    (
-        axum::http::StatusCode::UNAUTHORIZED,
-        "the cluster secret is missing or wrong",
-    )
-        .into_response()
 }
 
 /// Run a worker on an already-bound internal listener until `shutdown` completes.
@@ -72,17 +57,26 @@ pub async fn run(
         memory_bytes,
         started_at_ms: shoal_seed_store::publisher::now_ms(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        running_queries: 0,
     };
-    let status = heartbeat.clone();
-    let app = Router::new()
-        .route(
-            "/worker/v1/status",
-            get(move || async move { Json(status) }),
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            config.secret.clone(),
-            require_secret,
-        ))
+    let channels = SecretChannels::new(&config.secret)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let spill_dir = config.spill_dir.clone();
+    if spill_dir.exists() {
+        // Spill files of an earlier run belong to queries that are gone.
+        let _ = std::fs::remove_dir_all(&spill_dir);
+    }
+    let drivers = Arc::new(Drivers::new(
+        internal_url.clone(),
+        RpcClient::new(&config.secret),
+        channels.clone(),
+        BufferSettings {
+            memory_bytes: config.buffer_memory_bytes,
+            spill_dir,
+            spill_bytes: config.spill_bytes,
+        },
+    ));
+    let app = internal_api::router(&config.secret, heartbeat.clone(), drivers.clone(), channels)
         .into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = watch::channel(false);
     let mut server_stopped = stopped.clone();
@@ -93,21 +87,36 @@ pub async fn run(
             })
             .await
     });
+    let load = drivers.clone();
     let announcing = tokio::spawn(heartbeat::run(
         SeedStore::new(config.seed_store.clone()),
         config.secret.clone(),
-        heartbeat,
+        move || WorkerHeartbeat {
+            running_queries: load.running(),
+            ..heartbeat.clone()
+        },
         config.heartbeat_interval,
-        stopped,
+        stopped.clone(),
     ));
+    let reaper = tokio::spawn(reap_abandoned(drivers, stopped));
     tracing::info!(worker = %config.id, %internal_url, cores, memory_bytes, cluster = %config.cluster, "worker started");
     shutdown.await;
     tracing::info!(worker = %config.id, "worker stopping");
     let _ = stop.send(true);
     let _ = announcing.await;
+    let _ = reaper.await;
     if let Ok(result) = server.await {
         result?;
     }
     tracing::info!(worker = %config.id, "worker stopped");
     Ok(())
+}
+
+async fn reap_abandoned(drivers: Arc<Drivers>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => drivers.reap_abandoned(),
+            _ = stopped.changed() => return,
+        }
+    }
 }

@@ -3,15 +3,16 @@
 //! table's version changes only by compare-and-set on its key, so concurrent writers from
 //! different coordinators never lose each other's files.
 
-pub mod provider;
 pub mod system;
 pub mod writer;
 
-use std::collections::BTreeMap;
-
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use shoal_state_store::{CasOutcome, ReadConsistency, StateStore};
+
+pub use shoal_engine::catalog::{
+    CatalogSnapshot, DataFile, SchemaRecord, TableFormat, TableRecord,
+};
+pub use shoal_engine::provider;
 
 use crate::error::{CoordinatorError, Result};
 
@@ -20,74 +21,6 @@ const TABLES: &str = "catalog/tables/";
 
 /// The schema every catalog has; it cannot be dropped.
 pub const DEFAULT_SCHEMA: &str = "default";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TableFormat {
-    Parquet,
-    Csv,
-}
-
-impl TableFormat {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.to_ascii_lowercase().as_str() {
-            "parquet" => Some(TableFormat::Parquet),
-            "csv" => Some(TableFormat::Csv),
-            _ => None,
-        }
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            TableFormat::Parquet => ".parquet",
-            TableFormat::Csv => ".csv",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SchemaRecord {
-    pub name: String,
-    pub created_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DataFile {
-    pub path: String,
-    pub bytes: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableRecord {
-    pub schema: String,
-    pub name: String,
-    pub format: TableFormat,
-    /// A directory (or file) of existing data for external tables; the table's warehouse
-    /// directory for tables Shoal writes.
-    pub location: String,
-    /// Shoal writes the table's files and lists them in `files`.
-    pub managed: bool,
-    pub csv_header: bool,
-    pub arrow_schema: Schema,
-    pub files: Vec<DataFile>,
-    pub version: u64,
-    pub rows: u64,
-    pub bytes: u64,
-    pub created_ms: u64,
-}
-
-impl TableRecord {
-    pub fn schema_ref(&self) -> SchemaRef {
-        SchemaRef::new(self.arrow_schema.clone())
-    }
-}
-
-/// The catalog as of one moment: what a query resolves its tables against.
-#[derive(Debug, Clone, Default)]
-pub struct CatalogSnapshot {
-    pub schemas: BTreeMap<String, SchemaRecord>,
-    pub tables: BTreeMap<(String, String), TableRecord>,
-}
 
 fn schema_key(name: &str) -> String {
     format!("{SCHEMAS}{name}")

@@ -14,8 +14,8 @@ use shoal_proto::client::{QueryError, QueryResults, StatementStats};
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
-use crate::query::driver::PageReply;
 use crate::query::record;
+use shoal_engine::pages::PageReply;
 
 pub fn router(node: Arc<Coordinator>) -> Router {
     Router::new()

@@ -1,6 +1,7 @@
 //! Cluster-wide admission: at most `query.max-concurrent` queries run and at most
 //! `query.max-queued` wait, counted over every coordinator together in one state-store key
-//! changed only by compare-and-set. Slots held by a coordinator that is gone are released.
+//! changed only by compare-and-set. A slot is held by the coordinator that admitted the query
+//! and then by the worker driving it; slots of a holder that is gone are released.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,17 +13,41 @@ use shoal_proto::client::QueryError;
 use shoal_state_store::{CasOutcome, RaftRole, ReadConsistency, StateStore};
 
 use crate::protocol::errors;
+use crate::workers::Workers;
 
 const KEY: &str = "admission/slots";
 const LIVENESS_RECHECK: Duration = Duration::from_secs(1);
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
+/// Who answers for a slot: while it lives, the slot is taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Holder {
+    Coordinator(u64),
+    Worker(String),
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Slots {
-    /// Running queries and the coordinator that admitted each.
-    running: BTreeMap<String, u64>,
+    /// Running queries and who holds each.
+    running: BTreeMap<String, Holder>,
     /// Waiting queries, oldest first by id, and their coordinators.
-    queued: BTreeMap<String, u64>,
+    queued: BTreeMap<String, Holder>,
+}
+
+/// The nodes alive now, for releasing slots of the dead.
+pub struct Alive {
+    coordinators: BTreeSet<u64>,
+    workers: BTreeSet<String>,
+}
+
+impl Alive {
+    fn holds(&self, holder: &Holder) -> bool {
+        match holder {
+            Holder::Coordinator(id) => self.coordinators.contains(id),
+            Holder::Worker(id) => self.workers.contains(id),
+        }
+    }
 }
 
 /// The limits; `max_concurrent == 0` admits everything at once.
@@ -59,16 +84,21 @@ async fn write(store: &StateStore, slots: &Slots, expected: u64) -> Result<bool,
     Ok(matches!(outcome, CasOutcome::Swapped { .. }))
 }
 
-/// Coordinators that are members and answer; slots of any other are released.
-async fn live_coordinators(store: &StateStore) -> BTreeSet<u64> {
-    store
+/// Coordinators that are members and answer, and the workers in `workers`.
+async fn alive(store: &StateStore, workers: &Workers) -> Alive {
+    let coordinators = store
         .status()
         .await
         .members
         .into_iter()
         .filter(|m| m.role != RaftRole::Unknown)
         .map(|m| m.id)
-        .collect()
+        .collect();
+    let workers = workers.live().into_iter().map(|w| w.heartbeat.id).collect();
+    Alive {
+        coordinators,
+        workers,
+    }
 }
 
 /// Wait for a slot for query `id` of coordinator `coordinator`; an error if the queue is full.
@@ -77,21 +107,23 @@ pub async fn acquire(
     limits: Limits,
     id: &str,
     coordinator: u64,
+    workers: &Workers,
 ) -> Result<(), QueryError> {
+    let me = Holder::Coordinator(coordinator);
     if limits.max_concurrent == 0 {
         return Ok(());
     }
     loop {
         let (mut slots, revision) = read(store).await?;
         if slots.running.len() >= limits.max_concurrent && !slots.queued.contains_key(id) {
-            let live = live_coordinators(store).await;
-            slots.running.retain(|_, c| live.contains(c));
-            slots.queued.retain(|_, c| live.contains(c));
+            let alive = alive(store, workers).await;
+            slots.running.retain(|_, holder| alive.holds(holder));
+            slots.queued.retain(|_, holder| alive.holds(holder));
         }
         let first_waiting = slots.queued.keys().next().is_none_or(|first| first == id);
         if slots.running.len() < limits.max_concurrent && first_waiting {
             slots.queued.remove(id);
-            slots.running.insert(id.to_string(), coordinator);
+            slots.running.insert(id.to_string(), me.clone());
             if write(store, &slots, revision).await? {
                 return Ok(());
             }
@@ -107,7 +139,7 @@ pub async fn acquire(
                     slots.queued.len()
                 )));
             }
-            slots.queued.insert(id.to_string(), coordinator);
+            slots.queued.insert(id.to_string(), me.clone());
             if !write(store, &slots, revision).await? {
                 continue;
             }
@@ -118,8 +150,33 @@ pub async fn acquire(
     }
 }
 
+/// Query `id`'s running slot is held by `holder` from now on.
+pub async fn hand_over(store: &StateStore, limits: Limits, id: &str, holder: Holder) {
+    change(store, limits, id, |slots| match slots.running.get_mut(id) {
+        Some(current) if *current != holder => {
+            *current = holder.clone();
+            true
+        }
+        _ => false,
+    })
+    .await
+}
+
 /// Give back query `id`'s slot (running or queued).
 pub async fn release(store: &StateStore, limits: Limits, id: &str) {
+    change(store, limits, id, |slots| {
+        slots.running.remove(id).is_some() | slots.queued.remove(id).is_some()
+    })
+    .await
+}
+
+/// Apply `edit` to the slots by compare-and-set; `edit` returns false when nothing changed.
+async fn change(
+    store: &StateStore,
+    limits: Limits,
+    id: &str,
+    mut edit: impl FnMut(&mut Slots) -> bool,
+) {
     if limits.max_concurrent == 0 {
         return;
     }
@@ -128,12 +185,12 @@ pub async fn release(store: &StateStore, limits: Limits, id: &str) {
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         };
-        if slots.running.remove(id).is_none() && slots.queued.remove(id).is_none() {
+        if !edit(&mut slots) {
             return;
         }
         if let Ok(true) = write(store, &slots, revision).await {
             return;
         }
     }
-    tracing::warn!(query = %id, "could not release an admission slot; it is freed when its coordinator leaves");
+    tracing::warn!(query = %id, "could not change an admission slot; it is freed when its holder leaves");
 }

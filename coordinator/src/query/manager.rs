@@ -1,45 +1,65 @@
-//! The coordinator's queries: accepting statements, running their drivers, keeping their
-//! records current, and serving pages whether the driver is here or on another node.
+//! The coordinator's queries: accepting statements, serving their pages from wherever their
+//! driver is (here, on a worker, or not yet anywhere), and cancelling them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use shoal_engine::drive::{paths, PageRequest};
+use shoal_engine::driver::Driver;
+use shoal_engine::pages::PageReply;
 use shoal_proto::client::QueryError;
+use shoal_proto::ErrorCode;
+use shoal_state_store::network::RpcFailure;
 
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
-use crate::query::admission::{self, Limits};
-use crate::query::driver::{Driver, PageReply};
 use crate::query::id::{random_token, QueryIds};
 use crate::query::record::{self, QueryRecord, QueryState};
-use crate::query::statements::StatementContext;
+use crate::query::{dispatch, recovery};
 use crate::registry::{self, Mode};
 
-/// Internal routes for pages and cancellation of queries whose driver is here.
-pub mod paths {
-    pub const PAGE: &str = "/query/v1/page";
-    pub const CANCEL: &str = "/query/v1/cancel";
-}
-
 /// How long a page request waits for the page to be produced before answering "not yet".
-const PAGE_WAIT: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PageRequest {
-    pub query_id: String,
-    pub token: u64,
-}
+pub const PAGE_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Queries {
     ids: QueryIds,
+    /// Drivers in this process: queries running here, and queries waiting to be handed on.
     drivers: Mutex<HashMap<String, Arc<Driver>>>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     shoal_seed_store::publisher::now_ms()
+}
+
+pub(crate) fn store_unavailable(e: crate::error::CoordinatorError) -> QueryError {
+    errors::unavailable(format!("the state store is unavailable: {e}"))
+}
+
+/// The answer for a query whose driver is gone, from its record.
+pub(crate) fn reply_from_record(record: &QueryRecord, token: u64) -> PageReply {
+    let elapsed_ms = record
+        .ended_ms
+        .unwrap_or_else(now_ms)
+        .saturating_sub(record.created_ms);
+    let (state, next_token) = match record.state {
+        QueryState::Finished => ("FINISHED", None),
+        QueryState::Failed => ("FAILED", None),
+        QueryState::Queued => ("QUEUED", Some(token)),
+        QueryState::Running => ("RUNNING", Some(token)),
+    };
+    PageReply {
+        columns: None,
+        rows: Vec::new(),
+        next_token,
+        state: state.into(),
+        processed_rows: record.rows,
+        elapsed_ms,
+        error: record.error.clone(),
+        update_type: None,
+        update_count: None,
+    }
 }
 
 impl Queries {
@@ -50,33 +70,36 @@ impl Queries {
         }
     }
 
-    fn driver(&self, id: &str) -> Option<Arc<Driver>> {
+    pub(crate) fn driver(&self, id: &str) -> Option<Arc<Driver>> {
         self.drivers.lock().ok()?.get(id).cloned()
     }
 
-    fn forget(&self, id: &str) {
+    pub(crate) fn keep(&self, id: &str, driver: Arc<Driver>) {
+        if let Ok(mut drivers) = self.drivers.lock() {
+            drivers.insert(id.to_string(), driver);
+        }
+    }
+
+    pub(crate) fn forget(&self, id: &str) {
         if let Ok(mut drivers) = self.drivers.lock() {
             drivers.remove(id);
         }
     }
 
-    /// Accept `sql`: record it, start its driver, and return its record.
+    /// Accept `sql`: record it, start it, and return its record.
     pub async fn submit(
         &self,
         node: &Arc<Coordinator>,
         session: &ClientSession,
         sql: &str,
     ) -> Result<QueryRecord, QueryError> {
-        let unavailable = |e: crate::error::CoordinatorError| {
-            errors::unavailable(format!("the state store is unavailable: {e}"))
-        };
         let me = registry::get(
             &node.store,
             node.id(),
             shoal_state_store::ReadConsistency::Local,
         )
         .await
-        .map_err(unavailable)?;
+        .map_err(store_unavailable)?;
         if me.is_some_and(|r| r.mode == Mode::Backup) {
             return Err(errors::draining(format!(
                 "coordinator {} is in backup mode and takes no new queries; send them to another coordinator",
@@ -92,7 +115,9 @@ impl Queries {
             catalog: session.catalog.clone(),
             schema: session.schema.clone(),
             coordinator: node.id(),
-            driver_url: node.internal_url.clone(),
+            driver_url: String::new(),
+            attempt: 0,
+            delivered: false,
             state: QueryState::Queued,
             created_ms: now_ms(),
             ended_ms: None,
@@ -102,60 +127,8 @@ impl Queries {
         };
         record::put(&node.store, &record)
             .await
-            .map_err(unavailable)?;
-        let driver = Driver::new();
-        if let Ok(mut drivers) = self.drivers.lock() {
-            drivers.insert(record.id.clone(), driver.clone());
-        }
-        let statement = StatementContext {
-            node: node.clone(),
-            store: node.store.clone(),
-            warehouse: node.config.warehouse_dir.clone(),
-            query_id: record.id.clone(),
-            session: session.clone(),
-        };
-        let running = record.clone();
-        let store = node.store.clone();
-        let max_history = node.config.max_query_history;
-        let limits = Limits {
-            max_concurrent: node.config.max_concurrent_queries,
-            max_queued: node.config.max_queued_queries,
-        };
-        let coordinator = node.id();
-        tokio::spawn(async move {
-            let admitted = tokio::select! {
-                admitted = admission::acquire(&store, limits, &running.id, coordinator) => admitted,
-                reason = driver.stopped() => Err(reason),
-            };
-            let outcome = match admitted {
-                Ok(()) => {
-                    let mut started = running.clone();
-                    started.state = QueryState::Running;
-                    if let Err(e) = record::put(&store, &started).await {
-                        tracing::warn!(query = %started.id, error = %e, "cannot record the start of a query");
-                    }
-                    driver.run(statement, &running.sql).await
-                }
-                Err(error) => driver.fail(error),
-            };
-            admission::release(&store, limits, &running.id).await;
-            let mut done = running;
-            done.state = if outcome.error.is_some() {
-                QueryState::Failed
-            } else {
-                QueryState::Finished
-            };
-            done.ended_ms = Some(now_ms());
-            done.rows = outcome.rows;
-            done.bytes = outcome.bytes;
-            done.error = outcome.error;
-            if let Err(e) = record::put(&store, &done).await {
-                tracing::warn!(query = %done.id, error = %e, "cannot record the end of a query");
-            }
-            if let Err(e) = record::trim_history(&store, max_history).await {
-                tracing::debug!(error = %e, "cannot trim query history");
-            }
-        });
+            .map_err(store_unavailable)?;
+        dispatch::start(node.clone(), record.clone(), session.clone(), true);
         Ok(record)
     }
 
@@ -175,16 +148,25 @@ impl Queries {
             }
             return Ok(reply);
         }
+        if record.driver_url.is_empty() {
+            if !record.state.is_done() {
+                record::wait_for_change(&node.store, id, PAGE_WAIT)
+                    .await
+                    .map_err(store_unavailable)?;
+            }
+            return Ok(reply_from_record(&record, token));
+        }
         if record.driver_url == node.internal_url {
-            return Err(errors::internal(&format!(
-                "the results of query {id} are no longer available"
-            )));
+            if record.state.is_done() {
+                return Ok(reply_from_record(&record, token));
+            }
+            return recovery::driver_lost(node, &record, token).await;
         }
         let request = PageRequest {
             query_id: id.to_string(),
             token,
         };
-        let json: String = node
+        let fetched: Result<String, RpcFailure> = node
             .rpc
             .call(
                 &record.driver_url,
@@ -192,14 +174,26 @@ impl Queries {
                 &request,
                 PAGE_WAIT + node.rpc_timeout(),
             )
-            .await
-            .map_err(|e| {
-                errors::internal(&format!(
-                    "cannot fetch results of query {id} from its driver: {e}"
-                ))
-            })?;
-        serde_json::from_str(&json)
-            .map_err(|e| errors::internal(&format!("bad page from the driver: {e}")))
+            .await;
+        match fetched {
+            Ok(json) => {
+                let reply: PageReply = serde_json::from_str(&json)
+                    .map_err(|e| errors::internal(&format!("bad page from the driver: {e}")))?;
+                recovery::delivering(node, &record, token, reply).await
+            }
+            Err(RpcFailure::Remote(e)) if e.code == ErrorCode::NotFound => {
+                // The driver does not know the query: it finished and let go, or it restarted.
+                let record = self.record(node, id, slug).await?;
+                if record.state.is_done() {
+                    return Ok(reply_from_record(&record, token));
+                }
+                recovery::driver_lost(node, &record, token).await
+            }
+            Err(e) => {
+                tracing::debug!(query = %id, driver = %record.driver_url, error = %e, "cannot fetch a page from the driver");
+                recovery::driver_lost(node, &record, token).await
+            }
+        }
     }
 
     /// Serve a page to another coordinator (the driver is here).
@@ -255,6 +249,11 @@ impl Queries {
         if self.cancel_local(id) || record.state.is_done() {
             return Ok(());
         }
+        if record.driver_url.is_empty() || record.driver_url == node.internal_url {
+            // Waiting on another coordinator, or its driver here is gone: settle it in the record.
+            recovery::finish(node, &record, errors::cancelled()).await;
+            return Ok(());
+        }
         node.rpc
             .call::<_, bool>(
                 &record.driver_url,
@@ -267,7 +266,7 @@ impl Queries {
             .map_err(|e| errors::internal(&format!("cannot reach the driver of query {id}: {e}")))
     }
 
-    async fn record(
+    pub(crate) async fn record(
         &self,
         node: &Arc<Coordinator>,
         id: &str,
@@ -275,7 +274,7 @@ impl Queries {
     ) -> Result<QueryRecord, QueryError> {
         let record = record::get(&node.store, id)
             .await
-            .map_err(|e| errors::unavailable(format!("the state store is unavailable: {e}")))?
+            .map_err(store_unavailable)?
             .ok_or_else(|| errors::not_found("NOT_FOUND", format!("query {id} does not exist")))?;
         if record.slug != slug {
             return Err(errors::not_found(

@@ -2,10 +2,11 @@
 //! the registry that routes page requests to wherever a query's driver is.
 
 pub mod admission;
-pub mod driver;
+pub mod dispatch;
 pub mod id;
 pub mod manager;
 pub mod record;
+pub mod recovery;
 pub mod show;
 pub mod statements;
 pub mod table_options;

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use shoal_proto::client::QueryError;
-use shoal_state_store::{ReadConsistency, StateStore};
+use std::time::Duration;
+
+use futures::StreamExt;
+use shoal_state_store::{CasOutcome, ReadConsistency, StateStore};
 
 use crate::error::{CoordinatorError, Result};
 
@@ -45,8 +48,14 @@ pub struct QueryRecord {
     pub schema: Option<String>,
     /// The coordinator that accepted the query.
     pub coordinator: u64,
-    /// Internal URL of the node holding the query's result pages.
+    /// Internal URL of the node holding the query's result pages; empty until a driver has it.
     pub driver_url: String,
+    /// Which run of the query this is; a re-run after its driver died counts up.
+    #[serde(default)]
+    pub attempt: u32,
+    /// The client has received rows, so the query can no longer be run again.
+    #[serde(default)]
+    pub delivered: bool,
     pub state: QueryState,
     pub created_ms: u64,
     pub ended_ms: Option<u64>,
@@ -104,5 +113,44 @@ pub async fn trim_history(store: &StateStore, max_history: usize) -> Result<()> 
     for record in &done[..done.len() - max_history] {
         store.delete(&key(&record.id)).await?;
     }
+    Ok(())
+}
+
+/// Change query `id`'s record with `change` by compare-and-set, reading it again on conflicts.
+/// `change` returns false to leave the record as it is. Returns the record as written, or
+/// None if the record does not exist or `change` declined.
+pub async fn update(
+    store: &StateStore,
+    id: &str,
+    mut change: impl FnMut(&mut QueryRecord) -> bool,
+) -> Result<Option<QueryRecord>> {
+    loop {
+        let Some(kv) = store.get(&key(id), ReadConsistency::Linearizable).await? else {
+            return Ok(None);
+        };
+        let mut record = decode(&kv.value)?;
+        if !change(&mut record) {
+            return Ok(None);
+        }
+        match store
+            .compare_and_set(&key(id), kv.mod_revision, encode(&record)?)
+            .await?
+        {
+            CasOutcome::Swapped { .. } => return Ok(Some(record)),
+            CasOutcome::Conflict { .. } => {
+                tracing::debug!(query = %id, "concurrent change to a query record; retrying");
+            }
+        }
+    }
+}
+
+/// Wait up to `wait` for query `id`'s record to change after `record` was read.
+pub async fn wait_for_change(store: &StateStore, id: &str, wait: Duration) -> Result<()> {
+    let revision = match store.get(&key(id), ReadConsistency::Local).await? {
+        Some(kv) => kv.mod_revision,
+        None => return Ok(()),
+    };
+    let mut changes = store.watch(&key(id), revision + 1)?;
+    let _ = tokio::time::timeout(wait, changes.next()).await;
     Ok(())
 }

@@ -17,6 +17,8 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use shoal_proto::client::QueryError;
 use shoal_state_store::StateStore;
 
+pub use shoal_engine::Prepared;
+
 use crate::catalog::provider::{self, listing_options, CATALOG};
 use crate::catalog::system;
 use crate::catalog::writer::{conform, table_dir, write_parquet};
@@ -27,17 +29,6 @@ use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
 use crate::query::show::{describe_target, show_statement};
 use crate::query::table_options::TableOptions;
-
-/// What a statement amounts to.
-pub enum Prepared {
-    /// Rows to stream to the client.
-    Query(DataFrame),
-    /// A change that is already done: its kind and, for writes, the rows written.
-    Update {
-        update_type: String,
-        rows: Option<u64>,
-    },
-}
 
 /// Everything a statement needs from its coordinator.
 #[derive(Clone)]
@@ -95,14 +86,14 @@ fn parts(name: &ObjectName) -> Vec<String> {
 
 impl StatementContext {
     /// The session's catalog: `shoal` unless the client chose `system`.
-    fn current_catalog(&self) -> String {
+    pub(crate) fn current_catalog(&self) -> String {
         match self.session.catalog.as_deref() {
             Some("system") => "system".into(),
             _ => CATALOG.into(),
         }
     }
 
-    fn current_schema(&self) -> String {
+    pub(crate) fn current_schema(&self) -> String {
         if self.current_catalog() == "system" {
             return self
                 .session
@@ -215,6 +206,30 @@ impl StatementContext {
             .read_batch(batch)
             .map(Prepared::Query)
             .map_err(|e| errors::from_datafusion(&e, ""))
+    }
+
+    /// Whether `sql` is a plain query over catalog `shoal` that a driver on a worker can run:
+    /// not a catalog change, not SHOW or DESCRIBE, and not reading the `system` catalog, which
+    /// only coordinators have.
+    pub fn runs_on_workers(&self, sql: &str) -> bool {
+        if self.current_catalog() != CATALOG
+            || describe_target(sql).is_some()
+            || show_statement(sql, &self.current_schema()).is_some()
+            || sql.to_ascii_lowercase().contains("system")
+        {
+            return false;
+        }
+        match DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) {
+            Ok(statements) => {
+                statements.len() == 1
+                    && matches!(
+                        statements.front(),
+                        Some(DfStatement::Statement(statement))
+                            if matches!(**statement, Statement::Query(_))
+                    )
+            }
+            Err(_) => false,
+        }
     }
 
     /// Do (or plan) `sql`.

@@ -15,9 +15,11 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::TableProvider;
 use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::{CatalogSnapshot, TableFormat, TableRecord};
+use crate::distributed::{distribute, ScheduledWorkers, SecretChannels};
 
 pub const CATALOG: &str = "shoal";
 
@@ -52,8 +54,19 @@ fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
     Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
-/// A DataFusion session whose catalog `shoal` is `snapshot`, defaulting to `catalog.schema`.
+/// A DataFusion session whose catalog `shoal` is `snapshot`, defaulting to `catalog.schema`,
+/// run in this process.
 pub fn session(snapshot: &CatalogSnapshot, catalog: &str, schema: &str) -> Result<SessionContext> {
+    session_on(snapshot, catalog, schema, None)
+}
+
+/// Like [`session`], with stages spread over `workers` when some are given.
+pub fn session_on(
+    snapshot: &CatalogSnapshot,
+    catalog: &str,
+    schema: &str,
+    workers: Option<(ScheduledWorkers, SecretChannels)>,
+) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(catalog, schema)
         .with_create_default_catalog_and_schema(false)
@@ -62,7 +75,14 @@ pub fn session(snapshot: &CatalogSnapshot, catalog: &str, schema: &str) -> Resul
             "datafusion.execution.listing_table_ignore_subdirectory",
             false,
         );
-    let context = SessionContext::new_with_config(config);
+    let builder = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config);
+    let builder = match workers {
+        Some((workers, channels)) if !workers.is_empty() => distribute(builder, workers, channels),
+        _ => builder,
+    };
+    let context = SessionContext::new_with_state(builder.build());
     let catalog = MemoryCatalogProvider::new();
     for name in snapshot.schemas.keys() {
         let provider = MemorySchemaProvider::new();

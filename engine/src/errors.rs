@@ -116,6 +116,18 @@ pub fn unavailable(message: impl Into<String>) -> QueryError {
     )
 }
 
+/// The node driving the query died after the client had received rows, so the query cannot be
+/// run again without delivering rows twice.
+pub fn driver_lost(message: impl Into<String>) -> QueryError {
+    error(
+        message.into(),
+        65542,
+        "REMOTE_HOST_GONE",
+        "INTERNAL_ERROR",
+        None,
+    )
+}
+
 /// The line and column of a parser message such as "... at Line: 1, Column: 8".
 pub fn location_in(message: &str) -> Option<ErrorLocation> {
     let after = &message[message.find("Line: ")? + "Line: ".len()..];

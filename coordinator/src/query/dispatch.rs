@@ -1,0 +1,250 @@
+//! Starting a query: admission, then handing it to the driver of the least loaded worker, or
+//! running it in this coordinator when it needs one (catalog changes, system tables, SHOW) or
+//! no worker is alive.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use shoal_engine::drive::{paths, DriveRequest};
+use shoal_engine::driver::Driver;
+use shoal_engine::pages::BufferLimits;
+use shoal_proto::client::QueryError;
+use shoal_state_store::RaftRole;
+
+use crate::catalog;
+use crate::node::Coordinator;
+use crate::protocol::errors;
+use crate::protocol::session::ClientSession;
+use crate::query::admission::{self, Holder, Limits};
+use crate::query::manager::store_unavailable;
+use crate::query::record::{self, QueryRecord, QueryState};
+use crate::query::recovery;
+use crate::query::statements::StatementContext;
+use crate::workers::LiveWorker;
+
+/// Result bytes a query running in a coordinator keeps ahead of its client.
+const LOCAL_BUFFER_BYTES: u64 = 64 << 20;
+
+pub fn limits(node: &Coordinator) -> Limits {
+    Limits {
+        max_concurrent: node.config.max_concurrent_queries,
+        max_queued: node.config.max_queued_queries,
+    }
+}
+
+/// Start `record`'s query in the background; `admit` is false for a re-run that already holds
+/// its admission slot.
+pub fn start(node: Arc<Coordinator>, record: QueryRecord, session: ClientSession, admit: bool) {
+    let driver = Driver::new(BufferLimits::in_memory(LOCAL_BUFFER_BYTES));
+    node.queries.keep(&record.id, driver.clone());
+    tokio::spawn(async move { run(&node, record, session, &driver, admit).await });
+}
+
+enum Handed {
+    /// A worker's driver has the query.
+    ToWorker,
+    /// No worker took it: run it here.
+    NotTaken,
+}
+
+async fn run(
+    node: &Arc<Coordinator>,
+    record: QueryRecord,
+    session: ClientSession,
+    driver: &Arc<Driver>,
+    admit: bool,
+) {
+    if admit {
+        let admitted = tokio::select! {
+            admitted = admission::acquire(&node.store, limits(node), &record.id, node.id(), &node.workers) => admitted,
+            reason = driver.stopped() => Err(reason),
+        };
+        if let Err(error) = admitted {
+            driver.fail(error.clone());
+            recovery::finish(node, &record, error).await;
+            return;
+        }
+    }
+    let statement = StatementContext {
+        node: node.clone(),
+        store: node.store.clone(),
+        warehouse: node.config.warehouse_dir.clone(),
+        query_id: record.id.clone(),
+        session,
+    };
+    if statement.runs_on_workers(&record.sql) {
+        match hand_to_worker(node, &record, &statement, driver).await {
+            Ok(Handed::ToWorker) => {
+                node.queries.forget(&record.id);
+                return;
+            }
+            Ok(Handed::NotTaken) => {}
+            Err(error) => {
+                driver.fail(error.clone());
+                recovery::finish(node, &record, error).await;
+                return;
+            }
+        }
+    }
+    run_here(node, &record, statement, driver).await;
+}
+
+/// Run the query in this coordinator's own driver.
+async fn run_here(
+    node: &Arc<Coordinator>,
+    record: &QueryRecord,
+    statement: StatementContext,
+    driver: &Arc<Driver>,
+) {
+    let me = node.internal_url.clone();
+    let started = record::update(&node.store, &record.id, |r| {
+        if r.attempt != record.attempt || r.state.is_done() {
+            return false;
+        }
+        r.state = QueryState::Running;
+        r.driver_url = me.clone();
+        true
+    })
+    .await;
+    match started {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            driver.fail(errors::cancelled());
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(query = %record.id, error = %e, "cannot record the start of a query");
+        }
+    }
+    let sql = record.sql.clone();
+    let outcome = driver
+        .run(async move { statement.prepare(&sql).await }, &record.sql)
+        .await;
+    recovery::complete(
+        node,
+        &record.id,
+        record.attempt,
+        &me,
+        outcome.rows,
+        outcome.bytes,
+        outcome.error,
+    )
+    .await;
+}
+
+/// Live workers, least loaded first; ties are spread by the query id.
+fn by_load(mut workers: Vec<LiveWorker>, query_id: &str) -> Vec<LiveWorker> {
+    workers.sort_by_key(|w| {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (query_id, &w.heartbeat.id).hash(&mut hasher);
+        (w.heartbeat.running_queries, hasher.finish())
+    });
+    workers
+}
+
+/// Internal URLs of the coordinators that answer, to which a driver reports.
+async fn coordinator_urls(node: &Coordinator) -> Vec<String> {
+    let mut urls: Vec<String> = node
+        .store
+        .status()
+        .await
+        .members
+        .into_iter()
+        .filter(|m| m.role != RaftRole::Unknown && m.url != node.internal_url)
+        .map(|m| m.url)
+        .collect();
+    urls.insert(0, node.internal_url.clone());
+    urls
+}
+
+async fn drive_request(
+    node: &Coordinator,
+    record: &QueryRecord,
+    statement: &StatementContext,
+    workers: &[LiveWorker],
+) -> Result<String, QueryError> {
+    let snapshot = catalog::snapshot(&node.store)
+        .await
+        .map_err(store_unavailable)?;
+    let (schemas, tables) = snapshot.to_parts();
+    let request = DriveRequest {
+        query_id: record.id.clone(),
+        attempt: record.attempt,
+        sql: record.sql.clone(),
+        catalog: statement.current_catalog(),
+        schema: statement.current_schema(),
+        schemas,
+        tables,
+        workers: workers
+            .iter()
+            .map(|w| w.heartbeat.internal_url.clone())
+            .collect(),
+        coordinators: coordinator_urls(node).await,
+        client_timeout_ms: node.config.query_client_timeout.as_millis() as u64,
+    };
+    serde_json::to_string(&request).map_err(|e| errors::internal(&e.to_string()))
+}
+
+/// Give the query to the least loaded worker that takes it.
+async fn hand_to_worker(
+    node: &Arc<Coordinator>,
+    record: &QueryRecord,
+    statement: &StatementContext,
+    driver: &Arc<Driver>,
+) -> Result<Handed, QueryError> {
+    let workers = node.workers.live();
+    if workers.is_empty() {
+        return Ok(Handed::NotTaken);
+    }
+    let request = drive_request(node, record, statement, &workers).await?;
+    for worker in by_load(workers, &record.id) {
+        if driver.is_stopped() {
+            return Err(driver.stopped().await);
+        }
+        let url = worker.heartbeat.internal_url.clone();
+        let taken: Result<(), _> = node
+            .rpc
+            .call(&url, paths::DRIVE, &request, node.rpc_timeout())
+            .await;
+        if let Err(e) = taken {
+            tracing::warn!(query = %record.id, worker = %worker.heartbeat.id, error = %e, "worker did not take the query; trying another");
+            continue;
+        }
+        let handed = record::update(&node.store, &record.id, |r| {
+            if r.attempt != record.attempt || (r.state.is_done() && !r.driver_url.is_empty()) {
+                return false;
+            }
+            if !r.state.is_done() {
+                r.state = QueryState::Running;
+            }
+            r.driver_url = url.clone();
+            true
+        })
+        .await;
+        admission::hand_over(
+            &node.store,
+            limits(node),
+            &record.id,
+            Holder::Worker(worker.heartbeat.id.clone()),
+        )
+        .await;
+        let settled = !matches!(handed, Ok(Some(ref r)) if !r.state.is_done());
+        if driver.is_stopped() || matches!(handed, Ok(None)) {
+            cancel_on(node, &url, &record.id).await;
+        }
+        tracing::info!(query = %record.id, worker = %worker.heartbeat.id, attempt = record.attempt, settled, "query handed to a worker's driver");
+        return Ok(Handed::ToWorker);
+    }
+    tracing::warn!(query = %record.id, "no worker took the query; running it in the coordinator");
+    Ok(Handed::NotTaken)
+}
+
+async fn cancel_on(node: &Coordinator, url: &str, id: &str) {
+    let cancelled: Result<bool, _> = node
+        .rpc
+        .call(url, paths::CANCEL, &id.to_string(), node.rpc_timeout())
+        .await;
+    if let Err(e) = cancelled {
+        tracing::warn!(query = %id, driver = %url, error = %e, "cannot cancel a query on its driver");
+    }
+}

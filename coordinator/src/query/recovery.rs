@@ -1,0 +1,317 @@
+//! Keeping query records true when nodes die: drivers' progress reports, settling outcomes,
+//! running a query again when its driver died before the client got a row, failing it when
+//! rows were already delivered, and adopting queries whose coordinator died before handing
+//! them to a driver.
+
+use std::sync::Arc;
+
+use shoal_engine::drive::{DriveState, ProgressReport};
+use shoal_engine::pages::PageReply;
+use shoal_proto::client::QueryError;
+use shoal_state_store::RaftRole;
+
+use crate::error::CoordinatorError;
+use crate::node::Coordinator;
+use crate::protocol::errors;
+use crate::protocol::session::{ClientSession, Family};
+use crate::query::admission::{self, Holder};
+use crate::query::dispatch::{self, limits};
+use crate::query::manager::{now_ms, reply_from_record, PAGE_WAIT};
+use crate::query::record::{self, QueryRecord, QueryState};
+
+/// The session a query was submitted with, as far as its record keeps it.
+fn session_of(record: &QueryRecord) -> ClientSession {
+    ClientSession {
+        family: Family::Trino,
+        user: record.user.clone(),
+        source: record.source.clone(),
+        catalog: record.catalog.clone(),
+        schema: record.schema.clone(),
+        properties: Default::default(),
+    }
+}
+
+/// Record the end of run `attempt` of query `id`, driven at `driver_url`, and free its slot.
+pub async fn complete(
+    node: &Coordinator,
+    id: &str,
+    attempt: u32,
+    driver_url: &str,
+    rows: u64,
+    bytes: u64,
+    error: Option<QueryError>,
+) -> bool {
+    let ended = record::update(&node.store, id, |r| {
+        if r.attempt != attempt || r.state.is_done() {
+            return false;
+        }
+        if !r.driver_url.is_empty() && r.driver_url != driver_url {
+            return false;
+        }
+        r.driver_url = driver_url.to_string();
+        r.state = if error.is_some() {
+            QueryState::Failed
+        } else {
+            QueryState::Finished
+        };
+        r.ended_ms = Some(now_ms());
+        r.rows = rows;
+        r.bytes = bytes;
+        r.error = error.clone();
+        true
+    })
+    .await;
+    match ended {
+        Ok(Some(_)) => {
+            admission::release(&node.store, limits(node), id).await;
+            if let Err(e) = record::trim_history(&node.store, node.config.max_query_history).await {
+                tracing::debug!(error = %e, "cannot trim query history");
+            }
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(query = %id, error = %e, "cannot record the end of a query");
+            false
+        }
+    }
+}
+
+/// Settle a query that is not running anywhere as failed with `error`.
+pub async fn finish(node: &Coordinator, record: &QueryRecord, error: QueryError) {
+    let driver_url = record.driver_url.clone();
+    complete(
+        node,
+        &record.id,
+        record.attempt,
+        &driver_url,
+        record.rows,
+        record.bytes,
+        Some(error),
+    )
+    .await;
+}
+
+/// A driver's report: progress while it runs, the outcome at the end. Reports of an earlier
+/// run of the query, or about a query already settled, are taken and ignored.
+pub async fn on_progress(
+    node: &Coordinator,
+    report: &ProgressReport,
+) -> Result<(), CoordinatorError> {
+    if report.state != DriveState::Running {
+        complete(
+            node,
+            &report.query_id,
+            report.attempt,
+            &report.driver_url,
+            report.rows,
+            report.bytes,
+            report.error.clone(),
+        )
+        .await;
+        return Ok(());
+    }
+    record::update(&node.store, &report.query_id, |r| {
+        let same_driver = r.driver_url.is_empty() || r.driver_url == report.driver_url;
+        if r.attempt != report.attempt || r.state.is_done() || !same_driver {
+            return false;
+        }
+        if r.rows == report.rows && r.state == QueryState::Running {
+            return false;
+        }
+        r.driver_url = report.driver_url.clone();
+        r.state = QueryState::Running;
+        r.rows = report.rows;
+        r.bytes = report.bytes;
+        true
+    })
+    .await?;
+    Ok(())
+}
+
+/// "Not yet": the client asks for `token` again.
+fn not_yet(mut reply: PageReply, token: u64) -> PageReply {
+    reply.rows.clear();
+    reply.next_token = Some(token);
+    reply.state = "RUNNING".into();
+    reply
+}
+
+/// A page the driver produced is on its way to the client. Before the first rows leave, the
+/// record notes that rows were delivered, so the query is never run again after that.
+pub async fn delivering(
+    node: &Coordinator,
+    record: &QueryRecord,
+    token: u64,
+    reply: PageReply,
+) -> Result<PageReply, QueryError> {
+    if record.delivered || token > 0 || reply.rows.is_empty() {
+        return Ok(reply);
+    }
+    let noted = record::update(&node.store, &record.id, |r| {
+        if r.attempt != record.attempt || r.driver_url != record.driver_url || r.delivered {
+            return false;
+        }
+        r.delivered = true;
+        true
+    })
+    .await;
+    match noted {
+        Ok(Some(_)) => Ok(reply),
+        Ok(None) => match record::get(&node.store, &record.id).await {
+            Ok(Some(now)) if now.attempt == record.attempt && now.delivered => Ok(reply),
+            _ => Ok(not_yet(reply, token)),
+        },
+        Err(e) => {
+            tracing::debug!(query = %record.id, error = %e, "cannot note the first delivered rows yet");
+            Ok(not_yet(reply, token))
+        }
+    }
+}
+
+/// Whether the node at `url` (a worker or a coordinator) is alive as far as this coordinator
+/// knows. Shortly after this coordinator started it has not heard every worker yet, so every
+/// node counts as alive then.
+async fn alive(node: &Coordinator, url: &str) -> bool {
+    if node.started.elapsed() < node.config.worker_timeout {
+        return true;
+    }
+    if url == node.internal_url {
+        return true;
+    }
+    if node
+        .workers
+        .live()
+        .iter()
+        .any(|w| w.heartbeat.internal_url == url)
+    {
+        return true;
+    }
+    node.store
+        .status()
+        .await
+        .members
+        .iter()
+        .any(|m| m.url == url && m.role != RaftRole::Unknown)
+}
+
+/// The driver of `record` did not answer for page `token`. If it is alive, the client asks
+/// again; if it is dead, the query runs again or fails.
+pub async fn driver_lost(
+    node: &Arc<Coordinator>,
+    record: &QueryRecord,
+    token: u64,
+) -> Result<PageReply, QueryError> {
+    let local_driver_gone = record.driver_url == node.internal_url;
+    if !local_driver_gone && alive(node, &record.driver_url).await {
+        let _ = record::wait_for_change(&node.store, &record.id, PAGE_WAIT).await;
+        return Ok(reply_from_record(record, token));
+    }
+    recover(node, record, token > 0).await;
+    let now = record::get(&node.store, &record.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| record.clone());
+    Ok(reply_from_record(&now, token))
+}
+
+/// `record`'s driver is dead: run the query again if no row reached the client and attempts
+/// remain, else fail it.
+async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool) {
+    let delivered = delivered || record.delivered;
+    if !delivered && record.attempt < node.config.query_retry_attempts {
+        let me = node.id();
+        let again = record::update(&node.store, &record.id, |r| {
+            if r.attempt != record.attempt || r.driver_url != record.driver_url {
+                return false;
+            }
+            if r.state.is_done() || r.delivered {
+                return false;
+            }
+            r.attempt += 1;
+            r.driver_url.clear();
+            r.state = QueryState::Queued;
+            r.coordinator = me;
+            true
+        })
+        .await;
+        if let Ok(Some(again)) = again {
+            tracing::warn!(query = %again.id, driver = %record.driver_url, attempt = again.attempt, "the query's driver died before delivering rows; running the query again");
+            admission::hand_over(
+                &node.store,
+                limits(node),
+                &again.id,
+                Holder::Coordinator(me),
+            )
+            .await;
+            let session = session_of(&again);
+            dispatch::start(node.clone(), again, session, false);
+        }
+        return;
+    }
+    let message = if delivered {
+        format!(
+            "the node driving query {} ({}) died after rows were delivered; run the query again",
+            record.id, record.driver_url
+        )
+    } else {
+        format!(
+            "the node driving query {} ({}) died and no attempts are left (query.retry-attempts = {})",
+            record.id, record.driver_url, node.config.query_retry_attempts
+        )
+    };
+    tracing::warn!(query = %record.id, driver = %record.driver_url, "{message}");
+    finish(node, record, errors::driver_lost(message)).await;
+}
+
+/// One round of the Raft leader's care for queries: adopt queries of dead coordinators that
+/// never reached a driver, and recover queries whose driver died.
+pub async fn sweep(node: &Arc<Coordinator>) {
+    if node.started.elapsed() < node.config.worker_timeout {
+        return;
+    }
+    let records = match record::list(&node.store).await {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list queries to look after");
+            return;
+        }
+    };
+    let coordinators: Vec<u64> = node
+        .store
+        .status()
+        .await
+        .members
+        .iter()
+        .filter(|m| m.role != RaftRole::Unknown)
+        .map(|m| m.id)
+        .collect();
+    for query in records.iter().filter(|r| !r.state.is_done()) {
+        if query.driver_url.is_empty() {
+            if query.coordinator != node.id() && !coordinators.contains(&query.coordinator) {
+                adopt(node, query).await;
+            }
+        } else if query.driver_url != node.internal_url && !alive(node, &query.driver_url).await {
+            recover(node, query, false).await;
+        }
+    }
+}
+
+/// Take over a query whose coordinator died before handing it to a driver.
+async fn adopt(node: &Arc<Coordinator>, query: &QueryRecord) {
+    let me = node.id();
+    let adopted = record::update(&node.store, &query.id, |r| {
+        if !r.driver_url.is_empty() || r.state.is_done() || r.coordinator != query.coordinator {
+            return false;
+        }
+        r.coordinator = me;
+        true
+    })
+    .await;
+    if let Ok(Some(adopted)) = adopted {
+        tracing::info!(query = %adopted.id, from = query.coordinator, "adopting a query whose coordinator died before it ran");
+        let session = session_of(&adopted);
+        dispatch::start(node.clone(), adopted, session, true);
+    }
+}

@@ -1,0 +1,111 @@
+//! Distributed execution with datafusion-distributed: which workers a query's stages may run
+//! on, and gRPC channels to them that carry the cluster secret.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion_distributed::grpc::{
+    create_worker_client, BoxCloneSyncChannel, DefaultChannelResolver,
+};
+use datafusion_distributed::{
+    ChannelResolver, DistributedExt, SessionStateBuilderExt, Worker, WorkerChannel,
+    WorkerQueryContext, WorkerResolver,
+};
+use http::HeaderValue;
+use shoal_proto::CLUSTER_SECRET_HEADER;
+use url::Url;
+
+/// The workers a query was given when it was scheduled.
+#[derive(Debug, Clone)]
+pub struct ScheduledWorkers(Vec<Url>);
+
+impl ScheduledWorkers {
+    /// The workers at `urls`; unparsable URLs are an error.
+    pub fn parse(urls: &[String]) -> Result<Self, DataFusionError> {
+        urls.iter()
+            .map(|u| {
+                Url::parse(u)
+                    .map_err(|e| DataFusionError::Configuration(format!("bad worker URL {u}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(ScheduledWorkers)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl WorkerResolver for ScheduledWorkers {
+    fn get_urls(&self) -> Result<Vec<Url>, DataFusionError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// gRPC channels to workers, one per worker and reused across queries, each request
+/// carrying the cluster secret.
+#[derive(Clone)]
+pub struct SecretChannels {
+    channels: DefaultChannelResolver,
+    secret: HeaderValue,
+}
+
+impl SecretChannels {
+    pub fn new(secret: &str) -> Result<Self, DataFusionError> {
+        let secret = HeaderValue::from_str(secret).map_err(|e| {
+            DataFusionError::Configuration(format!("the cluster secret is not a header value: {e}"))
+        })?;
+        Ok(SecretChannels {
+            channels: DefaultChannelResolver::default(),
+            secret,
+        })
+    }
+}
+
+#[async_trait]
+impl ChannelResolver for SecretChannels {
+    async fn get_worker_client_for_url(
+        &self,
+        url: &Url,
+    ) -> Result<Box<dyn WorkerChannel>, DataFusionError> {
+        let channel = self.channels.get_channel(url).await?;
+        let secret = self.secret.clone();
+        let with_secret = tower::ServiceBuilder::new()
+            .map_request(move |mut request: http::Request<tonic::body::Body>| {
+                request
+                    .headers_mut()
+                    .insert(CLUSTER_SECRET_HEADER, secret.clone());
+                request
+            })
+            .service(channel);
+        Ok(create_worker_client(BoxCloneSyncChannel::new(with_secret)))
+    }
+}
+
+/// Make `builder` plan queries into stages over `workers`.
+pub fn distribute(
+    builder: SessionStateBuilder,
+    workers: ScheduledWorkers,
+    channels: SecretChannels,
+) -> SessionStateBuilder {
+    builder
+        .with_distributed_worker_resolver(workers)
+        .with_distributed_channel_resolver(channels)
+        .with_distributed_planner()
+}
+
+/// The datafusion-distributed worker service, talking to other workers through `channels`.
+pub fn worker_service(channels: SecretChannels) -> Worker {
+    let channels = Arc::new(channels);
+    Worker::from_session_builder(move |context: WorkerQueryContext| {
+        let channels = channels.as_ref().clone();
+        async move {
+            Ok(context
+                .builder
+                .with_distributed_channel_resolver(channels)
+                .build())
+        }
+    })
+}

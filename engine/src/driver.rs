@@ -1,0 +1,436 @@
+//! A query's driver: runs one prepared statement and keeps its result pages until the client
+//! has read them. Pages are addressed by token; the page for token `t` can be fetched again
+//! until token `t + 1` is asked for. Pages wait in memory up to a limit, then in files on local
+//! disk, and only then does the producer wait for the client.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::datatypes::{DataType, Field};
+use futures::StreamExt;
+use serde_json::Value;
+use shoal_proto::client::{Column, QueryError};
+use tokio::sync::{watch, Notify};
+
+use crate::errors;
+use crate::pages::{Buffer, BufferLimits, PageReply, Slot, StoredPage};
+use crate::{types, values, Prepared};
+
+/// Most rows in one page.
+const PAGE_ROWS: usize = 4096;
+
+/// One running (or finished) query's execution and buffered pages.
+pub struct Driver {
+    buffer: Mutex<Buffer>,
+    changed: Notify,
+    started: Instant,
+    /// Milliseconds after `started` of the last page request.
+    last_access_ms: AtomicU64,
+    /// Why the query was stopped (cancelled or abandoned), once it was.
+    stop: watch::Sender<Option<QueryError>>,
+}
+
+/// The outcome of a finished driver, for the query record.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub rows: u64,
+    pub bytes: u64,
+    pub error: Option<QueryError>,
+}
+
+/// What a page request found: a reply, or a reply whose rows must first be read from disk.
+enum Found {
+    Ready(PageReply),
+    OnDisk(PageReply, PathBuf),
+}
+
+impl Driver {
+    pub fn new(limits: BufferLimits) -> Arc<Self> {
+        Arc::new(Driver {
+            buffer: Mutex::new(Buffer::new(limits)),
+            changed: Notify::new(),
+            started: Instant::now(),
+            last_access_ms: AtomicU64::new(0),
+            stop: watch::channel(None).0,
+        })
+    }
+
+    fn with_buffer<T>(&self, f: impl FnOnce(&mut Buffer) -> T) -> T {
+        let mut guard = match self.buffer.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// Run the statement `prepare` yields to completion, filling the buffer.
+    pub async fn run(
+        self: &Arc<Self>,
+        prepare: impl Future<Output = Result<Prepared, QueryError>>,
+        sql: &str,
+    ) -> Outcome {
+        let result = tokio::select! {
+            result = self.execute(prepare, sql) => result,
+            reason = self.stopped() => Err(reason),
+        };
+        let outcome = self.with_buffer(|b| {
+            match result {
+                Ok(()) => b.finished = true,
+                Err(error) => b.fail(error),
+            }
+            b.outcome()
+        });
+        self.changed.notify_waiters();
+        outcome
+    }
+
+    async fn execute(
+        &self,
+        prepare: impl Future<Output = Result<Prepared, QueryError>>,
+        sql: &str,
+    ) -> Result<(), QueryError> {
+        match prepare.await? {
+            Prepared::Query(frame) => {
+                let schema = frame.schema().as_arrow().clone();
+                let columns: Vec<Column> =
+                    schema.fields().iter().map(|f| types::column(f)).collect();
+                self.with_buffer(|b| b.columns = Some(columns));
+                self.changed.notify_waiters();
+                let stream = frame
+                    .execute_stream()
+                    .await
+                    .map_err(|e| errors::from_datafusion(&e, sql))?;
+                self.stream(stream, sql).await
+            }
+            Prepared::Update { update_type, rows } => {
+                let (column, value) = match rows {
+                    Some(rows) => (Field::new("rows", DataType::Int64, true), Value::from(rows)),
+                    None => (
+                        Field::new("result", DataType::Boolean, true),
+                        Value::Bool(true),
+                    ),
+                };
+                self.with_buffer(|b| {
+                    b.columns = Some(vec![types::column(&column)]);
+                    b.update_type = Some(update_type);
+                    b.update_count = rows;
+                });
+                self.push_page(vec![vec![value]]).await
+            }
+        }
+    }
+
+    async fn stream(
+        &self,
+        mut stream: datafusion::execution::SendableRecordBatchStream,
+        sql: &str,
+    ) -> Result<(), QueryError> {
+        let mut pending: Vec<Vec<Value>> = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| errors::from_datafusion(&e, sql))?;
+            let bytes = batch.get_array_memory_size() as u64;
+            let rows = values::batch_rows(&batch).map_err(|e| errors::internal(&e.to_string()))?;
+            self.with_buffer(|b| {
+                b.rows += rows.len() as u64;
+                b.bytes += bytes;
+            });
+            pending.extend(rows);
+            while pending.len() >= PAGE_ROWS {
+                let rest = pending.split_off(PAGE_ROWS);
+                self.push_page(std::mem::replace(&mut pending, rest))
+                    .await?;
+            }
+        }
+        if !pending.is_empty() {
+            self.push_page(pending).await?;
+        }
+        Ok(())
+    }
+
+    /// Add a page: in memory if it fits, else in a spill file, else wait for the client.
+    async fn push_page(&self, rows: Vec<Vec<Value>>) -> Result<(), QueryError> {
+        let json = serde_json::to_string(&rows).map_err(|e| errors::internal(&e.to_string()))?;
+        loop {
+            let notified = self.changed.notified();
+            match self.with_buffer(|b| b.place(json.len() as u64)) {
+                Slot::Memory => {
+                    self.with_buffer(|b| b.add(StoredPage::memory(json)));
+                    self.changed.notify_waiters();
+                    return Ok(());
+                }
+                Slot::Disk(path) => {
+                    write_spill(&path, &json).await?;
+                    self.with_buffer(|b| b.add(StoredPage::disk(path, json.len())));
+                    self.changed.notify_waiters();
+                    return Ok(());
+                }
+                Slot::Full => notified.await,
+            }
+        }
+    }
+
+    pub fn cancel(&self) {
+        self.halt(errors::cancelled());
+    }
+
+    /// Fail the query before it ran (not admitted, for example).
+    pub fn fail(&self, error: QueryError) -> Outcome {
+        let outcome = self.with_buffer(|b| {
+            b.fail(error);
+            b.outcome()
+        });
+        self.changed.notify_waiters();
+        outcome
+    }
+
+    /// Completes when the query was cancelled or abandoned; the error says which.
+    pub async fn stopped(&self) -> QueryError {
+        let mut reason = self.stop.subscribe();
+        let stopped = reason
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|reason| reason.clone());
+        stopped.unwrap_or_else(errors::cancelled)
+    }
+
+    /// Whether the query was cancelled or abandoned.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.borrow().is_some()
+    }
+
+    /// Stop because no client asked for results for too long.
+    pub fn abandon(&self) {
+        self.halt(errors::abandoned());
+    }
+
+    /// Record the first reason the query was stopped and wake everything waiting on it.
+    fn halt(&self, reason: QueryError) {
+        self.stop.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(reason);
+            true
+        });
+        self.changed.notify_waiters();
+    }
+
+    /// How long no client has asked for a page.
+    pub fn idle(&self) -> Duration {
+        let last = self.last_access_ms.load(Ordering::SeqCst);
+        self.started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
+
+    /// Rows produced so far and their size in Arrow memory.
+    pub fn progress(&self) -> (u64, u64) {
+        self.with_buffer(|b| (b.rows, b.bytes))
+    }
+
+    /// Bytes of pages held in memory and in spill files.
+    pub fn held(&self) -> (u64, u64) {
+        self.with_buffer(|b| b.held())
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The page for `token`, waiting up to `wait` for it to be produced. Asking for `token`
+    /// releases every earlier page.
+    pub async fn page(&self, token: u64, wait: Duration) -> PageReply {
+        self.last_access_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::SeqCst);
+        if self.with_buffer(|b| b.release_before(token)) {
+            // The producer may be waiting for the room just freed.
+            self.changed.notify_waiters();
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.changed.notified();
+            let give_up = tokio::time::Instant::now() >= deadline;
+            let elapsed_ms = self.started.elapsed().as_millis() as u64;
+            let found = self.with_buffer(|b| b.find(token, give_up, elapsed_ms));
+            match found {
+                Some(Found::Ready(reply)) => return reply,
+                Some(Found::OnDisk(mut reply, path)) => {
+                    match read_spill(&path).await {
+                        Ok(rows) => reply.rows = rows,
+                        Err(error) => self.fail_reply(&mut reply, error),
+                    }
+                    return reply;
+                }
+                None => {}
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+
+    fn fail_reply(&self, reply: &mut PageReply, error: QueryError) {
+        self.fail(error.clone());
+        reply.state = "FAILED".into();
+        reply.next_token = None;
+        reply.error = Some(error);
+    }
+}
+
+impl Buffer {
+    fn find(&self, token: u64, give_up: bool, elapsed_ms: u64) -> Option<Found> {
+        let reply =
+            |rows: Vec<Vec<Value>>, next_token: Option<u64>, state: &str, b: &Buffer| PageReply {
+                columns: b.columns.clone(),
+                rows,
+                next_token,
+                state: state.to_string(),
+                processed_rows: b.rows,
+                elapsed_ms,
+                error: b.error.clone(),
+                update_type: b.update_type.clone(),
+                update_count: b.update_count,
+            };
+        if self.error.is_some() {
+            return Some(Found::Ready(reply(Vec::new(), None, "FAILED", self)));
+        }
+        if let Some(page) = self.pages.get(&token) {
+            let running = reply(Vec::new(), Some(token + 1), "RUNNING", self);
+            return Some(match page.rows_in_memory() {
+                Some(Ok(rows)) => Found::Ready(PageReply { rows, ..running }),
+                Some(Err(e)) => Found::Ready(PageReply {
+                    state: "FAILED".into(),
+                    next_token: None,
+                    error: Some(errors::internal(&e)),
+                    ..running
+                }),
+                None => Found::OnDisk(running, page.spill_path().unwrap_or_default()),
+            });
+        }
+        if self.finished && token >= self.produced {
+            return Some(Found::Ready(reply(Vec::new(), None, "FINISHED", self)));
+        }
+        give_up.then(|| {
+            let state = if self.columns.is_some() {
+                "RUNNING"
+            } else {
+                "QUEUED"
+            };
+            Found::Ready(reply(Vec::new(), Some(token), state, self))
+        })
+    }
+}
+
+async fn write_spill(path: &std::path::Path, json: &str) -> Result<(), QueryError> {
+    let spill_error = |e: std::io::Error| {
+        errors::internal(&format!("cannot spill results to {}: {e}", path.display()))
+    };
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(spill_error)?;
+    }
+    tokio::fs::write(path, json.as_bytes())
+        .await
+        .map_err(spill_error)
+}
+
+async fn read_spill(path: &std::path::Path) -> Result<Vec<Vec<Value>>, QueryError> {
+    let bytes = tokio::fs::read(path).await.map_err(|e| {
+        errors::internal(&format!(
+            "cannot read spilled results {}: {e}",
+            path.display()
+        ))
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| errors::internal(&format!("spilled results are unreadable: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::Schema;
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    fn numbers(count: i64) -> Prepared {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let column = Arc::new(Int64Array::from_iter_values(0..count));
+        let batch = RecordBatch::try_new(schema, vec![column]).expect("a valid batch");
+        let frame = SessionContext::new().read_batch(batch).expect("a frame");
+        Prepared::Query(frame)
+    }
+
+    #[tokio::test]
+    async fn pages_beyond_the_memory_limit_go_to_disk_and_come_back_in_order() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let spill_dir = dir.path().join("q1");
+        let driver = Driver::new(BufferLimits {
+            memory_bytes: 1,
+            spill_dir: Some(spill_dir.clone()),
+            spill_bytes: u64::MAX,
+        });
+        let rows = (PAGE_ROWS * 3 + 10) as i64;
+        let outcome = driver.run(async { Ok(numbers(rows)) }, "select").await;
+        assert!(outcome.error.is_none(), "{outcome:?}");
+        let (memory, spilled) = driver.held();
+        assert!(
+            memory > 0 && spilled > 0,
+            "memory {memory}, spilled {spilled}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&spill_dir).expect("spill files").count(),
+            3
+        );
+        let mut seen = Vec::new();
+        let mut token = 0;
+        loop {
+            let reply = driver.page(token, Duration::from_secs(5)).await;
+            assert!(reply.error.is_none(), "{reply:?}");
+            seen.extend(
+                reply
+                    .rows
+                    .iter()
+                    .map(|row| row[0].as_i64().expect("a number")),
+            );
+            match reply.next_token {
+                Some(next) => token = next,
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..rows).collect::<Vec<_>>());
+        assert_eq!(driver.held(), (0, 0));
+        assert_eq!(std::fs::read_dir(&spill_dir).expect("spill dir").count(), 0);
+        drop(driver);
+        assert!(
+            !spill_dir.exists(),
+            "the spill directory outlived the query"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_spill_the_producer_waits_for_the_client() {
+        let driver = Driver::new(BufferLimits::in_memory(1));
+        let rows = (PAGE_ROWS * 4) as i64;
+        let running = {
+            let driver = driver.clone();
+            tokio::spawn(async move { driver.run(async { Ok(numbers(rows)) }, "select").await })
+        };
+        let first = driver.page(0, Duration::from_secs(5)).await;
+        assert_eq!(first.rows.len(), PAGE_ROWS);
+        assert!(
+            !running.is_finished(),
+            "all pages were produced although only one fits"
+        );
+        let mut token = 1;
+        while let Some(next) = driver.page(token, Duration::from_secs(5)).await.next_token {
+            token = next;
+        }
+        let outcome = running.await.expect("the driver task");
+        assert_eq!(outcome.rows, rows as u64);
+    }
+}

@@ -1,0 +1,107 @@
+//! The worker's internal listener: its status, the query driver routes (bincode, as on
+//! coordinators) and datafusion-distributed's gRPC worker service, all behind the cluster
+//! secret.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use shoal_engine::distributed::{worker_service, SecretChannels};
+use shoal_engine::drive::{paths, DriveRequest, PageRequest};
+use shoal_proto::cluster::WorkerHeartbeat;
+use shoal_proto::{same_secret, ErrorCode, ServiceError, CLUSTER_SECRET_HEADER};
+use shoal_state_store::server::{answer, decode, failure};
+
+use crate::drivers::Drivers;
+
+async fn require_secret(State(secret): State<String>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(CLUSTER_SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if same_secret(given, secret.as_bytes()) {
+        return next.run(request).await;
+    }
+    tracing::warn!(path = %request.uri().path(), "refused request without a valid cluster secret");
+    (
+        axum::http::StatusCode::UNAUTHORIZED,
+        "the cluster secret is missing or wrong",
+    )
+        .into_response()
+}
+
+pub fn router(
+    secret: &str,
+    status: WorkerHeartbeat,
+    drivers: Arc<Drivers>,
+    channels: SecretChannels,
+) -> Router {
+    let stages = tonic::service::Routes::new(worker_service(channels).into_worker_server())
+        .prepare()
+        .into_axum_router();
+    let status = Arc::new(status);
+    Router::new()
+        .route(
+            "/worker/v1/status",
+            get({
+                let drivers = drivers.clone();
+                move || async move {
+                    Json(WorkerHeartbeat {
+                        running_queries: drivers.running(),
+                        ..status.as_ref().clone()
+                    })
+                }
+            }),
+        )
+        .route(paths::DRIVE, post(drive))
+        .route(paths::PAGE, post(page))
+        .route(paths::CANCEL, post(cancel))
+        .with_state(drivers)
+        .merge(stages)
+        .layer(axum::middleware::from_fn_with_state(
+            secret.to_string(),
+            require_secret,
+        ))
+}
+
+async fn drive(State(drivers): State<Arc<Drivers>>, body: Bytes) -> Response {
+    let request: DriveRequest = match decode::<String>(&body).and_then(|json| {
+        serde_json::from_str(&json)
+            .map_err(|e| ServiceError::new(ErrorCode::InvalidArgument, e.to_string()))
+    }) {
+        Ok(request) => request,
+        Err(e) => return failure(&e),
+    };
+    drivers.drive(request);
+    answer(&())
+}
+
+async fn page(State(drivers): State<Arc<Drivers>>, body: Bytes) -> Response {
+    let request: PageRequest = match decode(&body) {
+        Ok(request) => request,
+        Err(e) => return failure(&e),
+    };
+    match drivers.page(&request).await {
+        Some(reply) => match serde_json::to_string(&reply) {
+            Ok(json) => answer(&json),
+            Err(e) => failure(&ServiceError::new(ErrorCode::Internal, e.to_string())),
+        },
+        None => failure(&ServiceError::new(
+            ErrorCode::NotFound,
+            format!("query {} has no results here", request.query_id),
+        )),
+    }
+}
+
+async fn cancel(State(drivers): State<Arc<Drivers>>, body: Bytes) -> Response {
+    let id: String = match decode(&body) {
+        Ok(id) => id,
+        Err(e) => return failure(&e),
+    };
+    answer(&drivers.cancel(&id))
+}
