@@ -58,6 +58,8 @@ async fn queries(node: &Coordinator) -> Result<Arc<MemTable>> {
             ("source", DataType::Utf8),
             ("query", DataType::Utf8),
             ("coordinator", DataType::Int64),
+            ("driver", DataType::Utf8),
+            ("attempt", DataType::Int64),
             (
                 "created",
                 DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
@@ -83,6 +85,13 @@ async fn queries(node: &Coordinator) -> Result<Arc<MemTable>> {
             text(records.iter().map(|r| r.source.clone()).collect()),
             text(records.iter().map(|r| Some(r.sql.clone())).collect()),
             long(records.iter().map(|r| Some(r.coordinator as i64)).collect()),
+            text(
+                records
+                    .iter()
+                    .map(|r| Some(r.driver_url.clone()).filter(|u| !u.is_empty()))
+                    .collect(),
+            ),
+            long(records.iter().map(|r| Some(r.attempt as i64)).collect()),
             millis(records.iter().map(|r| Some(r.created_ms as i64)).collect()),
             millis(
                 records

@@ -208,6 +208,8 @@ async fn query_info(
             "self": format!("{base}/v1/query/{}", record.id),
             "session": {"user": record.user, "source": record.source, "catalog": record.catalog, "schema": record.schema},
             "coordinator": record.coordinator,
+            "driver": (!record.driver_url.is_empty()).then_some(&record.driver_url),
+            "attempt": record.attempt,
             "queryStats": {
                 "createTime": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(record.created_ms)).to_string(),
                 "endTime": record.ended_ms.map(|ms| humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()),

@@ -187,7 +187,7 @@ impl Queries {
                 if record.state.is_done() {
                     return Ok(reply_from_record(&record, token));
                 }
-                recovery::driver_lost(node, &record, token).await
+                recovery::driver_forgot(node, &record, token).await
             }
             Err(e) => {
                 tracing::debug!(query = %id, driver = %record.driver_url, error = %e, "cannot fetch a page from the driver");

@@ -203,10 +203,38 @@ pub async fn driver_lost(
     token: u64,
 ) -> Result<PageReply, QueryError> {
     let local_driver_gone = record.driver_url == node.internal_url;
-    if !local_driver_gone && alive(node, &record.driver_url).await {
-        let _ = record::wait_for_change(&node.store, &record.id, PAGE_WAIT).await;
-        return Ok(reply_from_record(record, token));
+    if local_driver_gone || !alive(node, &record.driver_url).await {
+        return recovered(node, record, token).await;
     }
+    let _ = record::wait_for_change(&node.store, &record.id, PAGE_WAIT).await;
+    Ok(reply_from_record(record, token))
+}
+
+/// The driver of `record` answers but does not know the query (it restarted, or it let go
+/// of the query just now): unless the record settles meanwhile, the query is lost there.
+pub async fn driver_forgot(
+    node: &Arc<Coordinator>,
+    record: &QueryRecord,
+    token: u64,
+) -> Result<PageReply, QueryError> {
+    let _ = record::wait_for_change(&node.store, &record.id, PAGE_WAIT).await;
+    let now = record::get(&node.store, &record.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| record.clone());
+    if now.state.is_done() || now.attempt != record.attempt || now.driver_url != record.driver_url {
+        return Ok(reply_from_record(&now, token));
+    }
+    recovered(node, &now, token).await
+}
+
+/// Recover `record` from the loss of its driver and answer the page request from the result.
+async fn recovered(
+    node: &Arc<Coordinator>,
+    record: &QueryRecord,
+    token: u64,
+) -> Result<PageReply, QueryError> {
     recover(node, record, token > 0).await;
     let now = record::get(&node.store, &record.id)
         .await
@@ -226,12 +254,14 @@ async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool)
             if r.attempt != record.attempt || r.driver_url != record.driver_url {
                 return false;
             }
-            if r.state.is_done() || r.delivered {
+            // A finished query whose pages died with its driver runs again too.
+            if r.state == QueryState::Failed || r.delivered {
                 return false;
             }
             r.attempt += 1;
             r.driver_url.clear();
             r.state = QueryState::Queued;
+            r.ended_ms = None;
             r.coordinator = me;
             true
         })
@@ -262,7 +292,20 @@ async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool)
         )
     };
     tracing::warn!(query = %record.id, driver = %record.driver_url, "{message}");
-    finish(node, record, errors::driver_lost(message)).await;
+    let error = errors::driver_lost(message);
+    let failed = record::update(&node.store, &record.id, |r| {
+        if r.attempt != record.attempt || r.state == QueryState::Failed {
+            return false;
+        }
+        r.state = QueryState::Failed;
+        r.ended_ms = Some(now_ms());
+        r.error = Some(error.clone());
+        true
+    })
+    .await;
+    if let Ok(Some(_)) = failed {
+        admission::release(&node.store, limits(node), &record.id).await;
+    }
 }
 
 /// One round of the Raft leader's care for queries: adopt queries of dead coordinators that

@@ -224,8 +224,7 @@ impl StatementContext {
                 statements.len() == 1
                     && matches!(
                         statements.front(),
-                        Some(DfStatement::Statement(statement))
-                            if matches!(**statement, Statement::Query(_))
+                        Some(DfStatement::Statement(statement)) if is_query(statement)
                     )
             }
             Err(_) => false,
@@ -525,6 +524,15 @@ impl StatementContext {
             .await
             .map_err(catalog_error)?;
         Ok(rows)
+    }
+}
+
+/// A query, or EXPLAIN of one (which then shows the distributed plan).
+fn is_query(statement: &Statement) -> bool {
+    match statement {
+        Statement::Query(_) => true,
+        Statement::Explain { statement, .. } => matches!(**statement, Statement::Query(_)),
+        _ => false,
     }
 }
 

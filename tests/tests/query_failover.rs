@@ -1,0 +1,238 @@
+//! Running queries survive node deaths: `kill -9` of the coordinator a client reads from (the
+//! Raft leader, then a follower) while a query streams; a driver killed before the first page
+//! makes the query run again; a queued query of a dead coordinator is adopted and runs.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use shoal_tests::process::ProcessCluster;
+use shoal_tests::trino::{get_json, post_statement, TrinoClient};
+use shoal_tests::{wait_for, wait_until};
+
+const ROWS: i64 = 100_000;
+const SORTED: &str = "SELECT n FROM numbers ORDER BY n";
+
+/// Three coordinators and two workers, every coordinator seeing both workers, and table
+/// `numbers` holding 1..=ROWS.
+fn cluster(extra_config: &str) -> (ProcessCluster, TrinoClient) {
+    let mut cluster = ProcessCluster::new(3);
+    cluster.extra_config = extra_config.into();
+    cluster.start_joined(3);
+    cluster.start_worker("w1");
+    cluster.start_worker("w2");
+    for id in 1..=3 {
+        let mut client = TrinoClient::new(vec![cluster.client_url(id)], "failover");
+        wait_until(
+            Duration::from_secs(30),
+            &format!("coordinator {id} sees both workers"),
+            || {
+                client
+                    .execute("SELECT count(*) FROM system.runtime.nodes WHERE NOT coordinator")
+                    .is_ok_and(|r| r.rows[0][0] == 2)
+            },
+        );
+    }
+    let mut client = TrinoClient::new(cluster.client_urls(3), "failover");
+    client
+        .execute(&format!(
+            "CREATE TABLE numbers AS SELECT value AS n FROM generate_series(1, {ROWS}) AS t(value)"
+        ))
+        .expect("create numbers");
+    (cluster, client)
+}
+
+/// `uri` with its scheme and authority replaced by `base`: the same request to another
+/// coordinator.
+fn on(base: &str, uri: &str) -> String {
+    let path = uri
+        .splitn(4, '/')
+        .nth(3)
+        .expect("an absolute URI with a path");
+    format!("{base}/{path}")
+}
+
+/// A query as its client sees it: the next URI to ask and the rows so far.
+struct Reader {
+    id: String,
+    next: Option<String>,
+    rows: Vec<i64>,
+    pages: usize,
+}
+
+impl Reader {
+    fn submit(base: &str, sql: &str) -> Reader {
+        let first = post_statement(base, "failover", sql);
+        Reader {
+            id: first["id"].as_str().expect("an id").to_string(),
+            next: first["nextUri"].as_str().map(str::to_string),
+            rows: Vec::new(),
+            pages: 0,
+        }
+    }
+
+    /// Follow `nextUri` on `base` until `pages` pages with rows arrived or the query ended.
+    fn read(&mut self, base: &str, pages: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        let target = self.pages.saturating_add(pages);
+        while let Some(uri) = self.next.clone() {
+            if self.pages >= target {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "query {} did not progress within 90 s",
+                self.id
+            );
+            let page = get_json(&on(base, &uri));
+            assert!(
+                page.get("error").is_none(),
+                "query {} failed: {page}",
+                self.id
+            );
+            if let Some(data) = page["data"].as_array() {
+                self.pages += 1;
+                self.rows
+                    .extend(data.iter().map(|row| row[0].as_i64().expect("a number")));
+            }
+            self.next = page["nextUri"].as_str().map(str::to_string);
+        }
+    }
+
+    fn assert_complete(&self) {
+        assert!(self.next.is_none(), "query {} did not end", self.id);
+        assert_eq!(self.rows.len() as i64, ROWS, "query {}: row count", self.id);
+        assert!(
+            self.rows.iter().copied().eq(1..=ROWS),
+            "query {}: rows missing, repeated or out of order",
+            self.id
+        );
+    }
+}
+
+fn info(base: &str, id: &str) -> Value {
+    get_json(&format!("{base}/v1/query/{id}"))
+}
+
+fn leader(cluster: &ProcessCluster, ids: &[u64]) -> u64 {
+    wait_for(Duration::from_secs(30), "a leader", || {
+        ids.iter()
+            .find_map(|id| cluster.joined_state(*id)?["leader"].as_u64())
+            .filter(|leader| ids.contains(leader))
+    })
+}
+
+fn wait_finished(base: &str, id: &str) -> Value {
+    wait_for(
+        Duration::from_secs(30),
+        "the query's record says FINISHED",
+        || {
+            let info = info(base, id);
+            (info["state"] == "FINISHED").then_some(info)
+        },
+    )
+}
+
+#[test]
+fn a_streaming_query_survives_kill_of_its_coordinator_leader_or_follower() {
+    let (mut cluster, _client) = cluster("");
+
+    // The client reads from the Raft leader, which dies mid-stream.
+    let first_leader = leader(&cluster, &[1, 2, 3]);
+    let other = if first_leader == 1 { 2 } else { 1 };
+    let mut reader = Reader::submit(&cluster.client_url(first_leader), SORTED);
+    reader.read(&cluster.client_url(first_leader), 3);
+    let driver = info(&cluster.client_url(other), &reader.id)["driver"].clone();
+    assert!(
+        driver
+            .as_str()
+            .is_some_and(|d| !cluster.coordinators.values().any(|c| c.internal_url == d)),
+        "the query is driven by a worker, not a coordinator: {driver}"
+    );
+    cluster.kill(first_leader);
+    reader.read(&cluster.client_url(other), usize::MAX);
+    reader.assert_complete();
+    wait_finished(&cluster.client_url(other), &reader.id);
+
+    cluster.start(first_leader);
+    wait_until(Duration::from_secs(30), "the old leader rejoins", || {
+        cluster.joined_state(first_leader).is_some()
+    });
+
+    // The client reads from a follower, which dies mid-stream.
+    let ids = [1, 2, 3];
+    let current_leader = leader(&cluster, &ids);
+    let follower = *ids
+        .iter()
+        .find(|id| **id != current_leader)
+        .expect("a follower");
+    let survivor = *ids
+        .iter()
+        .find(|id| **id != current_leader && **id != follower)
+        .expect("a third coordinator");
+    let mut reader = Reader::submit(&cluster.client_url(follower), SORTED);
+    reader.read(&cluster.client_url(follower), 3);
+    cluster.kill(follower);
+    reader.read(&cluster.client_url(survivor), usize::MAX);
+    reader.assert_complete();
+    wait_finished(&cluster.client_url(survivor), &reader.id);
+}
+
+/// The worker (by name) whose internal URL is `url`.
+fn worker_named(client: &mut TrinoClient, url: &str) -> String {
+    let nodes = client
+        .execute("SELECT node_id, http_uri FROM system.runtime.nodes WHERE NOT coordinator")
+        .expect("nodes");
+    nodes
+        .rows
+        .iter()
+        .find(|row| row[1] == url)
+        .and_then(|row| row[0].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no worker has URL {url}: {:?}", nodes.rows))
+}
+
+#[test]
+fn a_query_runs_again_when_its_driver_dies_before_the_first_page() {
+    let (mut cluster, mut client) = cluster("worker.timeout=2s\n");
+    let mut reader = Reader::submit(&cluster.client_url(1), SORTED);
+    let driver = wait_for(Duration::from_secs(30), "a driver for the query", || {
+        info(&cluster.client_url(2), &reader.id)["driver"]
+            .as_str()
+            .map(str::to_string)
+    });
+    let worker = worker_named(&mut client, &driver);
+    cluster.kill_worker(&worker);
+    reader.read(&cluster.client_url(2), usize::MAX);
+    reader.assert_complete();
+    let record = wait_finished(&cluster.client_url(3), &reader.id);
+    assert_eq!(record["attempt"], 1, "{record}");
+    assert_ne!(record["driver"], Value::from(driver), "{record}");
+}
+
+#[test]
+fn a_queued_query_of_a_dead_coordinator_is_adopted_and_runs() {
+    let (mut cluster, _client) = cluster("query.max-concurrent=1\n");
+    // Holds the only slot: its client reads nothing, so its driver soon waits.
+    let long = post_statement(
+        &cluster.client_url(1),
+        "failover",
+        "SELECT value FROM generate_series(1, 1000000000) AS t(value)",
+    );
+    let long_id = long["id"].as_str().expect("id").to_string();
+    wait_until(Duration::from_secs(30), "the long query runs", || {
+        info(&cluster.client_url(1), &long_id)["state"] == "RUNNING"
+    });
+    let mut waiting = Reader::submit(&cluster.client_url(2), SORTED);
+    wait_until(Duration::from_secs(10), "the second query waits", || {
+        info(&cluster.client_url(3), &waiting.id)["state"] == "QUEUED"
+    });
+    cluster.kill(2);
+    let cancel = on(
+        &cluster.client_url(1),
+        long["nextUri"].as_str().expect("nextUri"),
+    );
+    ureq::delete(&cancel).call().expect("cancel the long query");
+    waiting.read(&cluster.client_url(3), usize::MAX);
+    waiting.assert_complete();
+    let record = wait_finished(&cluster.client_url(3), &waiting.id);
+    assert_ne!(record["coordinator"], 2, "{record}");
+}
