@@ -84,16 +84,27 @@ impl ChannelResolver for SecretChannels {
     }
 }
 
-/// Make `builder` plan queries into stages over `workers`.
+/// How a query's stages spread over workers.
+#[derive(Clone)]
+pub struct Distribution {
+    pub workers: ScheduledWorkers,
+    pub channels: SecretChannels,
+    /// Parquet bytes one task scans; a larger scan is split over more tasks and workers.
+    pub scan_bytes_per_task: usize,
+}
+
+/// Make `builder` plan queries into stages over the workers of `distribution`.
 pub fn distribute(
     builder: SessionStateBuilder,
-    workers: ScheduledWorkers,
-    channels: SecretChannels,
-) -> SessionStateBuilder {
+    distribution: Distribution,
+) -> Result<SessionStateBuilder, DataFusionError> {
     builder
-        .with_distributed_worker_resolver(workers)
-        .with_distributed_channel_resolver(channels)
+        .with_distributed_worker_resolver(distribution.workers)
+        .with_distributed_channel_resolver(distribution.channels)
         .with_distributed_planner()
+        .with_distributed_file_scan_config_bytes_per_partition(
+            distribution.scan_bytes_per_task.max(1),
+        )
 }
 
 /// The datafusion-distributed worker service, talking to other workers through `channels`.

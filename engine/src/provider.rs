@@ -19,7 +19,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::{CatalogSnapshot, TableFormat, TableRecord};
-use crate::distributed::{distribute, ScheduledWorkers, SecretChannels};
+use crate::distributed::{distribute, Distribution};
 
 pub const CATALOG: &str = "shoal";
 
@@ -65,7 +65,7 @@ pub fn session_on(
     snapshot: &CatalogSnapshot,
     catalog: &str,
     schema: &str,
-    workers: Option<(ScheduledWorkers, SecretChannels)>,
+    distribution: Option<Distribution>,
 ) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(catalog, schema)
@@ -78,8 +78,10 @@ pub fn session_on(
     let builder = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config);
-    let builder = match workers {
-        Some((workers, channels)) if !workers.is_empty() => distribute(builder, workers, channels),
+    let builder = match distribution {
+        Some(distribution) if !distribution.workers.is_empty() => {
+            distribute(builder, distribution)?
+        }
         _ => builder,
     };
     let context = SessionContext::new_with_state(builder.build());

@@ -73,6 +73,8 @@ pub struct ProcessCluster {
     pub bootstrap_expect: u64,
     /// Lines added to every coordinator's config.properties.
     pub extra_config: String,
+    /// Lines added to every worker's config.properties.
+    pub worker_extra_config: String,
     pub coordinators: BTreeMap<u64, CoordinatorProcess>,
     pub workers: BTreeMap<String, Child>,
 }
@@ -87,6 +89,7 @@ impl ProcessCluster {
             secret: "process-test-secret".into(),
             bootstrap_expect,
             extra_config: String::new(),
+            worker_extra_config: String::new(),
             coordinators: BTreeMap::new(),
             workers: BTreeMap::new(),
         }
@@ -209,9 +212,10 @@ impl ProcessCluster {
                 format!(
                     "node.id={name}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address=127.0.0.1\n\
                      internal-communication.http.port=0\ninternal-communication.shared-secret={}\n\
-                     worker.heartbeat-interval=200ms\n",
+                     worker.heartbeat-interval=200ms\n{}",
                     dir.join("data").display(),
-                    self.secret
+                    self.secret,
+                    self.worker_extra_config
                 ),
             ),
             (

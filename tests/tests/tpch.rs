@@ -2,6 +2,7 @@
 //! give the same results as single-process DataFusion over the same Parquet files.
 
 use std::path::Path;
+use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
 use serde_json::Value;
@@ -9,6 +10,7 @@ use shoal_coordinator::protocol::values::batch_rows;
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::tpch::{generate, register_tables, QUERIES, TABLES};
 use shoal_tests::trino::TrinoClient;
+use shoal_tests::wait_until;
 
 const SCALE_FACTOR: f64 = 0.01;
 
@@ -53,8 +55,22 @@ fn sorted(mut rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
 fn all_22_tpch_queries_match_single_process_datafusion() {
     let mut cluster = ProcessCluster::new(3);
     cluster.start_joined(3);
+    // Small scans per task, so the small data set is still cut into stages over both workers.
+    cluster.worker_extra_config = "query.scan-bytes-per-task=262144\n".into();
     cluster.start_worker("w1");
     cluster.start_worker("w2");
+    for id in 1..=3 {
+        let mut client = TrinoClient::new(vec![cluster.client_url(id)], "tpch");
+        wait_until(
+            Duration::from_secs(30),
+            &format!("coordinator {id} sees both workers"),
+            || {
+                client
+                    .execute("SELECT count(*) FROM system.runtime.nodes WHERE NOT coordinator")
+                    .is_ok_and(|r| r.rows[0][0] == 2)
+            },
+        );
+    }
     let data = cluster.dir.path().join("tpch-data");
     generate(&data, SCALE_FACTOR).expect("generate TPC-H data");
 
@@ -110,5 +126,40 @@ fn all_22_tpch_queries_match_single_process_datafusion() {
     assert!(
         answered >= 18,
         "most queries return rows at this scale ({answered} of 22 did)"
+    );
+
+    // Every TPC-H query was driven by a worker, and plans are cut into stages over both.
+    let coordinators: Vec<String> = cluster
+        .coordinators
+        .values()
+        .map(|c| c.internal_url.clone())
+        .collect();
+    let drivers = client
+        .execute(
+            "SELECT driver, query FROM system.runtime.queries \
+             WHERE query NOT LIKE 'CREATE%' AND query NOT LIKE '%system.runtime%' \
+             AND (query LIKE '%lineitem%' OR query LIKE '%orders%')",
+        )
+        .expect("query records");
+    assert!(drivers.rows.len() >= 15, "{:?}", drivers.rows);
+    for row in &drivers.rows {
+        let driver = row[0].as_str().unwrap_or_default();
+        assert!(
+            !driver.is_empty() && !coordinators.iter().any(|c| c == driver),
+            "a TPC-H query was not driven by a worker: {row:?}"
+        );
+    }
+    let plan = client
+        .execute(&format!("EXPLAIN ANALYZE {}", QUERIES[2].1))
+        .expect("explain q03");
+    let text: String = plan
+        .rows
+        .iter()
+        .flat_map(|row| row.iter().filter_map(Value::as_str))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("Network"),
+        "the plan of q03 has no network stage:\n{text}"
     );
 }

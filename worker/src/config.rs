@@ -49,6 +49,11 @@ pub const WORKER_KEYS: &[KeySpec] = &[
         doc: "How often the worker announces itself to every coordinator it finds.",
     },
     KeySpec {
+        key: "query.scan-bytes-per-task",
+        default: Some("16777216"),
+        doc: "Parquet bytes one task scans; a larger scan is split into more tasks over more workers.",
+    },
+    KeySpec {
         key: "query.max-buffer-memory",
         default: Some("67108864"),
         doc: "Bytes of result pages one query driven here keeps in memory ahead of its client; more go to spill files.",
@@ -75,6 +80,7 @@ pub struct WorkerConfig {
     pub internal_port: u16,
     pub secret: String,
     pub heartbeat_interval: Duration,
+    pub scan_bytes_per_task: u64,
     pub buffer_memory_bytes: u64,
     pub spill_dir: PathBuf,
     pub spill_bytes: u64,
@@ -122,6 +128,7 @@ impl WorkerConfig {
         Ok(WorkerConfig {
             id,
             data_dir,
+            scan_bytes_per_task: config.u64("query.scan-bytes-per-task")?.max(1),
             buffer_memory_bytes: config.u64("query.max-buffer-memory")?,
             spill_dir,
             spill_bytes: config.u64("query.max-spill")?,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shoal_engine::distributed::{ScheduledWorkers, SecretChannels};
+use shoal_engine::distributed::{Distribution, ScheduledWorkers, SecretChannels};
 use shoal_engine::drive::{paths, DriveRequest, DriveState, PageRequest, ProgressReport};
 use shoal_engine::driver::{Driver, Outcome};
 use shoal_engine::pages::{BufferLimits, PageReply};
@@ -26,6 +26,8 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much of its results a driven query may hold, and where it spills.
 #[derive(Debug, Clone)]
 pub struct BufferSettings {
+    /// Parquet bytes one task of a query driven here scans (see datafusion-distributed).
+    pub scan_bytes_per_task: usize,
     pub memory_bytes: u64,
     pub spill_dir: PathBuf,
     pub spill_bytes: u64,
@@ -118,7 +120,14 @@ impl Drivers {
             self.clone()
                 .report_while_running(request.clone(), driver.clone()),
         );
-        let plan = plan(&request, self.channels.clone());
+        let distribution = ScheduledWorkers::parse(&request.workers)
+            .map(|workers| Distribution {
+                workers,
+                channels: self.channels.clone(),
+                scan_bytes_per_task: self.buffers.scan_bytes_per_task,
+            })
+            .map_err(|e| e.to_string());
+        let plan = plan(&request, distribution);
         let outcome = driver.run(plan, &request.sql).await;
         reporter.abort();
         tracing::info!(query = %request.query_id, rows = outcome.rows, failed = outcome.error.is_some(), elapsed_ms = driver.elapsed().as_millis() as u64, "query done on its driver");
@@ -233,14 +242,16 @@ impl Drivers {
 }
 
 /// Plan the query of `request` over its catalog snapshot, its stages spread over the workers.
-async fn plan(request: &DriveRequest, channels: SecretChannels) -> Result<Prepared, QueryError> {
-    let workers =
-        ScheduledWorkers::parse(&request.workers).map_err(|e| errors::internal(&e.to_string()))?;
+async fn plan(
+    request: &DriveRequest,
+    distribution: Result<Distribution, String>,
+) -> Result<Prepared, QueryError> {
+    let distribution = distribution.map_err(|e| errors::internal(&e))?;
     let context = provider::session_on(
         &request.snapshot(),
         &request.catalog,
         &request.schema,
-        Some((workers, channels)),
+        Some(distribution),
     )
     .map_err(|e| errors::from_datafusion(&e, &request.sql))?;
     let frame = context

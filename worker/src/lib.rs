@@ -71,6 +71,7 @@ pub async fn run(
         RpcClient::new(&config.secret),
         channels.clone(),
         BufferSettings {
+            scan_bytes_per_task: config.scan_bytes_per_task as usize,
             memory_bytes: config.buffer_memory_bytes,
             spill_dir,
             spill_bytes: config.spill_bytes,

@@ -221,11 +221,7 @@ impl StatementContext {
         }
         match DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) {
             Ok(statements) => {
-                statements.len() == 1
-                    && matches!(
-                        statements.front(),
-                        Some(DfStatement::Statement(statement)) if is_query(statement)
-                    )
+                statements.len() == 1 && statements.front().is_some_and(is_plain_query)
             }
             Err(_) => false,
         }
@@ -528,10 +524,10 @@ impl StatementContext {
 }
 
 /// A query, or EXPLAIN of one (which then shows the distributed plan).
-fn is_query(statement: &Statement) -> bool {
+fn is_plain_query(statement: &DfStatement) -> bool {
     match statement {
-        Statement::Query(_) => true,
-        Statement::Explain { statement, .. } => matches!(**statement, Statement::Query(_)),
+        DfStatement::Statement(statement) => matches!(**statement, Statement::Query(_)),
+        DfStatement::Explain(explain) => is_plain_query(&explain.statement),
         _ => false,
     }
 }
