@@ -21,7 +21,7 @@ pub struct LocalArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     coordinators: u64,
     /// How many workers to start.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=16))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=16))]
     workers: u64,
     /// Directory for every node's files and the seed directory (default: a temporary one,
     /// removed at exit).

@@ -31,6 +31,8 @@ pub struct Driver {
     last_access_ms: AtomicU64,
     /// Why the query was stopped (cancelled or abandoned), once it was.
     stop: watch::Sender<Option<QueryError>>,
+    /// The query went to a driver elsewhere; this one will never produce pages.
+    moved: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of a finished driver, for the query record.
@@ -55,6 +57,7 @@ impl Driver {
             started: Instant::now(),
             last_access_ms: AtomicU64::new(0),
             stop: watch::channel(None).0,
+            moved: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -197,6 +200,16 @@ impl Driver {
         stopped.unwrap_or_else(errors::cancelled)
     }
 
+    /// The query is driven elsewhere from now on: page requests waiting here return at once.
+    pub fn move_away(&self) {
+        self.moved.store(true, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    pub fn is_moved(&self) -> bool {
+        self.moved.load(Ordering::SeqCst)
+    }
+
     /// Whether the query was cancelled or abandoned.
     pub fn is_stopped(&self) -> bool {
         self.stop.borrow().is_some()
@@ -253,7 +266,7 @@ impl Driver {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.changed.notified();
-            let give_up = tokio::time::Instant::now() >= deadline;
+            let give_up = tokio::time::Instant::now() >= deadline || self.is_moved();
             let elapsed_ms = self.started.elapsed().as_millis() as u64;
             let found = self.with_buffer(|b| b.find(token, give_up, elapsed_ms));
             match found {

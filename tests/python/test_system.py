@@ -70,5 +70,7 @@ def test_a_coordinator_in_backup_takes_no_new_queries():
 def test_the_system_catalog_can_be_the_session_default():
     host, port = URLS[0].removeprefix("http://").split(":")
     cur = trino.dbapi.connect(host=host, port=int(port), user="erin", catalog="system", schema="runtime").cursor()
-    cur.execute("SELECT count(*) FROM nodes")
+    cur.execute("SELECT count(*) FROM nodes WHERE coordinator")
     assert cur.fetchall() == [[len(URLS)]]
+    cur.execute("SELECT count(*) FROM nodes WHERE NOT coordinator")
+    assert cur.fetchall() == [[2]]

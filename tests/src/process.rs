@@ -243,6 +243,27 @@ impl ProcessCluster {
         self.workers.insert(name.to_string(), child);
     }
 
+    /// Start workers `names` and wait until coordinators 1..=`coordinators` all see them, so
+    /// queries from then on are driven by workers.
+    pub fn start_workers_seen(&mut self, names: &[&str], coordinators: u64) {
+        for name in names {
+            self.start_worker(name);
+        }
+        let expected = self.workers.len() as u64;
+        for id in 1..=coordinators {
+            let mut client = crate::trino::TrinoClient::new(vec![self.client_url(id)], "harness");
+            crate::wait_until(
+                Duration::from_secs(60),
+                &format!("coordinator {id} sees {expected} workers"),
+                || {
+                    client
+                        .execute("SELECT count(*) FROM system.runtime.nodes WHERE NOT coordinator")
+                        .is_ok_and(|r| r.rows[0][0] == expected)
+                },
+            );
+        }
+    }
+
     /// `kill -9` of worker `name`.
     pub fn kill_worker(&mut self, name: &str) {
         if let Some(mut child) = self.workers.remove(name) {

@@ -1,5 +1,5 @@
 //! The Python `trino` client (installed by the test command) against three coordinator
-//! processes: types, paging, errors, cancellation, pages from every coordinator, and the
+//! processes and two workers: types, paging, errors, cancellation, pages from every coordinator, and the
 //! replicated catalog.
 
 use std::process::Command;
@@ -15,6 +15,7 @@ fn python_trino_client_against_three_coordinators() {
     assert!(available, "python3 with trino, pytest and requests is needed: run scripts/test.sh, which installs them");
     let mut cluster = ProcessCluster::new(3);
     cluster.start_joined(3);
+    cluster.start_workers_seen(&["w1", "w2"], 3);
     let urls = cluster.client_urls(3);
     let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/python");
     let output = Command::new("timeout")
@@ -24,6 +25,7 @@ fn python_trino_client_against_three_coordinators() {
             "-m",
             "pytest",
             "-q",
+            "--durations=5",
             "-p",
             "no:cacheprovider",
             tests,
@@ -34,6 +36,7 @@ fn python_trino_client_against_three_coordinators() {
         .output()
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
     assert!(
         output.status.success(),
         "python client tests failed:\n{stdout}\n{}",

@@ -18,20 +18,7 @@ fn cluster(extra_config: &str) -> (ProcessCluster, TrinoClient) {
     let mut cluster = ProcessCluster::new(3);
     cluster.extra_config = extra_config.into();
     cluster.start_joined(3);
-    cluster.start_worker("w1");
-    cluster.start_worker("w2");
-    for id in 1..=3 {
-        let mut client = TrinoClient::new(vec![cluster.client_url(id)], "failover");
-        wait_until(
-            Duration::from_secs(30),
-            &format!("coordinator {id} sees both workers"),
-            || {
-                client
-                    .execute("SELECT count(*) FROM system.runtime.nodes WHERE NOT coordinator")
-                    .is_ok_and(|r| r.rows[0][0] == 2)
-            },
-        );
-    }
+    cluster.start_workers_seen(&["w1", "w2"], 3);
     let mut client = TrinoClient::new(cluster.client_urls(3), "failover");
     client
         .execute(&format!(

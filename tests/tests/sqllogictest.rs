@@ -1,5 +1,5 @@
 //! The `.slt` files under `tests/slt/` run through the Trino protocol against three
-//! coordinator processes, every statement on the next coordinator and every page from another.
+//! coordinator processes and two workers, every statement on the next coordinator and every page from another.
 
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::trino::TrinoClient;
@@ -8,6 +8,7 @@ use shoal_tests::trino::TrinoClient;
 fn sqllogictest_files_pass_against_three_coordinators() {
     let mut cluster = ProcessCluster::new(3);
     cluster.start_joined(3);
+    cluster.start_workers_seen(&["w1", "w2"], 3);
     let urls = cluster.client_urls(3);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
     let mut files: Vec<_> = std::fs::read_dir(&dir)

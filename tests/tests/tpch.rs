@@ -2,7 +2,6 @@
 //! give the same results as single-process DataFusion over the same Parquet files.
 
 use std::path::Path;
-use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
 use serde_json::Value;
@@ -10,7 +9,6 @@ use shoal_coordinator::protocol::values::batch_rows;
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::tpch::{generate, register_tables, QUERIES, TABLES};
 use shoal_tests::trino::TrinoClient;
-use shoal_tests::wait_until;
 
 const SCALE_FACTOR: f64 = 0.01;
 
@@ -57,20 +55,7 @@ fn all_22_tpch_queries_match_single_process_datafusion() {
     cluster.start_joined(3);
     // Small scans per task, so the small data set is still cut into stages over both workers.
     cluster.worker_extra_config = "query.scan-bytes-per-task=262144\n".into();
-    cluster.start_worker("w1");
-    cluster.start_worker("w2");
-    for id in 1..=3 {
-        let mut client = TrinoClient::new(vec![cluster.client_url(id)], "tpch");
-        wait_until(
-            Duration::from_secs(30),
-            &format!("coordinator {id} sees both workers"),
-            || {
-                client
-                    .execute("SELECT count(*) FROM system.runtime.nodes WHERE NOT coordinator")
-                    .is_ok_and(|r| r.rows[0][0] == 2)
-            },
-        );
-    }
+    cluster.start_workers_seen(&["w1", "w2"], 3);
     let data = cluster.dir.path().join("tpch-data");
     generate(&data, SCALE_FACTOR).expect("generate TPC-H data");
 

@@ -38,6 +38,8 @@ struct Report {
     sf: f64,
     coordinators: u64,
     workers: usize,
+    /// Queries whose driver was a worker (all 22 when the cluster works as designed).
+    worker_driven_queries: usize,
     queries: Vec<QueryTimes>,
     shoal_total_s: f64,
     datafusion_total_s: f64,
@@ -79,8 +81,7 @@ fn main() -> anyhow::Result<()> {
     let data = cluster.dir.path().join("tpch-data");
     generate(&data, args.sf)?;
     cluster.start_joined(1);
-    cluster.start_worker("w1");
-    cluster.start_worker("w2");
+    cluster.start_workers_seen(&["w1", "w2"], 1);
     let mut client = TrinoClient::new(cluster.client_urls(1), "bench");
     client.execute("CREATE SCHEMA tpch")?;
     for table in TABLES {
@@ -91,6 +92,16 @@ fn main() -> anyhow::Result<()> {
     }
     client.execute("USE tpch")?;
     let shoal = shoal_times(&mut client)?;
+    let coordinator_url = cluster.coordinators[&1].internal_url.clone();
+    let drivers = client.execute(
+        "SELECT driver FROM system.runtime.queries WHERE query NOT LIKE 'CREATE%' \
+         AND query NOT LIKE '%system.runtime%' AND driver IS NOT NULL",
+    )?;
+    let worker_driven = drivers
+        .rows
+        .iter()
+        .filter(|row| row[0].as_str().is_some_and(|d| d != coordinator_url))
+        .count();
     let runtime = tokio::runtime::Runtime::new()?;
     let datafusion = runtime.block_on(datafusion_times(&data))?;
     let queries: Vec<QueryTimes> = QUERIES
@@ -110,6 +121,7 @@ fn main() -> anyhow::Result<()> {
         sf: args.sf,
         coordinators: 1,
         workers: cluster.workers.len(),
+        worker_driven_queries: worker_driven,
         queries,
         shoal_total_s: round3(shoal_total),
         datafusion_total_s: round3(datafusion_total),

@@ -76,6 +76,7 @@ async fn run(
         match hand_to_worker(node, &record, &statement, driver).await {
             Ok(Handed::ToWorker) => {
                 node.queries.forget(&record.id);
+                driver.move_away();
                 return;
             }
             Ok(Handed::NotTaken) => {}

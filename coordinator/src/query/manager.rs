@@ -140,20 +140,29 @@ impl Queries {
         slug: &str,
         token: u64,
     ) -> Result<PageReply, QueryError> {
-        let record = self.record(node, id, slug).await?;
+        let mut record = self.record(node, id, slug).await?;
         if let Some(driver) = self.driver(id) {
             let reply = driver.page(token, PAGE_WAIT).await;
-            if reply.next_token.is_none() {
-                self.forget(id);
+            if !driver.is_moved() {
+                if reply.next_token.is_none() {
+                    self.forget(id);
+                }
+                return Ok(reply);
             }
-            return Ok(reply);
+            // Handed to a worker while this request waited: ask the cluster where it went.
+            record = self.latest(node, id).await?;
         }
-        if record.driver_url.is_empty() {
-            if !record.state.is_done() {
+        if record.driver_url.is_empty() && !record.state.is_done() {
+            // This coordinator's copy may lag: ask the cluster, then wait a while for a driver.
+            record = self.latest(node, id).await?;
+            if record.driver_url.is_empty() && !record.state.is_done() {
                 record::wait_for_change(&node.store, id, PAGE_WAIT)
                     .await
                     .map_err(store_unavailable)?;
+                record = self.latest(node, id).await?;
             }
+        }
+        if record.driver_url.is_empty() {
             return Ok(reply_from_record(&record, token));
         }
         if record.driver_url == node.internal_url {
@@ -264,6 +273,13 @@ impl Queries {
             .await
             .map(|_| ())
             .map_err(|e| errors::internal(&format!("cannot reach the driver of query {id}: {e}")))
+    }
+
+    async fn latest(&self, node: &Coordinator, id: &str) -> Result<QueryRecord, QueryError> {
+        record::get_latest(&node.store, id)
+            .await
+            .map_err(store_unavailable)?
+            .ok_or_else(|| errors::not_found("NOT_FOUND", format!("query {id} does not exist")))
     }
 
     pub(crate) async fn record(

@@ -93,6 +93,14 @@ pub async fn get(store: &StateStore, id: &str) -> Result<Option<QueryRecord>> {
     }
 }
 
+/// A query's record as the cluster has it now (a linearizable read).
+pub async fn get_latest(store: &StateStore, id: &str) -> Result<Option<QueryRecord>> {
+    match store.get(&key(id), ReadConsistency::Linearizable).await? {
+        Some(kv) => decode(&kv.value).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Every recorded query, oldest first (ids begin with their creation time).
 pub async fn list(store: &StateStore) -> Result<Vec<QueryRecord>> {
     store

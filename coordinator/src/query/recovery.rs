@@ -18,6 +18,7 @@ use crate::query::admission::{self, Holder};
 use crate::query::dispatch::{self, limits};
 use crate::query::manager::{now_ms, reply_from_record, PAGE_WAIT};
 use crate::query::record::{self, QueryRecord, QueryState};
+use crate::query::statements;
 
 /// The session a query was submitted with, as far as its record keeps it.
 fn session_of(record: &QueryRecord) -> ClientSession {
@@ -248,7 +249,8 @@ async fn recovered(
 /// remain, else fail it.
 async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool) {
     let delivered = delivered || record.delivered;
-    if !delivered && record.attempt < node.config.query_retry_attempts {
+    let reads_only = statements::reads_only(&record.sql);
+    if !delivered && reads_only && record.attempt < node.config.query_retry_attempts {
         let me = node.id();
         let again = record::update(&node.store, &record.id, |r| {
             if r.attempt != record.attempt || r.driver_url != record.driver_url {
@@ -280,7 +282,12 @@ async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool)
         }
         return;
     }
-    let message = if delivered {
+    let message = if !reads_only {
+        format!(
+            "the node running statement {} ({}) died; whether its change took effect is unknown, check before running it again",
+            record.id, record.driver_url
+        )
+    } else if delivered {
         format!(
             "the node driving query {} ({}) died after rows were delivered; run the query again",
             record.id, record.driver_url

@@ -523,6 +523,17 @@ impl StatementContext {
     }
 }
 
+/// Whether `sql` only reads (a query, EXPLAIN, SHOW, DESCRIBE): running it again cannot change
+/// anything, so it may be re-run when its driver died.
+pub fn reads_only(sql: &str) -> bool {
+    if describe_target(sql).is_some() || show_statement(sql, DEFAULT_SCHEMA).is_some() {
+        return true;
+    }
+    DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).is_ok_and(|statements| {
+        statements.len() == 1 && statements.front().is_some_and(is_plain_query)
+    })
+}
+
 /// A query, or EXPLAIN of one (which then shows the distributed plan).
 fn is_plain_query(statement: &DfStatement) -> bool {
     match statement {
