@@ -17,6 +17,9 @@ const SORTED: &str = "SELECT n FROM numbers ORDER BY n";
 fn cluster(extra_config: &str) -> (ProcessCluster, TrinoClient) {
     let mut cluster = ProcessCluster::new(3);
     cluster.extra_config = extra_config.into();
+    // Queries nobody reads hold little: 1 MiB of pages in memory, 1 MiB in spill files.
+    cluster.worker_extra_config =
+        "query.max-buffer-memory=1048576\nquery.max-spill=1048576\n".into();
     cluster.start_joined(3);
     cluster.start_workers_seen(&["w1", "w2"], 3);
     let mut client = TrinoClient::new(cluster.client_urls(3), "failover");
@@ -222,4 +225,68 @@ fn a_queued_query_of_a_dead_coordinator_is_adopted_and_runs() {
     waiting.assert_complete();
     let record = wait_finished(&cluster.client_url(3), &waiting.id);
     assert_ne!(record["coordinator"], 2, "{record}");
+}
+
+/// Follow `uri` on `base` until the query ends; the rows, or the error.
+fn outcome(base: &str, first: &Value) -> Result<Vec<Value>, Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut rows = Vec::new();
+    let mut page = first.clone();
+    loop {
+        if let Some(error) = page.get("error") {
+            return Err(error.clone());
+        }
+        rows.extend(page["data"].as_array().cloned().unwrap_or_default());
+        let Some(next) = page["nextUri"].as_str() else {
+            return Ok(rows);
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "query {} did not end within 60 s",
+            first["id"]
+        );
+        page = get_json(&on(base, next));
+    }
+}
+
+#[test]
+fn a_dead_drivers_slot_is_released_and_its_delivered_query_fails() {
+    let (mut cluster, mut client) = cluster("query.max-concurrent=1\nworker.timeout=2s\n");
+    let workers = client
+        .execute("SELECT node_id, http_uri FROM system.runtime.nodes WHERE NOT coordinator")
+        .expect("nodes")
+        .rows;
+    let long = Reader::submit(
+        &cluster.client_url(1),
+        "SELECT value FROM generate_series(1, 1000000000) AS t(value)",
+    );
+    let mut long = long;
+    long.read(&cluster.client_url(1), 1);
+    let driver = info(&cluster.client_url(2), &long.id)["driver"]
+        .as_str()
+        .expect("a driver")
+        .to_string();
+    let worker = workers
+        .iter()
+        .find(|row| row[1] == driver.as_str())
+        .and_then(|row| row[0].as_str())
+        .unwrap_or_else(|| panic!("no worker has URL {driver}: {workers:?}"))
+        .to_string();
+    cluster.kill_worker(&worker);
+
+    // The only slot was the dead driver's; it is released and a new query runs.
+    let next = post_statement(&cluster.client_url(3), "failover", "SELECT 42");
+    let rows = outcome(&cluster.client_url(3), &next).expect("a new query runs");
+    assert_eq!(rows, vec![Value::from(vec![Value::from(42)])]);
+
+    // Rows of the long query were delivered, so it is not run again: it fails, saying why.
+    let error = outcome(
+        &cluster.client_url(2),
+        &serde_json::json!({"id": long.id, "nextUri": long.next}),
+    )
+    .expect_err("the long query cannot complete");
+    assert_eq!(error["errorName"], "REMOTE_HOST_GONE", "{error}");
+    let record = info(&cluster.client_url(3), &long.id);
+    assert_eq!(record["state"], "FAILED", "{record}");
+    assert_eq!(record["attempt"], 0, "{record}");
 }

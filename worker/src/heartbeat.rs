@@ -88,3 +88,21 @@ pub async fn run(
         }
     }
 }
+
+/// Run [`run`] on a thread of its own with its own runtime: query execution keeps the main
+/// runtime's threads busy, and a late heartbeat would make coordinators take this worker for
+/// dead.
+pub fn spawn_dedicated(
+    store: SeedStore,
+    secret: String,
+    heartbeat: impl Fn() -> WorkerHeartbeat + Send + 'static,
+    interval: Duration,
+    stopped: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || runtime.block_on(run(store, secret, heartbeat, interval, stopped)))
+}

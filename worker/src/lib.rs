@@ -89,7 +89,7 @@ pub async fn run(
             .await
     });
     let load = drivers.clone();
-    let announcing = tokio::spawn(heartbeat::run(
+    let announcing = heartbeat::spawn_dedicated(
         SeedStore::new(config.seed_store.clone()),
         config.secret.clone(),
         move || WorkerHeartbeat {
@@ -98,13 +98,13 @@ pub async fn run(
         },
         config.heartbeat_interval,
         stopped.clone(),
-    ));
+    )?;
     let reaper = tokio::spawn(reap_abandoned(drivers, stopped));
     tracing::info!(worker = %config.id, %internal_url, cores, memory_bytes, cluster = %config.cluster, "worker started");
     shutdown.await;
     tracing::info!(worker = %config.id, "worker stopping");
     let _ = stop.send(true);
-    let _ = announcing.await;
+    let _ = tokio::task::spawn_blocking(move || announcing.join()).await;
     let _ = reaper.await;
     if let Ok(result) = server.await {
         result?;

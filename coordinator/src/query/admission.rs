@@ -115,7 +115,7 @@ pub async fn acquire(
     }
     loop {
         let (mut slots, revision) = read(store).await?;
-        if slots.running.len() >= limits.max_concurrent && !slots.queued.contains_key(id) {
+        if slots.running.len() >= limits.max_concurrent {
             let alive = alive(store, workers).await;
             slots.running.retain(|_, holder| alive.holds(holder));
             slots.queued.retain(|_, holder| alive.holds(holder));
