@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use shoal_state_store::server::{answer, decode, failure, require_secret};
+use shoal_state_store::server::{answer, decode, decode_json, failure, require_secret};
 
 use shoal_proto::cluster::{WorkerHeartbeat, WORKER_HEARTBEAT_PATH};
 use shoal_proto::{ErrorCode, ServiceError};
@@ -74,10 +74,7 @@ async fn query_cancel(State(node): State<Arc<Coordinator>>, body: Bytes) -> Resp
 }
 
 async fn query_progress(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {
-    let report: ProgressReport = match decode::<String>(&body).and_then(|json| {
-        serde_json::from_str(&json)
-            .map_err(|e| ServiceError::new(ErrorCode::InvalidArgument, e.to_string()))
-    }) {
+    let report: ProgressReport = match decode_json(&body) {
         Ok(report) => report,
         Err(e) => return failure(&e),
     };

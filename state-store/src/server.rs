@@ -123,6 +123,18 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
     })
 }
 
+/// A request whose body is JSON text inside the bincode envelope (for types bincode cannot
+/// carry, such as Arrow schemas or optional fields skipped in JSON).
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+    let json: String = decode(body)?;
+    serde_json::from_str(&json).map_err(|e| {
+        ServiceError::new(
+            ErrorCode::InvalidArgument,
+            format!("undecodable request: {e}"),
+        )
+    })
+}
+
 macro_rules! decoded {
     ($body:expr) => {
         match decode($body) {

@@ -54,3 +54,48 @@ fn workers_announce_themselves_to_every_coordinator_and_silent_ones_drop_out() {
         || workers_seen(&mut client) == ["w1"],
     );
 }
+
+#[test]
+fn a_worker_refuses_internal_requests_without_the_cluster_secret() {
+    let mut cluster = ProcessCluster::new(1);
+    cluster.start_joined(1);
+    cluster.start_workers_seen(&["w1"], 1);
+    let mut client = TrinoClient::new(cluster.client_urls(1), "ops");
+    let url = client
+        .execute("SELECT http_uri FROM system.runtime.nodes WHERE node_id = 'w1'")
+        .expect("nodes")
+        .rows[0][0]
+        .as_str()
+        .expect("the worker's URL")
+        .to_string();
+    let paths = [
+        "/worker/v1/status",
+        "/query/v1/drive",
+        "/query/v1/page",
+        "/query/v1/cancel",
+        // datafusion-distributed's stage service (gRPC over HTTP/2 in production).
+        "/datafusion_distributed.WorkerService/ExecuteTask",
+    ];
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for path in paths {
+        for secret in [None, Some("wrong-secret")] {
+            let mut request = agent.post(format!("{url}{path}"));
+            if let Some(secret) = secret {
+                request = request.header(shoal_proto::CLUSTER_SECRET_HEADER, secret);
+            }
+            let status = request.send(&b"x"[..]).expect("an answer").status();
+            assert_eq!(status, 401, "{path} with secret {secret:?}");
+        }
+    }
+    // With the secret, the status route answers.
+    let status = agent
+        .get(format!("{url}/worker/v1/status"))
+        .header(shoal_proto::CLUSTER_SECRET_HEADER, &cluster.secret)
+        .call()
+        .expect("status")
+        .status();
+    assert_eq!(status, 200);
+}

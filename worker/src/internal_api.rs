@@ -5,35 +5,17 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use shoal_engine::distributed::{worker_service, SecretChannels};
 use shoal_engine::drive::{paths, DriveRequest, PageRequest};
 use shoal_proto::cluster::WorkerHeartbeat;
-use shoal_proto::{same_secret, ErrorCode, ServiceError, CLUSTER_SECRET_HEADER};
-use shoal_state_store::server::{answer, decode, failure};
+use shoal_proto::{ErrorCode, ServiceError};
+use shoal_state_store::server::{answer, decode, decode_json, failure, require_secret};
 
 use crate::drivers::Drivers;
-
-async fn require_secret(State(secret): State<String>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(CLUSTER_SECRET_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    if same_secret(given, secret.as_bytes()) {
-        return next.run(request).await;
-    }
-    tracing::warn!(path = %request.uri().path(), "refused request without a valid cluster secret");
-    (
-        axum::http::StatusCode::UNAUTHORIZED,
-        "the cluster secret is missing or wrong",
-    )
-        .into_response()
-}
 
 pub fn router(
     secret: &str,
@@ -70,10 +52,7 @@ pub fn router(
 }
 
 async fn drive(State(drivers): State<Arc<Drivers>>, body: Bytes) -> Response {
-    let request: DriveRequest = match decode::<String>(&body).and_then(|json| {
-        serde_json::from_str(&json)
-            .map_err(|e| ServiceError::new(ErrorCode::InvalidArgument, e.to_string()))
-    }) {
+    let request: DriveRequest = match decode_json(&body) {
         Ok(request) => request,
         Err(e) => return failure(&e),
     };
