@@ -50,6 +50,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Most queries waiting for a slot in the whole cluster; a query beyond it fails with QUERY_QUEUE_FULL.",
     },
     KeySpec {
+        key: "query.scan-bytes-per-task",
+        default: Some("16777216"),
+        doc: "Parquet bytes one task scans in the query of an INSERT or CREATE TABLE AS run here; a larger scan is split over more tasks and workers.",
+    },
+    KeySpec {
         key: "query.retry-attempts",
         default: Some("1"),
         doc: "How often a query is run again on the live workers when its driver died before the client received a row.",
@@ -146,6 +151,7 @@ pub struct CoordinatorConfig {
     pub worker_timeout: Duration,
     pub max_concurrent_queries: usize,
     pub query_retry_attempts: u32,
+    pub scan_bytes_per_task: usize,
     pub max_queued_queries: usize,
     pub advertise_host: String,
     pub bind_address: String,
@@ -215,6 +221,7 @@ impl CoordinatorConfig {
             max_concurrent_queries: config.u64("query.max-concurrent")? as usize,
             max_queued_queries: config.u64("query.max-queued")? as usize,
             query_retry_attempts: config.u64("query.retry-attempts")?.min(100) as u32,
+            scan_bytes_per_task: config.u64("query.scan-bytes-per-task")?.max(1) as usize,
             advertise_host: config.non_empty("node.internal-address")?,
             bind_address: config.non_empty("node.bind-address")?,
             client_port: config.u16("http-server.http.port")?,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use shoal_engine::distributed::{Distribution, ScheduledWorkers, SecretChannels};
 use shoal_state_store::network::RpcClient;
 use shoal_state_store::{RaftRole, StateStore};
 
@@ -60,6 +61,9 @@ pub struct Coordinator {
     pub rpc: RpcClient,
     pub queries: crate::query::manager::Queries,
     pub workers: crate::workers::Workers,
+    /// gRPC channels to workers for the stages of statements run here (None if the secret
+    /// cannot be a header value).
+    channels: Option<SecretChannels>,
     joined: AtomicBool,
 }
 
@@ -71,6 +75,7 @@ impl Coordinator {
         internal_url: String,
     ) -> Arc<Self> {
         let rpc = RpcClient::new(&config.secret);
+        let channels = SecretChannels::new(&config.secret).ok();
         let queries = crate::query::manager::Queries::new(config.node_id);
         let workers = crate::workers::Workers::new(config.worker_timeout);
         Arc::new(Coordinator {
@@ -83,7 +88,24 @@ impl Coordinator {
             rpc,
             queries,
             workers,
+            channels,
             joined: AtomicBool::new(false),
+        })
+    }
+
+    /// The live workers as a distribution for a statement run in this coordinator, if any.
+    pub fn distribution(&self) -> Option<Distribution> {
+        let urls: Vec<String> = self
+            .workers
+            .live()
+            .into_iter()
+            .map(|w| w.heartbeat.internal_url)
+            .collect();
+        let workers = ScheduledWorkers::parse(&urls).ok()?;
+        Some(Distribution {
+            workers,
+            channels: self.channels.clone()?,
+            scan_bytes_per_task: self.config.scan_bytes_per_task,
         })
     }
 

@@ -52,6 +52,7 @@ fn sorted(mut rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
 #[test]
 fn all_22_tpch_queries_match_single_process_datafusion() {
     let mut cluster = ProcessCluster::new(3);
+    cluster.extra_config = "query.scan-bytes-per-task=262144\n".into();
     cluster.start_joined(3);
     // Small scans per task, so the small data set is still cut into stages over both workers.
     cluster.worker_extra_config = "query.scan-bytes-per-task=262144\n".into();
@@ -134,6 +135,25 @@ fn all_22_tpch_queries_match_single_process_datafusion() {
             "a TPC-H query was not driven by a worker: {row:?}"
         );
     }
+    // The query of a CREATE TABLE AS runs over the workers too; its result is the same.
+    let summary = "SELECT l_returnflag, count(*) AS lines, sum(l_quantity) AS quantity \
+                   FROM lineitem GROUP BY l_returnflag";
+    client
+        .execute(&format!("CREATE TABLE flags AS {summary}"))
+        .expect("create table as");
+    let written = client
+        .execute("SELECT * FROM flags")
+        .expect("read the written table")
+        .rows;
+    let expected = datafusion_rows(&data, summary);
+    assert_eq!(written.len(), expected.len());
+    for (w, e) in sorted(written).iter().zip(&sorted(expected)) {
+        assert!(
+            w.iter().zip(e).all(|(a, b)| same_value(a, b)),
+            "{w:?} != {e:?}"
+        );
+    }
+
     let plan = client
         .execute(&format!("EXPLAIN ANALYZE {}", QUERIES[2].1))
         .expect("explain q03");

@@ -158,6 +158,28 @@ impl StatementContext {
             .map_err(|e| errors::from_datafusion(&e, sql))?;
         Ok(context)
     }
+    /// The session for the query of an INSERT or CREATE TABLE AS: its stages spread over the
+    /// live workers (the coordinator writes the files), unless it reads the `system` catalog,
+    /// which only coordinators have.
+    fn write_context(
+        &self,
+        snapshot: &catalog::CatalogSnapshot,
+        query: &str,
+    ) -> Result<SessionContext, QueryError> {
+        let distribution = if query.to_ascii_lowercase().contains("system") {
+            None
+        } else {
+            self.node.distribution()
+        };
+        provider::session_on(
+            snapshot,
+            &self.current_catalog(),
+            &self.current_schema(),
+            distribution,
+        )
+        .map_err(|e| errors::from_datafusion(&e, query))
+    }
+
     /// `DESCRIBE t` and `SHOW COLUMNS FROM t`: Trino's columns (Column, Type, Extra, Comment)
     /// with Trino's type names.
     async fn describe(&self, table: &str) -> Result<Prepared, QueryError> {
@@ -409,7 +431,10 @@ impl StatementContext {
         if options.location.is_some() || options.format.is_some_and(|f| f != TableFormat::Parquet) {
             return Err(errors::not_supported("CREATE TABLE AS writes Parquet into the warehouse; format and location cannot be chosen"));
         }
-        let context = self.session_context().await?;
+        let snapshot = catalog::snapshot(&self.store)
+            .await
+            .map_err(catalog_error)?;
+        let context = self.write_context(&snapshot, query)?;
         let frame = plan(&context, query).await?;
         let arrow_schema = nullable(frame.schema().as_arrow());
         let record = self.managed_record(schema, table, arrow_schema);
@@ -501,8 +526,7 @@ impl StatementContext {
                 "table shoal.{schema}.{table} reads existing files and cannot be written"
             )));
         }
-        let context = provider::session(&snapshot, &self.current_catalog(), &self.current_schema())
-            .map_err(|e| errors::from_datafusion(&e, ""))?;
+        let context = self.write_context(&snapshot, query)?;
         let frame = conform(plan(&context, query).await?, &record)?;
         let rows = self.write_and_commit(&record, frame).await?;
         Ok(update("INSERT", Some(rows)))
