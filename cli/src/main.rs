@@ -6,6 +6,7 @@ mod http;
 mod local_cmd;
 mod logging;
 mod signals;
+mod sql;
 mod store_cmd;
 mod worker_cmd;
 
@@ -34,6 +35,8 @@ enum Command {
     Local(local_cmd::LocalArgs),
     /// See and steer the high-availability state of a running cluster.
     Haadmin(haadmin_cmd::HaadminArgs),
+    /// A SQL shell for any coordinator (Trino protocol).
+    Sql(sql::SqlArgs),
     /// Tools for a member's replicated state-store data.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
@@ -45,6 +48,12 @@ enum Command {
 pub struct Failure {
     code: u8,
     error: anyhow::Error,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
 }
 
 impl Failure {
@@ -69,6 +78,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => worker_cmd::run(args),
         Command::Local(args) => local_cmd::run(args),
         Command::Haadmin(args) => haadmin_cmd::run(args),
+        Command::Sql(args) => sql::run(args),
         Command::Store(command) => store_cmd::run(command).map_err(Failure::runtime),
     };
     match result {

@@ -1,0 +1,206 @@
+//! `shoal sql`: a SQL shell for any coordinator. Runs `--execute` or `--file` and exits, or
+//! reads statements interactively; follows a running query to the next server when the one in
+//! use dies.
+
+mod client;
+mod output;
+mod shell;
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use client::{Session, SqlError, StatementClient};
+use output::{Format, Printer};
+use shoal_proto::client::QueryResults;
+
+use crate::Failure;
+
+#[derive(Debug, clap::Args)]
+pub struct SqlArgs {
+    /// Coordinators' client URLs, comma separated; the next is used when one cannot be reached.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    server: Vec<String>,
+    #[arg(long, env = "USER", default_value = "shoal")]
+    user: String,
+    #[arg(long)]
+    catalog: Option<String>,
+    #[arg(long)]
+    schema: Option<String>,
+    /// Run these statements (separated by `;`) and exit.
+    #[arg(long, conflicts_with = "file")]
+    execute: Option<String>,
+    /// Run the statements of this file and exit.
+    #[arg(long, short = 'f')]
+    file: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    output_format: Format,
+}
+
+pub fn run(args: SqlArgs) -> Result<(), Failure> {
+    if args.server.is_empty() || args.server.iter().any(|s| !s.starts_with("http")) {
+        return Err(Failure::usage("--server takes http:// URLs"));
+    }
+    let session = Session {
+        user: args.user.clone(),
+        catalog: args.catalog.clone(),
+        schema: args.schema.clone(),
+    };
+    let client = StatementClient::new(args.server.clone(), session);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::runtime(e.into()))?;
+    let script = match (&args.execute, &args.file) {
+        (Some(sql), _) => Some(sql.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?,
+        ),
+        (None, None) => None,
+    };
+    match script {
+        Some(script) => runtime.block_on(run_script(client, &script, args.output_format)),
+        None => shell::interactive(&runtime, client, args.output_format),
+    }
+}
+
+/// Split `text` into statements at `;` outside quotes and comments.
+pub(crate) fn statements(text: &str) -> (Vec<String>, String) {
+    let mut done = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                current.push(c);
+            }
+            (Some(_), c) => current.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                current.push(c);
+            }
+            (None, '-') if chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        current.push('\n');
+                        break;
+                    }
+                }
+            }
+            (None, ';') => {
+                let statement = current.trim().to_string();
+                if !statement.is_empty() {
+                    done.push(statement);
+                }
+                current.clear();
+            }
+            (None, c) => current.push(c),
+        }
+    }
+    (done, current)
+}
+
+async fn run_script(
+    mut client: StatementClient,
+    script: &str,
+    format: Format,
+) -> Result<(), Failure> {
+    let (mut statements, rest) = statements(script);
+    if !rest.trim().is_empty() {
+        statements.push(rest.trim().to_string());
+    }
+    for sql in statements {
+        run_one(&mut client, &sql, format, never()).await?;
+    }
+    Ok(())
+}
+
+async fn never() {
+    std::future::pending::<()>().await
+}
+
+/// Run one statement, printing its result; the failure says which exit code it means.
+pub(crate) async fn run_one(
+    client: &mut StatementClient,
+    sql: &str,
+    format: Format,
+    cancelled: impl std::future::Future<Output = ()>,
+) -> Result<(), Failure> {
+    let stdout = std::io::stdout();
+    let mut printer = Printer::new(format, stdout.lock());
+    let progress = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut write_error = None;
+    let outcome = client
+        .execute(
+            sql,
+            |results: &QueryResults| {
+                if let Err(e) = print_page(&mut printer, results) {
+                    write_error.get_or_insert(e);
+                }
+                if progress {
+                    show_progress(results, started);
+                }
+            },
+            cancelled,
+        )
+        .await;
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    let finished = printer.finish();
+    if let Some(e) = write_error.or(finished.err()) {
+        return Err(Failure::runtime(e.into()));
+    }
+    match outcome {
+        Ok(results) => {
+            match (&results.update_type, results.update_count) {
+                (Some(kind), Some(count)) => {
+                    eprintln!("{kind}: {count} row{}", if count == 1 { "" } else { "s" })
+                }
+                (Some(kind), None) => eprintln!("{kind}"),
+                _ => {}
+            }
+            Ok(())
+        }
+        Err(SqlError::Connection(message)) => Err(Failure::usage(message)),
+        Err(SqlError::Cancelled) => Err(Failure::runtime(anyhow::anyhow!("query cancelled"))),
+        Err(other) => Err(Failure::runtime(other.into())),
+    }
+}
+
+fn print_page<W: std::io::Write>(
+    printer: &mut Printer<W>,
+    results: &QueryResults,
+) -> std::io::Result<()> {
+    if results.update_type.is_some() {
+        return Ok(());
+    }
+    if let Some(columns) = &results.columns {
+        printer.columns(columns)?;
+    }
+    if let Some(rows) = &results.data {
+        printer.rows(rows)?;
+    }
+    Ok(())
+}
+
+fn show_progress(results: &QueryResults, started: Instant) {
+    eprint!(
+        "\r\x1b[2K{} {} rows {:.1}s",
+        results.stats.state,
+        results.stats.processed_rows,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements;
+
+    #[test]
+    fn statements_split_at_semicolons_outside_quotes_and_comments() {
+        let (done, rest) = statements("select ';' as a; -- c; d\nselect 2;\nselect");
+        assert_eq!(done, vec!["select ';' as a", "select 2"]);
+        assert_eq!(rest.trim(), "select");
+    }
+}
