@@ -15,6 +15,8 @@ use serde::Serialize;
 use crate::http::AdminClient;
 use crate::Failure;
 
+mod sample;
+
 #[derive(Debug, clap::Args)]
 pub struct LocalArgs {
     /// How many coordinators to start.
@@ -27,10 +29,15 @@ pub struct LocalArgs {
     /// removed at exit).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Only start the cluster and wait (the SQL shell is not built yet, so this is what
-    /// happens either way).
+    /// Only start the cluster and wait for Ctrl-C or SIGTERM, without the SQL shell.
     #[arg(long)]
     no_shell: bool,
+    /// Do not load the TPC-H sample tables into schema `tpch`.
+    #[arg(long)]
+    no_sample_data: bool,
+    /// TPC-H scale factor of the sample data.
+    #[arg(long, default_value_t = 0.01)]
+    sample_scale: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,13 +77,15 @@ fn watch_exits(children: Vec<Child>) -> Exits {
 
 pub fn run(args: LocalArgs) -> Result<(), Failure> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::runtime(e.into()))?;
-    runtime
+    let result = runtime
         .block_on(run_cluster(args))
-        .map_err(Failure::runtime)
+        .map_err(Failure::runtime);
+    // The shell's thread may still wait for a line; it is not waited for.
+    runtime.shutdown_background();
+    result
 }
 
 async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
-    let _ = args.no_shell;
     let temporary = match &args.data_dir {
         Some(_) => None,
         None => Some(tempfile::Builder::new().prefix("shoal-local-").tempdir()?),
@@ -122,7 +131,25 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
         }
         Err(e) => eprintln!("shoal local: {e:#}"),
     }
-    supervise(&mut nodes, &mut exits).await;
+    let servers: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n.entry.client_url.clone())
+        .collect();
+    if !args.no_sample_data {
+        match sample::load(&data_dir, args.sample_scale, &servers).await {
+            Ok(()) => println!(
+                "shoal local: TPC-H sample tables (scale {}) in schema tpch",
+                args.sample_scale
+            ),
+            Err(e) => eprintln!("shoal local: no sample data: {e:#}"),
+        }
+    }
+    if args.no_shell {
+        supervise(&mut nodes, &mut exits).await;
+    } else {
+        let schema = (!args.no_sample_data).then(|| "tpch".to_string());
+        shell_while_supervising(&mut nodes, &mut exits, servers, schema).await;
+    }
     stop_all(&mut nodes, &mut exits).await;
     drop(temporary);
     Ok(())
@@ -298,6 +325,43 @@ async fn supervise(nodes: &mut [Node], exits: &mut Exits) {
     }
 }
 
+/// Run the SQL shell on every coordinator until it ends (Ctrl-D) or SIGTERM, reporting nodes
+/// that exit meanwhile. Ctrl-C belongs to the shell: it cancels the running query.
+async fn shell_while_supervising(
+    nodes: &mut [Node],
+    exits: &mut Exits,
+    servers: Vec<String>,
+    schema: Option<String>,
+) {
+    let handle = tokio::runtime::Handle::current();
+    let shell = tokio::task::spawn_blocking(move || {
+        if let Err(failure) = crate::sql::shell_on(&handle, servers, schema) {
+            eprintln!("shoal local: {failure}");
+        }
+    });
+    tokio::pin!(shell);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(terminated);
+    loop {
+        tokio::select! {
+            _ = &mut shell => return,
+            _ = &mut terminated => return,
+            exit = exits.recv() => match exit {
+                Some((index, status)) => report_exit(&mut nodes[index], status),
+                None => return,
+            },
+        }
+    }
+}
+
 fn signal(nodes: &[Node], signal: nix::sys::signal::Signal) {
     for node in nodes.iter().filter(|n| !n.exited) {
         let pid = nix::unistd::Pid::from_raw(node.entry.pid as i32);
@@ -394,6 +458,9 @@ fn spawn_node(role: &str, etc: &Path, log: &Path) -> anyhow::Result<Child> {
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file)
+        // A process group of its own: Ctrl-C in the terminal reaches `shoal local` (which
+        // cancels the shell's query or stops the cluster in order), not every node at once.
+        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start a {role}"))
 }

@@ -58,6 +58,7 @@ fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
         )
     };
     next_line_containing("3 coordinators ready");
+    next_line_containing("TPC-H sample tables");
 
     let cluster: Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("cluster.json")).expect("cluster.json"),
@@ -85,6 +86,27 @@ fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
     assert!(
         nodes[3].get("client_url").is_some(),
         "every node has the key"
+    );
+
+    let servers: Vec<&str> = nodes[..3]
+        .iter()
+        .filter_map(|n| n["client_url"].as_str())
+        .collect();
+    let counted = Command::new(shoal_binary())
+        .args([
+            "sql",
+            "--server",
+            &servers.join(","),
+            "--output-format",
+            "csv",
+        ])
+        .args(["--execute", "SELECT count(*) AS n FROM tpch.nation"])
+        .output()
+        .expect("shoal sql");
+    assert_eq!(
+        String::from_utf8_lossy(&counted.stdout),
+        "n\n25\n",
+        "{counted:?}"
     );
 
     let victim = nodes[1]["pid"].as_u64().expect("pid");
@@ -118,5 +140,66 @@ fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
     assert!(status.success(), "{status}");
     wait_until(Duration::from_secs(5), "every coordinator stopped", || {
         others.iter().all(|pid| !alive(*pid))
+    });
+}
+
+#[test]
+fn local_runs_the_shell_on_the_sample_data_and_stops_when_it_ends() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let mut local = Command::new(shoal_binary())
+        .args(["local", "--data-dir"])
+        .arg(dir.path())
+        .env("SHOAL_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start shoal local");
+    let mut stdin = local.stdin.take().expect("stdin");
+    use std::io::Write;
+    stdin
+        .write_all(b"SELECT count(*) AS regions\n  FROM region;\n")
+        .expect("a statement");
+    drop(stdin);
+    let stdout = local.stdout.take().expect("stdout");
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let status = wait_for(
+        Duration::from_secs(90),
+        "shoal local exits after the shell",
+        || local.try_wait().ok().flatten(),
+    );
+    let output: Vec<String> = lines.try_iter().collect();
+    assert!(status.success(), "{status}: {output:?}");
+    assert!(
+        output.iter().any(|l| l.contains("3 coordinators ready")),
+        "{output:?}"
+    );
+    let table = output.join("\n");
+    assert!(
+        table.contains(" regions\n---------\n 5\n(1 row)"),
+        "the shell printed the count of the sample table region: {output:?}"
+    );
+    let cluster: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("cluster.json")).expect("cluster.json"),
+    )
+    .expect("json");
+    let pids: Vec<u64> = cluster["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["pid"].as_u64())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        5,
+        "three coordinators and two workers by default"
+    );
+    wait_until(Duration::from_secs(10), "every node stopped", || {
+        pids.iter().all(|pid| !alive(*pid))
     });
 }

@@ -2,7 +2,7 @@
 //! reads statements interactively; follows a running query to the next server when the one in
 //! use dies.
 
-mod client;
+pub(crate) mod client;
 mod output;
 mod shell;
 
@@ -57,8 +57,26 @@ pub fn run(args: SqlArgs) -> Result<(), Failure> {
     };
     match script {
         Some(script) => runtime.block_on(run_script(client, &script, args.output_format)),
-        None => shell::interactive(&runtime, client, args.output_format),
+        None => shell::interactive(runtime.handle(), client, args.output_format),
     }
+}
+
+/// The interactive shell on `servers`, in catalog `shoal` and `schema` (for `shoal local`).
+pub fn shell_on(
+    handle: &tokio::runtime::Handle,
+    servers: Vec<String>,
+    schema: Option<String>,
+) -> Result<(), Failure> {
+    let session = Session {
+        user: std::env::var("USER").unwrap_or_else(|_| "shoal".into()),
+        catalog: Some("shoal".into()),
+        schema,
+    };
+    shell::interactive(
+        handle,
+        StatementClient::new(servers, session),
+        Format::Table,
+    )
 }
 
 /// Split `text` into statements at `;` outside quotes and comments.

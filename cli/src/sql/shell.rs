@@ -24,7 +24,7 @@ fn prompt(client: &StatementClient, continuing: bool) -> String {
 }
 
 pub fn interactive(
-    runtime: &tokio::runtime::Runtime,
+    runtime: &tokio::runtime::Handle,
     mut client: StatementClient,
     format: Format,
 ) -> Result<(), Failure> {

@@ -1,0 +1,43 @@
+//! The sample data of `shoal local`: TPC-H tables generated once into the data directory and
+//! registered in schema `tpch` of catalog `shoal`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use shoal_sample_data::tpch::{generate, TABLES};
+
+use crate::sql::client::{Session, StatementClient};
+
+/// Generate the tables (unless an earlier run did) and create them in the catalog (unless they
+/// exist).
+pub async fn load(data_dir: &Path, scale: f64, servers: &[String]) -> anyhow::Result<()> {
+    let dir = data_dir.join("sample").join("tpch");
+    if !dir.join("lineitem").join("part-0.parquet").is_file() {
+        let target = dir.clone();
+        tokio::task::spawn_blocking(move || generate(&target, scale))
+            .await
+            .context("the generator stopped")??;
+    }
+    let mut client = StatementClient::new(
+        servers.to_vec(),
+        Session {
+            user: "shoal".into(),
+            catalog: Some("shoal".into()),
+            schema: None,
+        },
+    );
+    let mut statements = vec!["CREATE SCHEMA IF NOT EXISTS tpch".to_string()];
+    for table in TABLES {
+        statements.push(format!(
+            "CREATE TABLE IF NOT EXISTS tpch.{table} WITH (format = 'PARQUET', location = '{}/')",
+            dir.join(table).display()
+        ));
+    }
+    for sql in statements {
+        client
+            .execute(&sql, |_| {}, std::future::pending::<()>())
+            .await
+            .with_context(|| format!("{sql} failed"))?;
+    }
+    Ok(())
+}
