@@ -36,6 +36,8 @@ pub fn router(node: Arc<Coordinator>) -> Router {
         .with_state(node.clone());
     Router::new()
         .route("/v1/info", get(info))
+        .route("/v1/health/live", get(|| async { "ok" }))
+        .route("/v1/health/ready", get(ready))
         .with_state(node)
         .merge(admin)
 }
@@ -102,6 +104,31 @@ async fn info(State(node): State<Arc<Coordinator>>) -> Json<ServerInfo> {
         uptime: humantime::format_duration(uptime).to_string(),
         node_id: node.id(),
     })
+}
+
+/// Ready for clients: a member of the cluster whose state store has a leader and which takes
+/// new queries (not in backup mode). 503 with the reason otherwise.
+async fn ready(State(node): State<Arc<Coordinator>>) -> Response {
+    use axum::http::StatusCode;
+    if !node.joined() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not joined to the cluster yet",
+        )
+            .into_response();
+    }
+    match node.ha_state().await {
+        Ok(state) if state.leader.is_none() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the state store has no leader",
+        )
+            .into_response(),
+        Ok(state) if state.state == crate::registry::Mode::Backup => {
+            (StatusCode::SERVICE_UNAVAILABLE, "in backup mode").into_response()
+        }
+        Ok(_) => "ready".into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn get_state(State(node): State<Arc<Coordinator>>) -> Response {
