@@ -203,6 +203,23 @@ impl ProcessCluster {
 
     /// Start worker `name`, finding the coordinators through the cluster's seed directory.
     pub fn start_worker(&mut self, name: &str) {
+        let etc = self.configure_worker(name);
+        let dir = etc.parent().expect("the worker's directory").to_path_buf();
+        let log = std::fs::File::create(dir.join("worker.log")).expect("worker log");
+        let child = Command::new(shoal_binary())
+            .args(["worker", "--etc"])
+            .arg(&etc)
+            .env("SHOAL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start worker");
+        self.workers.insert(name.to_string(), child);
+    }
+
+    /// Write worker `name`'s etc directory and return it.
+    pub fn configure_worker(&mut self, name: &str) -> PathBuf {
         let dir = self.dir.path().join(format!("worker-{name}"));
         let etc = dir.join("etc");
         std::fs::create_dir_all(etc.join("filesystem")).expect("worker etc");
@@ -230,17 +247,7 @@ impl ProcessCluster {
         for (file, text) in files {
             std::fs::write(etc.join(file), text).expect("write worker etc");
         }
-        let log = std::fs::File::create(dir.join("worker.log")).expect("worker log");
-        let child = Command::new(shoal_binary())
-            .args(["worker", "--etc"])
-            .arg(&etc)
-            .env("SHOAL_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start worker");
-        self.workers.insert(name.to_string(), child);
+        etc
     }
 
     /// Start workers `names` and wait until coordinators 1..=`coordinators` all see them, so
