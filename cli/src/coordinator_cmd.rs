@@ -16,6 +16,7 @@ pub struct CoordinatorArgs {
 pub fn run(args: CoordinatorArgs) -> Result<(), crate::Failure> {
     let config = CoordinatorConfig::load(&args.etc)
         .map_err(|e| crate::Failure::usage(format!("configuration error: {e}")))?;
+    crate::logging::init_logging(config.log_json);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| crate::Failure::runtime(e.into()))?;
     runtime
         .block_on(serve(config))

@@ -71,8 +71,10 @@ impl Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let json_logs = false;
-    logging::init_logging(json_logs);
+    // Roles log as their configuration says, once it is read; other commands log as text.
+    if !matches!(cli.command, Command::Coordinator(_) | Command::Worker(_)) {
+        logging::init_logging(false);
+    }
     let result = match cli.command {
         Command::Coordinator(args) => coordinator_cmd::run(args),
         Command::Worker(args) => worker_cmd::run(args),

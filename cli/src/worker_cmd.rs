@@ -15,6 +15,7 @@ pub struct WorkerArgs {
 pub fn run(args: WorkerArgs) -> Result<(), crate::Failure> {
     let config = WorkerConfig::load(&args.etc)
         .map_err(|e| crate::Failure::usage(format!("configuration error: {e}")))?;
+    crate::logging::init_logging(config.log_json);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| crate::Failure::runtime(e.into()))?;
     runtime
         .block_on(serve(config))

@@ -60,6 +60,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "How often a query is run again on the live workers when its driver died before the client received a row.",
     },
     KeySpec {
+        key: "log.format",
+        default: Some("text"),
+        doc: "Log lines on standard error as text or as JSON objects (json).",
+    },
+    KeySpec {
         key: "worker.timeout",
         default: Some("5s"),
         doc: "A worker not heard from for this long is taken as dead and gets no new work.",
@@ -158,6 +163,8 @@ pub struct CoordinatorConfig {
     pub client_port: u16,
     pub internal_port: u16,
     pub secret: String,
+    /// Log lines as JSON objects.
+    pub log_json: bool,
     pub state_store: StateStoreSettings,
     pub seed_store: SeedStoreConfig,
 }
@@ -218,6 +225,7 @@ impl CoordinatorConfig {
             max_query_history: max_query_history as usize,
             query_client_timeout: config.duration("query.client.timeout")?,
             worker_timeout: config.duration("worker.timeout")?,
+            log_json: config.choice("log.format", &["text", "json"])? == "json",
             max_concurrent_queries: config.u64("query.max-concurrent")? as usize,
             max_queued_queries: config.u64("query.max-queued")? as usize,
             query_retry_attempts: config.u64("query.retry-attempts")?.min(100) as u32,

@@ -58,6 +58,8 @@ fn workers_announce_themselves_to_every_coordinator_and_silent_ones_drop_out() {
 #[test]
 fn a_worker_refuses_internal_requests_without_the_cluster_secret() {
     let mut cluster = ProcessCluster::new(1);
+    cluster.extra_config = "log.format=json\n".into();
+    cluster.worker_extra_config = "log.format=json\n".into();
     cluster.start_joined(1);
     cluster.start_workers_seen(&["w1"], 1);
     let mut client = TrinoClient::new(cluster.client_urls(1), "ops");
@@ -98,4 +100,19 @@ fn a_worker_refuses_internal_requests_without_the_cluster_secret() {
         .expect("status")
         .status();
     assert_eq!(status, 200);
+
+    // Both roles wrote their logs as JSON objects (log.format=json).
+    let worker_log = cluster.dir.path().join("worker-w1").join("worker.log");
+    for log in [
+        cluster.coordinators[&1].log_text(),
+        std::fs::read_to_string(worker_log).expect("worker log"),
+    ] {
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(!lines.is_empty(), "no log lines");
+        for line in lines {
+            let entry: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
+            assert!(entry["fields"]["message"].is_string(), "{line}");
+        }
+    }
 }

@@ -44,6 +44,11 @@ pub const WORKER_KEYS: &[KeySpec] = &[
         doc: "The cluster secret every internal request carries; the same on every node.",
     },
     KeySpec {
+        key: "log.format",
+        default: Some("text"),
+        doc: "Log lines on standard error as text or as JSON objects (json).",
+    },
+    KeySpec {
         key: "worker.heartbeat-interval",
         default: Some("1s"),
         doc: "How often the worker announces itself to every coordinator it finds.",
@@ -80,6 +85,8 @@ pub struct WorkerConfig {
     pub internal_port: u16,
     pub secret: String,
     pub heartbeat_interval: Duration,
+    /// Log lines as JSON objects.
+    pub log_json: bool,
     pub scan_bytes_per_task: u64,
     pub buffer_memory_bytes: u64,
     pub spill_dir: PathBuf,
@@ -137,6 +144,7 @@ impl WorkerConfig {
             internal_port: config.u16("internal-communication.http.port")?,
             secret: config.non_empty("internal-communication.shared-secret")?,
             heartbeat_interval,
+            log_json: config.choice("log.format", &["text", "json"])? == "json",
             seed_store: SeedStoreConfig::load(etc, &base, &cluster)?,
             cluster,
         })
