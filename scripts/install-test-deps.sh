@@ -22,6 +22,9 @@ command -v etcd >/dev/null || apt_install etcd-server
 # nginx: the sticky-proxy test runs real nginx in front of the coordinators.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 
+# Chromium: the web page test loads the page in headless Chromium.
+command -v chromium >/dev/null || apt_install chromium
+
 # Python's trino client (and pytest) drive the client-protocol tests.
 if ! python3 -c "import trino, pytest, requests" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check trino pytest requests \

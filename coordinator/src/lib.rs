@@ -8,11 +8,13 @@ pub mod config;
 pub mod error;
 pub mod formation;
 pub mod internal_api;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod query;
 pub mod registry;
 pub mod sync_status;
+pub mod web;
 pub mod workers;
 
 use std::future::{Future, IntoFuture};
@@ -59,6 +61,7 @@ pub async fn run(
     );
     let client_app = admin_api::router(node.clone())
         .merge(protocol::statement::router(node.clone()))
+        .merge(web::router(node.clone()))
         .into_make_service_with_connect_info::<SocketAddr>();
     let client_server = tokio::spawn(
         axum::serve(client, client_app)
@@ -114,7 +117,9 @@ async fn reap_abandoned_queries(node: std::sync::Arc<Coordinator>, stopped: watc
             _ = &mut stop => return,
             _ = tokio::time::sleep(every) => {
                 node.queries.reap_abandoned(timeout);
-                if node.store.status().await.leader == Some(node.id()) {
+                let leader = node.store.status().await.leader;
+                node.metrics.observe_leader(leader);
+                if leader == Some(node.id()) {
                     query::recovery::sweep(&node).await;
                 }
             }

@@ -61,6 +61,7 @@ pub struct Coordinator {
     pub rpc: RpcClient,
     pub queries: crate::query::manager::Queries,
     pub workers: crate::workers::Workers,
+    pub metrics: crate::metrics::Metrics,
     /// gRPC channels to workers for the stages of statements run here (None if the secret
     /// cannot be a header value).
     channels: Option<SecretChannels>,
@@ -88,6 +89,7 @@ impl Coordinator {
             rpc,
             queries,
             workers,
+            metrics: crate::metrics::Metrics::default(),
             channels,
             joined: AtomicBool::new(false),
         })

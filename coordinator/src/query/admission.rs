@@ -150,6 +150,16 @@ pub async fn acquire(
     }
 }
 
+/// Queries holding a slot and queries waiting for one, as this coordinator's copy has them.
+pub async fn counts(store: &StateStore) -> (usize, usize) {
+    match store.get(KEY, ReadConsistency::Local).await {
+        Ok(Some(kv)) => serde_json::from_slice::<Slots>(&kv.value)
+            .map(|s| (s.running.len(), s.queued.len()))
+            .unwrap_or((0, 0)),
+        _ => (0, 0),
+    }
+}
+
 /// Query `id`'s running slot is held by `holder` from now on.
 pub async fn hand_over(store: &StateStore, limits: Limits, id: &str, holder: Holder) {
     change(store, limits, id, |slots| match slots.running.get_mut(id) {

@@ -63,7 +63,10 @@ pub async fn complete(
     })
     .await;
     match ended {
-        Ok(Some(_)) => {
+        Ok(Some(record)) => {
+            let ended_ms = record.ended_ms.unwrap_or(record.created_ms);
+            node.metrics
+                .observe_query(ended_ms.saturating_sub(record.created_ms) as f64 / 1000.0);
             admission::release(&node.store, limits(node), id).await;
             if let Err(e) = record::trim_history(&node.store, node.config.max_query_history).await {
                 tracing::debug!(error = %e, "cannot trim query history");
