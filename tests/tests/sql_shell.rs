@@ -165,3 +165,49 @@ fn a_query_continues_on_the_next_server_when_its_coordinator_dies() {
         numbers.len()
     );
 }
+
+#[test]
+fn ctrl_c_cancels_the_running_query() {
+    let mut cluster = ProcessCluster::new(1);
+    cluster.start_joined(1);
+    let servers = cluster.client_urls(1);
+    let shell = Command::new(shoal_binary())
+        .args(["sql", "--server", &servers[0], "--output-format", "csv"])
+        .args([
+            "--execute",
+            "SELECT count(*) FROM generate_series(1, 100000000000) AS t(v)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shoal sql");
+    let mut client = shoal_tests::trino::TrinoClient::new(servers.clone(), "observer");
+    let running = "SELECT count(*) FROM system.runtime.queries WHERE state = 'RUNNING' AND query LIKE '%generate_series(1, 100000000000)%' AND query NOT LIKE '%system.runtime%'";
+    shoal_tests::wait_until(
+        std::time::Duration::from_secs(30),
+        "the long query runs",
+        || client.execute(running).is_ok_and(|r| r.rows[0][0] == 1),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shell.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("Ctrl-C");
+    let output = shell.wait_with_output().expect("shell exit");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cancelled"),
+        "{output:?}"
+    );
+    let cancelled = "SELECT error_code FROM system.runtime.queries WHERE query LIKE '%generate_series(1, 100000000000)%' AND query NOT LIKE '%system.runtime%'";
+    shoal_tests::wait_until(
+        std::time::Duration::from_secs(30),
+        "the query was cancelled on the server",
+        || {
+            client
+                .execute(cancelled)
+                .is_ok_and(|r| r.rows.first().is_some_and(|row| row[0] == "USER_CANCELED"))
+        },
+    );
+}

@@ -127,13 +127,16 @@ async fn run_script(
         statements.push(rest.trim().to_string());
     }
     for sql in statements {
-        run_one(&mut client, &sql, format, never()).await?;
+        run_one(&mut client, &sql, format, interrupted()).await?;
     }
     Ok(())
 }
 
-async fn never() {
-    std::future::pending::<()>().await
+/// Completes on Ctrl-C (SIGINT): the running query is cancelled on the server.
+pub(crate) async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await
+    }
 }
 
 /// Run one statement, printing its result; the failure says which exit code it means.

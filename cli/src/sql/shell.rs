@@ -6,7 +6,7 @@ use rustyline::DefaultEditor;
 
 use super::client::StatementClient;
 use super::output::Format;
-use super::{run_one, statements};
+use super::{interrupted, run_one, statements};
 use crate::Failure;
 
 fn history_file() -> Option<std::path::PathBuf> {
@@ -64,10 +64,9 @@ pub fn interactive(
         let _ = editor.add_history_entry(pending.trim());
         pending = rest;
         for sql in ready {
-            let cancelled = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            if let Err(failure) = runtime.block_on(run_one(&mut client, &sql, format, cancelled)) {
+            if let Err(failure) =
+                runtime.block_on(run_one(&mut client, &sql, format, interrupted()))
+            {
                 eprintln!("{failure}");
             }
         }
