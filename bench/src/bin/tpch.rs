@@ -19,6 +19,10 @@ struct Args {
     /// TPC-H scale factor.
     #[arg(long, default_value_t = 1.0)]
     sf: f64,
+    /// Parquet bytes one task scans on the workers (`query.scan-bytes-per-task`); the
+    /// workers' default when not given.
+    #[arg(long)]
+    scan_bytes_per_task: Option<u64>,
     /// A tiny run that only proves the benchmark works.
     #[arg(long)]
     smoke: bool,
@@ -38,6 +42,8 @@ struct Report {
     sf: f64,
     coordinators: u64,
     workers: usize,
+    /// `query.scan-bytes-per-task` on the workers (None: their default).
+    scan_bytes_per_task: Option<u64>,
     /// Queries whose driver was a worker (all 22 when the cluster works as designed).
     worker_driven_queries: usize,
     queries: Vec<QueryTimes>,
@@ -81,6 +87,9 @@ fn main() -> anyhow::Result<()> {
     let data = cluster.dir.path().join("tpch-data");
     generate(&data, args.sf)?;
     cluster.start_joined(1);
+    if let Some(bytes) = args.scan_bytes_per_task {
+        cluster.worker_extra_config = format!("query.scan-bytes-per-task={bytes}\n");
+    }
     cluster.start_workers_seen(&["w1", "w2"], 1);
     let mut client = TrinoClient::new(cluster.client_urls(1), "bench");
     client.execute("CREATE SCHEMA tpch")?;
@@ -121,6 +130,7 @@ fn main() -> anyhow::Result<()> {
         sf: args.sf,
         coordinators: 1,
         workers: cluster.workers.len(),
+        scan_bytes_per_task: args.scan_bytes_per_task,
         worker_driven_queries: worker_driven,
         queries,
         shoal_total_s: round3(shoal_total),
