@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// Whether process `pid` runs (exists and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
 /// The `shoal` binary, built (once per test process) if needed.
 pub fn shoal_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();

@@ -7,13 +7,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_tests::process::shoal_binary;
+use shoal_tests::process::{alive, shoal_binary};
 use shoal_tests::{wait_for, wait_until};
-
-fn alive(pid: u64) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
-}
 
 #[test]
 fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
@@ -125,7 +120,7 @@ fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
         .filter_map(|i| nodes[*i]["pid"].as_u64())
         .collect();
     assert!(
-        others.iter().all(|pid| alive(*pid)),
+        others.iter().all(|pid| alive(*pid as i32)),
         "the other coordinators keep running"
     );
 
@@ -139,7 +134,7 @@ fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
     });
     assert!(status.success(), "{status}");
     wait_until(Duration::from_secs(5), "every coordinator stopped", || {
-        others.iter().all(|pid| !alive(*pid))
+        others.iter().all(|pid| !alive(*pid as i32))
     });
 }
 
@@ -200,6 +195,6 @@ fn local_runs_the_shell_on_the_sample_data_and_stops_when_it_ends() {
         "three coordinators and two workers by default"
     );
     wait_until(Duration::from_secs(10), "every node stopped", || {
-        pids.iter().all(|pid| !alive(*pid))
+        pids.iter().all(|pid| !alive(*pid as i32))
     });
 }

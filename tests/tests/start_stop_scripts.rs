@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use shoal_tests::process::{shoal_binary, ProcessCluster};
+use shoal_tests::process::{alive, shoal_binary, ProcessCluster};
 use shoal_tests::trino::TrinoClient;
 use shoal_tests::wait_until;
 
@@ -25,11 +25,6 @@ fn script(name: &str, home: &Path) -> std::process::Output {
         .env("SHOAL_LOG", "info")
         .output()
         .expect("run the script")
-}
-
-fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }
 
 #[test]
