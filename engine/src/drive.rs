@@ -53,6 +53,9 @@ pub enum DriveState {
     Running,
     Finished,
     Failed,
+    /// Failed on a node's loss (an internal error) before any row left the driver: the query
+    /// may run again.
+    Lost,
 }
 
 /// What a driver tells a coordinator about a query it drives.

@@ -33,6 +33,8 @@ pub struct Driver {
     stop: watch::Sender<Option<QueryError>>,
     /// The query went to a driver elsewhere; this one will never produce pages.
     moved: std::sync::atomic::AtomicBool,
+    /// A page with rows was handed out.
+    delivered: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of a finished driver, for the query record.
@@ -58,6 +60,7 @@ impl Driver {
             last_access_ms: AtomicU64::new(0),
             stop: watch::channel(None).0,
             moved: std::sync::atomic::AtomicBool::new(false),
+            delivered: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -206,6 +209,11 @@ impl Driver {
         self.changed.notify_waiters();
     }
 
+    /// Whether a page with rows was handed out.
+    pub fn delivered(&self) -> bool {
+        self.delivered.load(Ordering::SeqCst)
+    }
+
     pub fn is_moved(&self) -> bool {
         self.moved.load(Ordering::SeqCst)
     }
@@ -269,18 +277,24 @@ impl Driver {
             let give_up = tokio::time::Instant::now() >= deadline || self.is_moved();
             let elapsed_ms = self.started.elapsed().as_millis() as u64;
             let found = self.with_buffer(|b| b.find(token, give_up, elapsed_ms));
-            match found {
-                Some(Found::Ready(reply)) => return reply,
+            let reply = match found {
+                Some(Found::Ready(reply)) => reply,
                 Some(Found::OnDisk(mut reply, path)) => {
                     match read_spill(&path).await {
                         Ok(rows) => reply.rows = rows,
                         Err(error) => self.fail_reply(&mut reply, error),
                     }
-                    return reply;
+                    reply
                 }
-                None => {}
+                None => {
+                    let _ = tokio::time::timeout_at(deadline, notified).await;
+                    continue;
+                }
+            };
+            if !reply.rows.is_empty() {
+                self.delivered.store(true, Ordering::SeqCst);
             }
-            let _ = tokio::time::timeout_at(deadline, notified).await;
+            return reply;
         }
     }
 

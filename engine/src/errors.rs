@@ -159,9 +159,28 @@ fn end_of(sql: &str) -> ErrorLocation {
 }
 
 /// Classify a DataFusion error for the client.
+/// Whether `message` says a node of the query could not be reached (a transport failure
+/// between workers, not a fault of the statement).
+fn lost_node(message: &str) -> bool {
+    [
+        "Distributed DataFusion worker",
+        "transport error",
+        "tcp connect error",
+        "Connection refused",
+        "connection reset",
+        "status: Unavailable",
+        "h2 protocol error",
+    ]
+    .iter()
+    .any(|sign| message.contains(sign))
+}
+
 pub fn from_datafusion(e: &DataFusionError, sql: &str) -> QueryError {
     let root = e.find_root();
     let message = root.to_string();
+    if lost_node(&message) || lost_node(&e.to_string()) {
+        return driver_lost(strip_prefix(&message));
+    }
     match root {
         DataFusionError::SQL(parser, _) => {
             let text = match parser.as_ref() {

@@ -18,8 +18,10 @@ fn cluster(extra_config: &str) -> (ProcessCluster, TrinoClient) {
     let mut cluster = ProcessCluster::new(3);
     cluster.extra_config = extra_config.into();
     // Queries nobody reads hold little: 1 MiB of pages in memory, 1 MiB in spill files.
-    cluster.worker_extra_config =
-        "query.max-buffer-memory=1048576\nquery.max-spill=1048576\n".into();
+    // Scans are cut finely, so even this small table is read by tasks on both workers.
+    cluster.worker_extra_config = "query.max-buffer-memory=1048576\nquery.max-spill=1048576\n\
+         query.scan-bytes-per-task=65536\n"
+        .into();
     cluster.start_joined(3);
     cluster.start_workers_seen(&["w1", "w2"], 3);
     let mut client = TrinoClient::new(cluster.client_urls(3), "failover");
@@ -289,4 +291,17 @@ fn a_dead_drivers_slot_is_released_and_its_delivered_query_fails() {
     let record = info(&cluster.client_url(3), &long.id);
     assert_eq!(record["state"], "FAILED", "{record}");
     assert_eq!(record["attempt"], 0, "{record}");
+}
+
+#[test]
+fn a_query_runs_again_when_a_worker_of_its_stages_dies_before_the_first_page() {
+    let (mut cluster, _client) = cluster("worker.timeout=2s\n");
+    // Killed just now, so the coordinators still count it among the live workers for a while:
+    // the query is planned over both workers, and its stages on this one fail.
+    cluster.kill_worker("w2");
+    let mut reader = Reader::submit(&cluster.client_url(1), SORTED);
+    reader.read(&cluster.client_url(2), usize::MAX);
+    reader.assert_complete();
+    let record = wait_finished(&cluster.client_url(3), &reader.id);
+    assert_eq!(record["attempt"], 1, "the query ran again: {record}");
 }

@@ -165,10 +165,14 @@ impl Drivers {
     }
 
     async fn report_outcome(&self, request: &DriveRequest, driver: &Driver, outcome: Outcome) {
-        let state = if outcome.error.is_some() {
-            DriveState::Failed
-        } else {
-            DriveState::Finished
+        let state = match &outcome.error {
+            None => DriveState::Finished,
+            // A node of the query's stages was lost (or another internal failure) before any
+            // row left: the coordinators may run the query again.
+            Some(error) if error.error_type != "USER_ERROR" && !driver.delivered() => {
+                DriveState::Lost
+            }
+            Some(_) => DriveState::Failed,
         };
         let report = self.report(request, driver, state, outcome.error);
         let deadline = tokio::time::Instant::now() + FINAL_REPORT_PATIENCE;
@@ -208,7 +212,20 @@ impl Drivers {
     /// The page a coordinator asks for.
     pub async fn page(&self, request: &PageRequest) -> Option<PageReply> {
         let driver = self.get(&request.query_id)?;
-        let reply = driver.page(request.token, PAGE_WAIT).await;
+        let mut reply = driver.page(request.token, PAGE_WAIT).await;
+        if reply
+            .error
+            .as_ref()
+            .is_some_and(|e| e.error_type != "USER_ERROR")
+            && !driver.delivered()
+        {
+            // Lost before any row left: the coordinators run the query again, so the client
+            // is told "not yet" rather than this failure.
+            reply.error = None;
+            reply.state = "RUNNING".into();
+            reply.next_token = Some(request.token);
+            return Some(reply);
+        }
         if reply.next_token.is_none() {
             self.forget(&request.query_id);
         }

@@ -162,7 +162,7 @@ impl Queries {
                 record = self.latest(node, id).await?;
             }
         }
-        if record.driver_url.is_empty() {
+        if record.driver_url.is_empty() || record.state == QueryState::Failed {
             return Ok(reply_from_record(&record, token));
         }
         if record.driver_url == node.internal_url {

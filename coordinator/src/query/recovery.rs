@@ -99,9 +99,12 @@ pub async fn finish(node: &Coordinator, record: &QueryRecord, error: QueryError)
 /// A driver's report: progress while it runs, the outcome at the end. Reports of an earlier
 /// run of the query, or about a query already settled, are taken and ignored.
 pub async fn on_progress(
-    node: &Coordinator,
+    node: &Arc<Coordinator>,
     report: &ProgressReport,
 ) -> Result<(), CoordinatorError> {
+    if report.state == DriveState::Lost {
+        return lost(node, report).await;
+    }
     if report.state != DriveState::Running {
         complete(
             node,
@@ -130,6 +133,45 @@ pub async fn on_progress(
         true
     })
     .await?;
+    Ok(())
+}
+
+/// The driver failed on a lost node before any row left it. Once the lost node is judged dead
+/// (after `worker.timeout`), the query runs again on the live workers, if it only reads and
+/// attempts remain; otherwise it fails with the driver's error.
+async fn lost(node: &Arc<Coordinator>, report: &ProgressReport) -> Result<(), CoordinatorError> {
+    let Some(record) = record::get_latest(&node.store, &report.query_id).await? else {
+        return Ok(());
+    };
+    if record.attempt != report.attempt || record.state.is_done() {
+        return Ok(());
+    }
+    let again = !record.delivered
+        && statements::reads_only(&record.sql)
+        && record.attempt < node.config.query_retry_attempts;
+    if !again {
+        complete(
+            node,
+            &report.query_id,
+            report.attempt,
+            &report.driver_url,
+            report.rows,
+            report.bytes,
+            report.error.clone(),
+        )
+        .await;
+        return Ok(());
+    }
+    let Some(again) = mark_for_rerun(node, &record).await else {
+        return Ok(());
+    };
+    tracing::warn!(query = %record.id, driver = %report.driver_url, attempt = again.attempt, error = ?report.error.as_ref().map(|e| &e.message), "the query failed on a lost node before delivering rows; running it again once the node is judged dead");
+    let node = node.clone();
+    tokio::spawn(async move {
+        // Until then the lost node may still count as live and be given the query again.
+        tokio::time::sleep(node.config.worker_timeout).await;
+        rerun(&node, again).await;
+    });
     Ok(())
 }
 
@@ -254,34 +296,9 @@ async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool)
     let delivered = delivered || record.delivered;
     let reads_only = statements::reads_only(&record.sql);
     if !delivered && reads_only && record.attempt < node.config.query_retry_attempts {
-        let me = node.id();
-        let again = record::update(&node.store, &record.id, |r| {
-            if r.attempt != record.attempt || r.driver_url != record.driver_url {
-                return false;
-            }
-            // A finished query whose pages died with its driver runs again too.
-            if r.state == QueryState::Failed || r.delivered {
-                return false;
-            }
-            r.attempt += 1;
-            r.driver_url.clear();
-            r.state = QueryState::Queued;
-            r.ended_ms = None;
-            r.coordinator = me;
-            true
-        })
-        .await;
-        if let Ok(Some(again)) = again {
+        if let Some(again) = mark_for_rerun(node, record).await {
             tracing::warn!(query = %again.id, driver = %record.driver_url, attempt = again.attempt, "the query's driver died before delivering rows; running the query again");
-            admission::hand_over(
-                &node.store,
-                limits(node),
-                &again.id,
-                Holder::Coordinator(me),
-            )
-            .await;
-            let session = session_of(&again);
-            dispatch::start(node.clone(), again, session, false);
+            rerun(node, again).await;
         }
         return;
     }
@@ -316,6 +333,42 @@ async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool)
     if let Ok(Some(_)) = failed {
         admission::release(&node.store, limits(node), &record.id).await;
     }
+}
+
+/// Make `record`'s next attempt in its record (waiting, no driver, adopted by this
+/// coordinator), unless someone else changed it first or rows were delivered.
+async fn mark_for_rerun(node: &Coordinator, record: &QueryRecord) -> Option<QueryRecord> {
+    let me = node.id();
+    let again = record::update(&node.store, &record.id, |r| {
+        if r.attempt != record.attempt || r.driver_url != record.driver_url {
+            return false;
+        }
+        // A finished query whose pages died with its driver runs again too.
+        if r.state == QueryState::Failed || r.delivered {
+            return false;
+        }
+        r.attempt += 1;
+        r.driver_url.clear();
+        r.state = QueryState::Queued;
+        r.ended_ms = None;
+        r.coordinator = me;
+        true
+    })
+    .await;
+    again.ok().flatten()
+}
+
+/// Start the attempt `again` made by [`mark_for_rerun`], keeping the query's admission slot.
+async fn rerun(node: &Arc<Coordinator>, again: QueryRecord) {
+    admission::hand_over(
+        &node.store,
+        limits(node),
+        &again.id,
+        Holder::Coordinator(node.id()),
+    )
+    .await;
+    let session = session_of(&again);
+    dispatch::start(node.clone(), again, session, false);
 }
 
 /// One round of the Raft leader's care for queries: adopt queries of dead coordinators that
