@@ -17,9 +17,37 @@ use crate::protocol::session::ClientSession;
 use crate::query::record;
 use shoal_engine::pages::PageReply;
 
+/// The longest statement text accepted.
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
+
+/// Refuse a statement whose announced length is too large at once, before reading it.
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > MAX_STATEMENT_BYTES as u64) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a statement may have at most {MAX_STATEMENT_BYTES} bytes"),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 pub fn router(node: Arc<Coordinator>) -> Router {
     Router::new()
-        .route("/v1/statement", post(submit))
+        .route(
+            "/v1/statement",
+            post(submit)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_STATEMENT_BYTES))
+                .layer(axum::middleware::from_fn(refuse_oversized)),
+        )
         .route(
             "/v1/statement/executing/{id}/{slug}/{token}",
             get(next_page).delete(cancel),
