@@ -116,3 +116,24 @@ fn a_worker_refuses_internal_requests_without_the_cluster_secret() {
         }
     }
 }
+
+#[test]
+fn a_worker_with_a_wrong_secret_does_not_join() {
+    let mut cluster = ProcessCluster::new(1);
+    cluster.start_joined(1);
+    cluster.start_workers_seen(&["good"], 1);
+    let right = std::mem::replace(&mut cluster.secret, "a-wrong-secret".into());
+    cluster.start_worker("intruder");
+    cluster.secret = right;
+    let mut client = TrinoClient::new(cluster.client_urls(1), "ops");
+    shoal_tests::holds_for(
+        Duration::from_secs(3),
+        "the worker with the wrong secret is never listed",
+        || workers_seen(&mut client) == ["good"],
+    );
+    let log = cluster.coordinators[&1].log_text();
+    assert!(
+        log.contains("refused request without a valid cluster secret"),
+        "the coordinator logs the refusal"
+    );
+}
