@@ -55,6 +55,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Parquet bytes one task scans in the query of an INSERT or CREATE TABLE AS run here; a larger scan is split over more tasks and workers.",
     },
     KeySpec {
+        key: "query.admin-users",
+        default: Some(""),
+        doc: "Users, comma separated, who may cancel any user's queries; others cancel only their own.",
+    },
+    KeySpec {
         key: "query.retry-attempts",
         default: Some("1"),
         doc: "How often a query is run again on the live workers when its driver died before the client received a row.",
@@ -156,6 +161,7 @@ pub struct CoordinatorConfig {
     pub worker_timeout: Duration,
     pub max_concurrent_queries: usize,
     pub query_retry_attempts: u32,
+    pub admin_users: Vec<String>,
     pub scan_bytes_per_task: usize,
     pub max_queued_queries: usize,
     pub advertise_host: String,
@@ -229,6 +235,13 @@ impl CoordinatorConfig {
             max_concurrent_queries: config.u64("query.max-concurrent")? as usize,
             max_queued_queries: config.u64("query.max-queued")? as usize,
             query_retry_attempts: config.u64("query.retry-attempts")?.min(100) as u32,
+            admin_users: config
+                .string("query.admin-users")?
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect(),
             scan_bytes_per_task: config.u64("query.scan-bytes-per-task")?.max(1) as usize,
             advertise_host: config.non_empty("node.internal-address")?,
             bind_address: config.non_empty("node.bind-address")?,

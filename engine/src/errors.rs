@@ -81,6 +81,10 @@ pub fn already_exists(name: &str, message: impl Into<String>) -> QueryError {
     error(message.into(), code, name, "USER_ERROR", None)
 }
 
+pub fn permission_denied(message: impl Into<String>) -> QueryError {
+    error(message.into(), 4, "PERMISSION_DENIED", "USER_ERROR", None)
+}
+
 pub fn not_supported(message: impl Into<String>) -> QueryError {
     error(message.into(), 13, "NOT_SUPPORTED", "USER_ERROR", None)
 }

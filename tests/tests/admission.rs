@@ -58,7 +58,11 @@ fn max_concurrent_holds_across_coordinators() {
     assert_eq!(error["errorName"], "QUERY_QUEUE_FULL", "{error}");
 
     // Cancelling one running query lets the queued one run.
-    let status = ureq::delete(&first_next).call().expect("cancel").status();
+    let status = ureq::delete(&first_next)
+        .header("X-Trino-User", "admission")
+        .call()
+        .expect("cancel")
+        .status();
     assert_eq!(status.as_u16(), 204);
     let done = wait_for(Duration::from_secs(20), "the queued query finishes", || {
         let state = state(&urls[1], &third_id);
@@ -90,4 +94,39 @@ fn slots_of_a_dead_coordinator_are_released() {
         "the query admitted after the dead coordinator's slot was released finishes",
         || (state(&urls[1], &id) == "FINISHED").then_some(()),
     );
+}
+
+#[test]
+fn only_the_owner_or_an_admin_cancels_a_query() {
+    let mut cluster = ProcessCluster::new(1);
+    cluster.extra_config = "query.admin-users=root, ops\n".into();
+    cluster.start_joined(1);
+    let url = cluster.client_url(1);
+    let first = post_statement(&url, "alice", LONG);
+    let id = first["id"].as_str().expect("id").to_string();
+    let next = first["nextUri"].as_str().expect("nextUri").to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let status = |user: Option<&str>| {
+        let mut request = agent.delete(&next);
+        if let Some(user) = user {
+            request = request.header("X-Trino-User", user);
+        }
+        request.call().expect("an answer").status().as_u16()
+    };
+    assert_eq!(status(Some("mallory")), 403);
+    assert_eq!(status(None), 403);
+    assert_ne!(
+        state(&url, &id),
+        "FAILED",
+        "a refused cancel leaves the query running"
+    );
+    assert_eq!(status(Some("ops")), 204);
+    let error = wait_for(Duration::from_secs(30), "the query is cancelled", || {
+        let info = get_json(&format!("{url}/v1/query/{id}"));
+        (info["state"] == "FAILED").then(|| info["errorCode"]["name"].clone())
+    });
+    assert_eq!(error, "USER_CANCELED");
 }

@@ -222,7 +222,10 @@ fn a_queued_query_of_a_dead_coordinator_is_adopted_and_runs() {
         &cluster.client_url(1),
         long["nextUri"].as_str().expect("nextUri"),
     );
-    ureq::delete(&cancel).call().expect("cancel the long query");
+    ureq::delete(&cancel)
+        .header("X-Trino-User", "failover")
+        .call()
+        .expect("cancel the long query");
     waiting.read(&cluster.client_url(3), usize::MAX);
     waiting.assert_complete();
     let record = wait_finished(&cluster.client_url(3), &waiting.id);

@@ -212,11 +212,20 @@ async fn next_page(
 async fn cancel(
     State(node): State<Arc<Coordinator>>,
     Path((id, slug, _token)): Path<(String, String, u64)>,
+    headers: HeaderMap,
 ) -> Response {
-    match node.queries.cancel(&node, &id, &slug).await {
+    let user = ClientSession::from_headers(&headers).ok().map(|s| s.user);
+    match node
+        .queries
+        .cancel(&node, &id, &slug, user.as_deref())
+        .await
+    {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) if error.error_name == "NOT_FOUND" => {
             (StatusCode::NOT_FOUND, error.message).into_response()
+        }
+        Err(error) if error.error_name == "PERMISSION_DENIED" => {
+            (StatusCode::FORBIDDEN, error.message).into_response()
         }
         Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.message).into_response(),
     }

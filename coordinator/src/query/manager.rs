@@ -247,14 +247,24 @@ impl Queries {
         }
     }
 
-    /// Cancel query `id` wherever its driver is.
+    /// Cancel query `id` wherever its driver is, if `user` owns it or is an admin.
     pub async fn cancel(
         &self,
         node: &Arc<Coordinator>,
         id: &str,
         slug: &str,
+        user: Option<&str>,
     ) -> Result<(), QueryError> {
         let record = self.record(node, id, slug).await?;
+        let allowed = user
+            .is_some_and(|u| u == record.user || node.config.admin_users.iter().any(|a| a == u));
+        if !allowed {
+            return Err(errors::permission_denied(format!(
+                "Access Denied: {} cannot cancel query {id} of user {}",
+                user.unwrap_or("a request without a user"),
+                record.user
+            )));
+        }
         if self.cancel_local(id) || record.state.is_done() {
             return Ok(());
         }
