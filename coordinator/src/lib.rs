@@ -112,10 +112,12 @@ async fn reap_abandoned_queries(node: std::sync::Arc<Coordinator>, stopped: watc
     let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let stop = wait_for(stopped);
     tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = tokio::time::sleep(every) => {
+            _ = ticks.tick() => {
                 node.queries.reap_abandoned(timeout);
                 let leader = node.store.status().await.leader;
                 node.metrics.observe_leader(leader);

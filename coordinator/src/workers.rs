@@ -11,6 +11,8 @@ use shoal_proto::cluster::WorkerHeartbeat;
 pub struct LiveWorker {
     pub heartbeat: WorkerHeartbeat,
     pub last_seen: Instant,
+    /// A driver could not reach it: no work until its next heartbeat.
+    pub unreachable: bool,
 }
 
 pub struct Workers {
@@ -46,8 +48,23 @@ impl Workers {
             LiveWorker {
                 heartbeat,
                 last_seen: now,
+                unreachable: false,
             },
         );
+    }
+
+    /// A driver could not reach the workers at `urls`: give them no work until they are heard
+    /// from again, instead of waiting for their silence to reach the timeout.
+    pub fn unreachable(&self, urls: &[String]) {
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        for worker in known.values_mut() {
+            if urls.contains(&worker.heartbeat.internal_url) {
+                tracing::info!(worker = %worker.heartbeat.id, "a driver could not reach the worker; no work for it until it is heard from again");
+                worker.unreachable = true;
+            }
+        }
     }
 
     /// Workers heard from within the timeout, by id; workers silent for long are forgotten.
@@ -68,7 +85,7 @@ impl Workers {
         });
         let mut live: Vec<LiveWorker> = known
             .values()
-            .filter(|w| now.duration_since(w.last_seen) <= self.timeout)
+            .filter(|w| !w.unreachable && now.duration_since(w.last_seen) <= self.timeout)
             .cloned()
             .collect();
         live.sort_by(|a, b| a.heartbeat.id.cmp(&b.heartbeat.id));

@@ -69,4 +69,7 @@ pub struct ProgressReport {
     pub bytes: u64,
     pub elapsed_ms: u64,
     pub error: Option<QueryError>,
+    /// With [`DriveState::Lost`]: the query's workers the driver could not reach.
+    #[serde(default)]
+    pub unreachable: Vec<String>,
 }

@@ -6,12 +6,13 @@ The coordinators' client URLs come from SHOAL_COORDINATORS (comma separated).
 import datetime
 import math
 import os
-import time
 from decimal import Decimal
 
 import pytest
 import requests
 import trino
+
+from waiting import wait_for
 
 URLS = os.environ["SHOAL_COORDINATORS"].split(",")
 
@@ -22,13 +23,12 @@ def connect(index, **kwargs):
 
 
 def wait_for_state(url, query_id, states, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def probe():
         info = requests.get(f"{url}/v1/query/{query_id}", timeout=5)
         if info.status_code == 200 and info.json()["state"] in states:
             return info.json()
-        time.sleep(0.05)
-    raise AssertionError(f"query {query_id} not in {states} within {timeout} s")
+        return None
+    return wait_for(probe, timeout, f"query {query_id} in {states}")
 
 
 @pytest.mark.parametrize("index", range(len(URLS)))

@@ -1,11 +1,12 @@
 """System tables and coordinator state through the Python `trino` client."""
 
 import os
-import time
 
 import pytest
 import requests
 import trino
+
+from waiting import wait_for
 
 URLS = os.environ["SHOAL_COORDINATORS"].split(",")
 SECRET = os.environ["SHOAL_SECRET"]
@@ -40,13 +41,11 @@ def test_query_history_is_readable_from_every_coordinator():
 
 def test_nodes_and_coordinators_tables():
     assert len(run(1, "SELECT node_id FROM system.runtime.nodes WHERE coordinator")) == len(URLS)
-    deadline = time.time() + 20
-    while True:
+    def synchronized():
         rows = run(2, "SELECT node_id, raft_role, term, matched_index, lag, summary_state, detail_state, last_contact, client_url"
                       " FROM system.runtime.coordinators ORDER BY node_id")
-        if all(row[5] == "Synchronized" for row in rows) or time.time() > deadline:
-            break
-        time.sleep(0.1)
+        return rows if all(row[5] == "Synchronized" for row in rows) else None
+    rows = wait_for(synchronized, 20, "every coordinator Synchronized")
     assert [row[0] for row in rows] == list(range(1, len(URLS) + 1))
     assert sorted(row[1] for row in rows).count("leader") == 1
     assert all(row[5] == "Synchronized" for row in rows), rows

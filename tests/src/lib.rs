@@ -9,30 +9,29 @@ use std::time::{Duration, Instant};
 
 /// Poll `condition` every 50 ms until it holds; fail with `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    if poll(timeout, || condition().then_some(())).is_none() {
+        panic!("not true within {timeout:?}: {what}");
+    }
+}
+
+/// Poll `probe` every 50 ms until it returns a value, or None once `timeout` passed (for
+/// callers that fail in their own way).
+pub fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
-        if condition() {
-            return;
+        if let Some(value) = probe() {
+            return Some(value);
         }
         if Instant::now() >= deadline {
-            panic!("not true within {timeout:?}: {what}");
+            return None;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// Poll `probe` until it returns a value; fail with `what` after `timeout`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        if Instant::now() >= deadline {
-            panic!("nothing within {timeout:?}: {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+pub fn wait_for<T>(timeout: Duration, what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, probe).unwrap_or_else(|| panic!("nothing within {timeout:?}: {what}"))
 }
 
 /// Check `condition` every 50 ms for `window`, failing at once if it does not hold (for

@@ -185,19 +185,15 @@ impl ProcessCluster {
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         for id in 1..=count {
-            while self.joined_state(id).is_none() {
-                if std::time::Instant::now() >= deadline {
-                    let logs: Vec<String> = (1..=count)
-                        .map(|n| {
-                            format!("--- coordinator {n}\n{}", self.coordinators[&n].log_text())
-                        })
-                        .collect();
-                    panic!(
-                        "coordinator {id} did not join within 60 s\n{}",
-                        logs.join("\n")
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if crate::poll(left, || self.joined_state(id)).is_none() {
+                let logs: Vec<String> = (1..=count)
+                    .map(|n| format!("--- coordinator {n}\n{}", self.coordinators[&n].log_text()))
+                    .collect();
+                panic!(
+                    "coordinator {id} did not join within 60 s\n{}",
+                    logs.join("\n")
+                );
             }
         }
     }
@@ -277,6 +273,20 @@ impl ProcessCluster {
         }
     }
 
+    /// Worker `name`'s internal URL, as coordinator 1 lists it in `system.runtime.nodes`.
+    pub fn worker_url(&self, name: &str) -> String {
+        let rows = crate::trino::TrinoClient::new(vec![self.client_url(1)], "harness")
+            .execute(&format!(
+                "SELECT http_uri FROM system.runtime.nodes WHERE node_id = '{name}'"
+            ))
+            .expect("the nodes table")
+            .rows;
+        rows.first()
+            .and_then(|row| row[0].as_str())
+            .unwrap_or_else(|| panic!("coordinator 1 does not list worker {name}"))
+            .to_string()
+    }
+
     /// `kill -9` of worker `name`.
     pub fn kill_worker(&mut self, name: &str) {
         if let Some(mut child) = self.workers.remove(name) {
@@ -301,16 +311,12 @@ impl ProcessCluster {
             .and_then(|c| c.child.take())?;
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if std::time::Instant::now() >= deadline {
+        match crate::poll(Duration::from_secs(15), || child.try_wait().ok().flatten()) {
+            Some(status) => Some(status),
+            None => {
                 let _ = child.kill();
-                return child.wait().ok();
+                child.wait().ok()
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -32,13 +32,7 @@ fn every_endpoint_answers_bad_requests_with_a_4xx_and_the_cluster_keeps_serving(
     let client_url = cluster.client_url(1);
     let internal_url = cluster.coordinators[&1].internal_url.clone();
     let mut client = TrinoClient::new(vec![client_url.clone()], "bad");
-    let worker_url = client
-        .execute("SELECT http_uri FROM system.runtime.nodes WHERE NOT coordinator")
-        .expect("nodes")
-        .rows[0][0]
-        .as_str()
-        .expect("url")
-        .to_string();
+    let worker_url = cluster.worker_url("w1");
 
     let truncated = vec![1u8, 2, 3];
     let huge_length = {

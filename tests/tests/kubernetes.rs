@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::Value;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::trino::TrinoClient;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
@@ -252,13 +251,7 @@ fn the_probe_paths_answer_on_real_processes() {
     let mut cluster = ProcessCluster::new(1);
     cluster.start_joined(1);
     cluster.start_workers_seen(&["w1"], 1);
-    let worker_url = TrinoClient::new(cluster.client_urls(1), "probe")
-        .execute("SELECT http_uri FROM system.runtime.nodes WHERE NOT coordinator")
-        .expect("nodes")
-        .rows[0][0]
-        .as_str()
-        .expect("url")
-        .to_string();
+    let worker_url = cluster.worker_url("w1");
     let checks = [
         (
             cluster.client_url(1),

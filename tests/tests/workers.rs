@@ -62,14 +62,7 @@ fn a_worker_refuses_internal_requests_without_the_cluster_secret() {
     cluster.worker_extra_config = "log.format=json\n".into();
     cluster.start_joined(1);
     cluster.start_workers_seen(&["w1"], 1);
-    let mut client = TrinoClient::new(cluster.client_urls(1), "ops");
-    let url = client
-        .execute("SELECT http_uri FROM system.runtime.nodes WHERE node_id = 'w1'")
-        .expect("nodes")
-        .rows[0][0]
-        .as_str()
-        .expect("the worker's URL")
-        .to_string();
+    let url = cluster.worker_url("w1");
     let paths = [
         "/worker/v1/status",
         "/query/v1/drive",

@@ -151,16 +151,19 @@ impl Drivers {
             bytes,
             elapsed_ms: driver.elapsed().as_millis() as u64,
             error,
+            unreachable: Vec::new(),
         }
     }
 
     async fn report_while_running(self: Arc<Self>, request: DriveRequest, driver: Arc<Driver>) {
+        let mut ticks = tokio::time::interval(REPORT_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            ticks.tick().await;
             let report = self.report(&request, &driver, DriveState::Running, None);
             if let Err(reason) = self.send(&request.coordinators, &report).await {
                 tracing::debug!(query = %request.query_id, %reason, "cannot report progress");
             }
-            tokio::time::sleep(REPORT_EVERY).await;
         }
     }
 
@@ -174,7 +177,10 @@ impl Drivers {
             }
             Some(_) => DriveState::Failed,
         };
-        let report = self.report(request, driver, state, outcome.error);
+        let mut report = self.report(request, driver, state, outcome.error);
+        if state == DriveState::Lost {
+            report.unreachable = unreachable(&request.workers).await;
+        }
         let deadline = tokio::time::Instant::now() + FINAL_REPORT_PATIENCE;
         let mut pause = Duration::from_millis(50);
         loop {
@@ -276,4 +282,25 @@ async fn plan(
         .await
         .map_err(|e| errors::from_datafusion(&e, &request.sql))?;
     Ok(Prepared::Query(frame))
+}
+
+/// The workers among `urls` that do not take a connection now.
+async fn unreachable(urls: &[String]) -> Vec<String> {
+    const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+    let mut lost = Vec::new();
+    for url in urls {
+        let Some(address) = url
+            .trim_end_matches('/')
+            .strip_prefix("http://")
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let connected =
+            tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address)).await;
+        if !matches!(connected, Ok(Ok(_))) {
+            lost.push(url.clone());
+        }
+    }
+    lost
 }

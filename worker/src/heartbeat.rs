@@ -59,7 +59,13 @@ pub async fn run(
         Client::builder(TokioExecutor::new()).build_http();
     let mut watcher = SeedWatcher::new(store);
     let mut reached: BTreeSet<u64> = BTreeSet::new();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopped.changed() => return,
+        }
         let live = watcher.scan();
         let heartbeat = heartbeat();
         let mut now_reached = BTreeSet::new();
@@ -82,10 +88,6 @@ pub async fn run(
             tracing::warn!("no coordinator reachable; still looking in the seed directory");
         }
         reached = now_reached;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stopped.changed() => return,
-        }
     }
 }
 

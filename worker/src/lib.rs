@@ -114,9 +114,11 @@ pub async fn run(
 }
 
 async fn reap_abandoned(drivers: Arc<Drivers>, mut stopped: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => drivers.reap_abandoned(),
+            _ = ticks.tick() => drivers.reap_abandoned(),
             _ = stopped.changed() => return,
         }
     }

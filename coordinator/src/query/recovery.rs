@@ -106,16 +106,7 @@ pub async fn on_progress(
         return lost(node, report).await;
     }
     if report.state != DriveState::Running {
-        complete(
-            node,
-            &report.query_id,
-            report.attempt,
-            &report.driver_url,
-            report.rows,
-            report.bytes,
-            report.error.clone(),
-        )
-        .await;
+        complete_as_reported(node, report).await;
         return Ok(());
     }
     record::update(&node.store, &report.query_id, |r| {
@@ -136,9 +127,9 @@ pub async fn on_progress(
     Ok(())
 }
 
-/// The driver failed on a lost node before any row left it. Once the lost node is judged dead
-/// (after `worker.timeout`), the query runs again on the live workers, if it only reads and
-/// attempts remain; otherwise it fails with the driver's error.
+/// The driver failed on a lost node before any row left it. The workers it could not reach get
+/// no work until heard from again, and the query runs again on the others, if it only reads
+/// and attempts remain; otherwise it fails with the driver's error.
 async fn lost(node: &Arc<Coordinator>, report: &ProgressReport) -> Result<(), CoordinatorError> {
     let Some(record) = record::get_latest(&node.store, &report.query_id).await? else {
         return Ok(());
@@ -150,29 +141,30 @@ async fn lost(node: &Arc<Coordinator>, report: &ProgressReport) -> Result<(), Co
         && statements::reads_only(&record.sql)
         && record.attempt < node.config.query_retry_attempts;
     if !again {
-        complete(
-            node,
-            &report.query_id,
-            report.attempt,
-            &report.driver_url,
-            report.rows,
-            report.bytes,
-            report.error.clone(),
-        )
-        .await;
+        complete_as_reported(node, report).await;
         return Ok(());
     }
     let Some(again) = mark_for_rerun(node, &record).await else {
         return Ok(());
     };
-    tracing::warn!(query = %record.id, driver = %report.driver_url, attempt = again.attempt, error = ?report.error.as_ref().map(|e| &e.message), "the query failed on a lost node before delivering rows; running it again once the node is judged dead");
-    let node = node.clone();
-    tokio::spawn(async move {
-        // Until then the lost node may still count as live and be given the query again.
-        tokio::time::sleep(node.config.worker_timeout).await;
-        rerun(&node, again).await;
-    });
+    tracing::warn!(query = %record.id, driver = %report.driver_url, attempt = again.attempt, unreachable = ?report.unreachable, error = ?report.error.as_ref().map(|e| &e.message), "the query failed on a lost node before delivering rows; running it again without it");
+    node.workers.unreachable(&report.unreachable);
+    rerun(node, again).await;
     Ok(())
+}
+
+/// Record the outcome a driver reported.
+async fn complete_as_reported(node: &Coordinator, report: &ProgressReport) {
+    complete(
+        node,
+        &report.query_id,
+        report.attempt,
+        &report.driver_url,
+        report.rows,
+        report.bytes,
+        report.error.clone(),
+    )
+    .await;
 }
 
 /// "Not yet": the client asks for `token` again.
