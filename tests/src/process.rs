@@ -45,11 +45,25 @@ pub fn shoal_binary() -> PathBuf {
         .clone()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// A port that is free now and that nothing else will be handed in the meantime: below the
+/// kernel's ephemeral range (32768 and up), where port-0 listeners and the source ports of
+/// outgoing connections come from, and never the same twice in this process. (A port taken
+/// from the ephemeral range could be given to another socket before the node binds it.)
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Test binaries run one after another; each starts somewhere else in the range.
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = LOW + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN);
 }
 
 /// One coordinator's files and, while it runs, its process.

@@ -13,46 +13,42 @@ const FORM: Duration = Duration::from_secs(60);
 /// Wait until every running coordinator in `ids` has joined and they agree on one leader; on
 /// failure, show what each coordinator said and the end of its log.
 fn agreed_leader(cluster: &ProcessCluster, ids: &[u64]) -> (u64, u64) {
-    let deadline = std::time::Instant::now() + FORM;
-    loop {
-        let states: Vec<Option<Value>> = ids
-            .iter()
+    let states = || -> Vec<Option<Value>> {
+        ids.iter()
             .map(|id| cluster.admin_json(*id, &["get-state"]))
-            .collect();
-        let joined: Option<Vec<&Value>> = states
+            .collect()
+    };
+    let agreed = shoal_tests::poll(FORM, || {
+        let states = states();
+        let joined: Vec<&Value> = states
             .iter()
             .map(|s| {
                 s.as_ref()
                     .filter(|s| s["joined"] == true && s["leader"].is_u64())
             })
-            .collect();
-        if let Some(joined) = joined {
-            let leader = joined[0]["leader"].as_u64().unwrap_or_default();
-            let term = joined[0]["term"].as_u64().unwrap_or_default();
-            if joined
-                .iter()
-                .all(|s| s["leader"] == leader && s["term"] == term)
-                && ids.contains(&leader)
-            {
-                return (leader, term);
-            }
-        }
-        if std::time::Instant::now() >= deadline {
-            let mut report =
-                format!("coordinators {ids:?} did not agree on a leader within {FORM:?}\n");
-            for (id, state) in ids.iter().zip(&states) {
-                let log = cluster.coordinators[id].log_text();
-                let tail: Vec<&str> = log.lines().rev().take(25).collect();
-                report.push_str(&format!("--- coordinator {id}: {state:?}\n"));
-                for line in tail.into_iter().rev() {
-                    report.push_str(line);
-                    report.push('\n');
-                }
-            }
-            panic!("{report}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+            .collect::<Option<_>>()?;
+        let leader = joined[0]["leader"].as_u64().unwrap_or_default();
+        let term = joined[0]["term"].as_u64().unwrap_or_default();
+        (joined
+            .iter()
+            .all(|s| s["leader"] == leader && s["term"] == term)
+            && ids.contains(&leader))
+        .then_some((leader, term))
+    });
+    if let Some(agreed) = agreed {
+        return agreed;
     }
+    let mut report = format!("coordinators {ids:?} did not agree on a leader within {FORM:?}\n");
+    for (id, state) in ids.iter().zip(states()) {
+        let log = cluster.coordinators[id].log_text();
+        let tail: Vec<&str> = log.lines().rev().take(25).collect();
+        report.push_str(&format!("--- coordinator {id}: {state:?}\n"));
+        for line in tail.into_iter().rev() {
+            report.push_str(line);
+            report.push('\n');
+        }
+    }
+    panic!("{report}");
 }
 
 fn rows(cluster: &ProcessCluster, id: u64) -> Vec<Value> {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_tests::process::ProcessCluster;
+use shoal_tests::process::{free_port, ProcessCluster};
 use shoal_tests::trino::{get_json, post_statement, TrinoClient};
 use shoal_tests::wait_until;
 
@@ -17,13 +17,6 @@ fn nginx_binary() -> PathBuf {
         .map(PathBuf::from)
         .find(|p| p.is_file())
         .expect("nginx is needed: run scripts/test.sh, which installs it")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// The shipped configuration with this cluster's coordinators and a free listening port.
