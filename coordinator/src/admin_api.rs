@@ -1,6 +1,6 @@
 //! The client listener's operational routes: `/v1/info` for anyone, and the admin API behind
 //! the cluster secret (`haadmin` speaks it): HA state, active/backup, leadership,
-//! membership, and every coordinator's synchronisation status.
+//! membership, every coordinator's synchronisation status, and the key-value API.
 
 use std::sync::Arc;
 
@@ -29,11 +29,12 @@ pub fn router(node: Arc<Coordinator>) -> Router {
             get(coordinators).post(add_coordinator),
         )
         .route("/v1/admin/coordinators/{id}", delete(remove_coordinator))
+        .with_state(node.clone())
+        .merge(crate::kv_api::router(node.clone()))
         .layer(axum::middleware::from_fn_with_state(
             node.config.secret.clone(),
             require_admin_secret,
-        ))
-        .with_state(node.clone());
+        ));
     Router::new()
         .route("/v1/info", get(info))
         .route("/v1/health/live", get(|| async { "ok" }))

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod formation;
 pub mod internal_api;
+pub mod kv_api;
 pub mod metrics;
 pub mod node;
 pub mod protocol;

@@ -317,6 +317,31 @@ impl ProcessCluster {
         }
     }
 
+    /// SIGSTOP: the process stays but answers nothing until [`ProcessCluster::resume`].
+    pub fn pause(&self, id: u64) {
+        self.signal(id, nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// SIGCONT after [`ProcessCluster::pause`].
+    pub fn resume(&self, id: u64) {
+        self.signal(id, nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, id: u64, signal: nix::sys::signal::Signal) {
+        if let Some(child) = self.coordinators.get(&id).and_then(|c| c.child.as_ref()) {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+    }
+
+    /// The pid of coordinator `id` while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.coordinators
+            .get(&id)
+            .and_then(|c| c.child.as_ref())
+            .map(|c| c.id())
+    }
+
     /// SIGTERM, then wait for a clean exit (SIGKILL after 15 s).
     pub fn stop(&mut self, id: u64) -> Option<std::process::ExitStatus> {
         let mut child = self
