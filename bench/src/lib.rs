@@ -1,6 +1,8 @@
-//! Shared helpers of the benchmark binaries: latency statistics and free loopback ports.
+//! Shared helpers of the benchmark binaries: latency statistics, free loopback ports and a
+//! Trino-protocol client that fails over between coordinators.
 
 pub mod etcd;
+pub mod failover_client;
 pub mod stats;
 
 /// A loopback port that was free a moment ago (for programs that cannot take port 0).

@@ -55,7 +55,8 @@ impl KvClient {
 
     /// Write `value` under `key` unconditionally.
     pub fn put(&self, base: &str, key: &str, value: &str) -> KvResult<()> {
-        self.send_put(base, key, json!({ "value": value })).map(|_| ())
+        self.send_put(base, key, json!({ "value": value }))
+            .map(|_| ())
     }
 
     /// Write `new` if the key holds `expected` (None: if it is absent); whether it did.
@@ -88,9 +89,7 @@ impl KvClient {
     }
 }
 
-fn read_answer(
-    answer: Result<http::Response<ureq::Body>, ureq::Error>,
-) -> KvResult<(u16, Value)> {
+fn read_answer(answer: Result<http::Response<ureq::Body>, ureq::Error>) -> KvResult<(u16, Value)> {
     let mut response = answer.map_err(|e| match e {
         ureq::Error::ConnectionFailed => KvError::NotSent(e.to_string()),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {

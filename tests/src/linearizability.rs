@@ -39,7 +39,9 @@ pub enum Verdict {
     Linearizable,
     /// No order explains the history; `stuck_after` operations were the longest prefix that
     /// could be linearized.
-    NotLinearizable { stuck_after: usize },
+    NotLinearizable {
+        stuck_after: usize,
+    },
     /// The search gave up after its step budget.
     Inconclusive,
 }

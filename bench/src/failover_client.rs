@@ -1,0 +1,117 @@
+//! A blocking Trino-protocol client that keeps going when a coordinator dies: a statement
+//! whose submission fails at the transport goes to the next coordinator, and a page request
+//! that fails is sent to the next coordinator with the same path, as `shoal sql` does.
+
+use std::time::{Duration, Instant};
+
+use shoal_proto::client::QueryResults;
+
+/// How a statement ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished; this many rows.
+    Finished { rows: u64 },
+    /// The cluster answered with an error.
+    Failed { error: String },
+    /// No coordinator answered within the deadline.
+    GaveUp { error: String },
+}
+
+pub struct FailoverClient {
+    urls: Vec<String>,
+    current: usize,
+    user: String,
+    agent: ureq::Agent,
+    /// How long one statement may keep trying coordinators.
+    pub deadline: Duration,
+    /// Transport failures answered by moving to the next coordinator.
+    pub switches: u64,
+}
+
+impl FailoverClient {
+    /// A client that starts on `urls[first]`.
+    pub fn new(urls: Vec<String>, first: usize, user: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        FailoverClient {
+            current: first % urls.len().max(1),
+            urls,
+            user: user.to_string(),
+            agent,
+            deadline: Duration::from_secs(60),
+            switches: 0,
+        }
+    }
+
+    /// Move to the next coordinator; after trying every one, back off a little.
+    fn switch(&mut self) {
+        self.current = (self.current + 1) % self.urls.len();
+        self.switches += 1;
+        if self.switches % self.urls.len() as u64 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Run `sql`; `after_page(rows so far)` is called after every answer.
+    pub fn run(&mut self, sql: &str, mut after_page: impl FnMut(u64)) -> Outcome {
+        let give_up = Instant::now() + self.deadline;
+        let mut results = match self.submit(sql, give_up) {
+            Ok(results) => results,
+            Err(error) => return Outcome::GaveUp { error },
+        };
+        let mut rows = 0u64;
+        loop {
+            if let Some(error) = results.error {
+                return Outcome::Failed {
+                    error: format!("{}: {}", error.error_name, error.message),
+                };
+            }
+            rows += results.data.as_ref().map_or(0, |d| d.len() as u64);
+            after_page(rows);
+            let Some(next) = results.next_uri.take() else {
+                return Outcome::Finished { rows };
+            };
+            let path = next.splitn(4, '/').nth(3).unwrap_or_default().to_string();
+            results = match self.page(&path, give_up) {
+                Ok(results) => results,
+                Err(error) => return Outcome::GaveUp { error },
+            };
+        }
+    }
+
+    fn submit(&mut self, sql: &str, give_up: Instant) -> Result<QueryResults, String> {
+        loop {
+            let url = format!("{}/v1/statement", self.urls[self.current]);
+            let answer = self
+                .agent
+                .post(&url)
+                .header("X-Trino-User", &self.user)
+                .send(sql)
+                .and_then(|mut r| r.body_mut().read_json::<QueryResults>());
+            match answer {
+                Ok(results) => return Ok(results),
+                Err(e) if Instant::now() >= give_up => return Err(e.to_string()),
+                Err(_) => self.switch(),
+            }
+        }
+    }
+
+    fn page(&mut self, path: &str, give_up: Instant) -> Result<QueryResults, String> {
+        loop {
+            let url = format!("{}/{path}", self.urls[self.current]);
+            let answer = self
+                .agent
+                .get(&url)
+                .header("X-Trino-User", &self.user)
+                .call()
+                .and_then(|mut r| r.body_mut().read_json::<QueryResults>());
+            match answer {
+                Ok(results) => return Ok(results),
+                Err(e) if Instant::now() >= give_up => return Err(e.to_string()),
+                Err(_) => self.switch(),
+            }
+        }
+    }
+}
