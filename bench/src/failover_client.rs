@@ -49,7 +49,7 @@ impl FailoverClient {
     fn switch(&mut self) {
         self.current = (self.current + 1) % self.urls.len();
         self.switches += 1;
-        if self.switches % self.urls.len() as u64 == 0 {
+        if self.switches.is_multiple_of(self.urls.len() as u64) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }

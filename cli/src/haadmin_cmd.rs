@@ -26,6 +26,9 @@ pub struct HaadminArgs {
         hide_env_values = true
     )]
     secret: Option<String>,
+    /// Trust only the certificate authorities in this PEM file for https:// servers.
+    #[arg(long, global = true)]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: HaCommand,
 }
@@ -109,10 +112,12 @@ fn call_failure(error: anyhow::Error) -> Failure {
 async fn execute(args: HaadminArgs) -> Result<(), Failure> {
     let json = args.json;
     let client = |target: &Target| -> Result<AdminClient, Failure> {
-        Ok(AdminClient::new(
+        AdminClient::new(
             &target.server,
             secret_for(&args.secret, target)?,
-        ))
+            args.ca_file.as_deref(),
+        )
+        .map_err(|e| Failure::usage(format!("{e:#}")))
     };
     match &args.command {
         HaCommand::GetState(target) => {
@@ -269,7 +274,9 @@ async fn find_live_coordinator(
     let mut watcher = shoal_seed_store::SeedWatcher::new(seed_store.clone());
     let first = watcher.scan();
     for live in &first {
-        let client = AdminClient::new(&live.seed.client_url, None);
+        let Ok(client) = AdminClient::new(&live.seed.client_url, None, None) else {
+            continue;
+        };
         let answered = tokio::time::timeout(
             Duration::from_secs(2),
             client.get::<serde_json::Value>("/v1/info"),

@@ -1,16 +1,68 @@
-//! A small JSON-over-HTTP client for the admin API, carrying the cluster secret.
+//! HTTP(S) clients: the connector every command uses, and a small JSON client for the admin
+//! API, carrying the cluster secret.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shoal_proto::CLUSTER_SECRET_HEADER;
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// An HTTP(S) client trusting the system's certificate authorities, or only those in the PEM
+/// file `ca_file`.
+pub fn http_client(ca_file: Option<&Path>) -> Result<HttpClient, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match ca_file {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in CertificateDer::pem_slice_iter(&pem) {
+                let certificate =
+                    certificate.map_err(|e| format!("{} is not PEM: {e}", path.display()))?;
+                roots
+                    .add(certificate)
+                    .map_err(|e| format!("a certificate in {}: {e}", path.display()))?;
+            }
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            builder.with_tls_config(config)
+        }
+        None => builder
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| format!("cannot load the system's certificate authorities: {e}"))?,
+    };
+    let connector = builder.https_or_http().enable_http1().build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// An error with its causes, `outer: inner: ...` (a connection error names the TLS problem).
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// An answer that was not a success, with the server's message.
 #[derive(Debug, thiserror::Error)]
@@ -21,20 +73,22 @@ pub struct HttpFailure {
 }
 
 pub struct AdminClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
     base: String,
     secret: Option<String>,
     timeout: Duration,
 }
 
 impl AdminClient {
-    pub fn new(base: &str, secret: Option<String>) -> Self {
-        AdminClient {
-            http: Client::builder(TokioExecutor::new()).build_http(),
+    /// A client of the coordinator at `base`; https:// URLs are trusted through the system's
+    /// certificate authorities or those in `ca_file`.
+    pub fn new(base: &str, secret: Option<String>, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(AdminClient {
+            http: http_client(ca_file).map_err(|e| anyhow!(e))?,
             base: base.trim_end_matches('/').to_string(),
             secret,
             timeout: Duration::from_secs(30),
-        }
+        })
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {

@@ -279,7 +279,7 @@ async fn wait_ready(nodes: &[Node], timeout: Duration) -> anyhow::Result<()> {
         let Some(url) = &node.entry.client_url else {
             continue;
         };
-        let client = AdminClient::new(url, None);
+        let client = AdminClient::new(url, None, None)?;
         loop {
             let info = client.get::<serde_json::Value>("/v1/info").await;
             if matches!(&info, Ok(v) if v["starting"] == false) {

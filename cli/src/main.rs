@@ -5,6 +5,7 @@ mod haadmin_cmd;
 mod http;
 mod local_cmd;
 mod logging;
+mod password_cmd;
 mod signals;
 mod sql;
 mod store_cmd;
@@ -37,6 +38,8 @@ enum Command {
     Haadmin(haadmin_cmd::HaadminArgs),
     /// A SQL shell for any coordinator (Trino protocol).
     Sql(sql::SqlArgs),
+    /// Print a password file line (user:argon2-hash) for a password read from standard input.
+    PasswordHash(password_cmd::PasswordHashArgs),
     /// Tools for a member's replicated state-store data.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Local(args) => local_cmd::run(args),
         Command::Haadmin(args) => haadmin_cmd::run(args),
         Command::Sql(args) => sql::run(args),
+        Command::PasswordHash(args) => password_cmd::run(args),
         Command::Store(command) => store_cmd::run(command).map_err(Failure::runtime),
     };
     match result {

@@ -39,6 +39,7 @@ pub fn router(node: Arc<Coordinator>) -> Router {
         .route("/v1/info", get(info))
         .route("/v1/health/live", get(|| async { "ok" }))
         .route("/v1/health/ready", get(ready))
+        .route("/metrics", get(crate::metrics::handler))
         .with_state(node)
         .merge(admin)
 }

@@ -57,7 +57,7 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
     KeySpec {
         key: "query.admin-users",
         default: Some(""),
-        doc: "Users, comma separated, who may cancel any user's queries; others cancel only their own.",
+        doc: "Users, comma separated, who may see and cancel any user's queries; others see and cancel only their own.",
     },
     KeySpec {
         key: "query.retry-attempts",
@@ -88,6 +88,36 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         key: "http-server.http.port",
         default: Some("8080"),
         doc: "Port of the client API (Trino protocol, admin API, web page); 0 picks a free port.",
+    },
+    KeySpec {
+        key: "http-server.https.enabled",
+        default: Some("false"),
+        doc: "Serve the client port over TLS (HTTPS) only, with the certificate in http-server.https.keystore.path.",
+    },
+    KeySpec {
+        key: "http-server.https.port",
+        default: Some(""),
+        doc: "Port of the client API when HTTPS is enabled; empty for http-server.http.port.",
+    },
+    KeySpec {
+        key: "http-server.https.keystore.path",
+        default: Some(""),
+        doc: "PEM file holding the client port's certificate chain and its private key (relative paths from the etc directory's parent).",
+    },
+    KeySpec {
+        key: "http-server.authentication.type",
+        default: Some(""),
+        doc: "Client authentication: empty for none, or PASSWORD (HTTP Basic, checked against http-server.authentication.password-file).",
+    },
+    KeySpec {
+        key: "http-server.authentication.password-file",
+        default: Some("etc/password.db"),
+        doc: "Lines of user:argon2-hash (make them with shoal password-hash); re-read when it changes.",
+    },
+    KeySpec {
+        key: "http-server.authentication.allow-insecure-over-http",
+        default: Some("false"),
+        doc: "Allow password authentication without HTTPS (passwords then cross the network in clear text).",
     },
     KeySpec {
         key: "internal-communication.http.port",
@@ -167,6 +197,10 @@ pub struct CoordinatorConfig {
     pub advertise_host: String,
     pub bind_address: String,
     pub client_port: u16,
+    /// The PEM keystore of the client port when it serves HTTPS.
+    pub https_keystore: Option<PathBuf>,
+    /// The password file when clients must authenticate.
+    pub password_file: Option<PathBuf>,
     pub internal_port: u16,
     pub secret: String,
     /// Log lines as JSON objects.
@@ -224,6 +258,8 @@ impl CoordinatorConfig {
         }
         let secret = config.non_empty("internal-communication.shared-secret")?;
         let state_store = Self::load_state_store(etc)?;
+        let (client_port, https_keystore) = Self::load_https(&config, &base)?;
+        let password_file = Self::load_authentication(&config, &base, https_keystore.is_some())?;
         Ok(CoordinatorConfig {
             node_id,
             data_dir: resolve(&base, data_dir),
@@ -245,13 +281,63 @@ impl CoordinatorConfig {
             scan_bytes_per_task: config.u64("query.scan-bytes-per-task")?.max(1) as usize,
             advertise_host: config.non_empty("node.internal-address")?,
             bind_address: config.non_empty("node.bind-address")?,
-            client_port: config.u16("http-server.http.port")?,
+            client_port,
+            https_keystore,
+            password_file,
             internal_port: config.u16("internal-communication.http.port")?,
             secret,
             state_store,
             seed_store: SeedStoreConfig::load(etc, &base, &cluster)?,
             cluster,
         })
+    }
+
+    /// The client port and, when it serves HTTPS, its keystore.
+    fn load_https(config: &Reader, base: &Path) -> Result<(u16, Option<PathBuf>), ConfigError> {
+        let http_port = config.u16("http-server.http.port")?;
+        if !config.bool("http-server.https.enabled")? {
+            return Ok((http_port, None));
+        }
+        let port = match config.string("http-server.https.port")?.as_str() {
+            "" => http_port,
+            _ => config.u16("http-server.https.port")?,
+        };
+        let keystore = config.string("http-server.https.keystore.path")?;
+        if keystore.is_empty() {
+            return Err(config.invalid(
+                "http-server.https.keystore.path",
+                "is required when http-server.https.enabled=true",
+            ));
+        }
+        Ok((port, Some(resolve(base, PathBuf::from(keystore)))))
+    }
+
+    /// The password file when client authentication is on.
+    fn load_authentication(
+        config: &Reader,
+        base: &Path,
+        https: bool,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        let kind = config.string("http-server.authentication.type")?;
+        match kind.to_ascii_uppercase().as_str() {
+            "" => return Ok(None),
+            "PASSWORD" => {}
+            _ => {
+                return Err(config.invalid(
+                    "http-server.authentication.type",
+                    "must be empty or PASSWORD",
+                ))
+            }
+        }
+        if !https && !config.bool("http-server.authentication.allow-insecure-over-http")? {
+            return Err(config.invalid(
+                "http-server.authentication.type",
+                "PASSWORD needs http-server.https.enabled=true \
+                 (or http-server.authentication.allow-insecure-over-http=true)",
+            ));
+        }
+        let file = config.non_empty("http-server.authentication.password-file")?;
+        Ok(Some(resolve(base, PathBuf::from(file))))
     }
 
     fn load_state_store(etc: &Path) -> Result<StateStoreSettings, ConfigError> {
@@ -286,6 +372,11 @@ impl CoordinatorConfig {
             return Err(reader.invalid("state-store.snapshot.log-count", "must be 1 or more"));
         }
         Ok(settings)
+    }
+
+    /// Whether `user` may see and cancel every user's queries (`query.admin-users`).
+    pub fn is_admin(&self, user: &str) -> bool {
+        self.admin_users.iter().any(|a| a == user)
     }
 
     /// The state store's own data directory inside the node's.

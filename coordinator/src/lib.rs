@@ -1,8 +1,10 @@
 //! The coordinator role: it embeds a state-store member, finds and forms the cluster through
-//! the seed directory, and serves the client API (for now `/v1/info` and the admin API) and
-//! the internal API. The client protocol, catalog and query lifecycle come next.
+//! the seed directory, and serves the client API (Trino protocol, web page, admin API; over
+//! HTTPS and with password authentication when configured) and
+//! the internal API.
 
 pub mod admin_api;
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
@@ -15,6 +17,7 @@ pub mod protocol;
 pub mod query;
 pub mod registry;
 pub mod sync_status;
+pub mod tls;
 pub mod web;
 pub mod workers;
 
@@ -42,7 +45,26 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let host = config.advertise_host.clone();
-    let client_url = format!("http://{host}:{}", client.local_addr()?.port());
+    let scheme = if config.https_keystore.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let client_url = format!("{scheme}://{host}:{}", client.local_addr()?.port());
+    let tls = match &config.https_keystore {
+        Some(keystore) => Some(
+            tls::acceptor(keystore, None)
+                .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let authenticator = match &config.password_file {
+        Some(file) => Some(
+            auth::PasswordAuthenticator::open(file)
+                .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?,
+        ),
+        None => None,
+    };
     let internal_url = format!("http://{host}:{}", internal.local_addr()?.port());
     let store = StateStore::open(config.store_config(&internal_url)).await?;
     let node = Coordinator::new(
@@ -60,15 +82,33 @@ pub async fn run(
             .with_graceful_shutdown(wait_for(stopped.clone()))
             .into_future(),
     );
-    let client_app = admin_api::router(node.clone())
-        .merge(protocol::statement::router(node.clone()))
-        .merge(web::router(node.clone()))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let client_server = tokio::spawn(
-        axum::serve(client, client_app)
+    let mut clients_only =
+        protocol::statement::router(node.clone()).merge(web::router(node.clone()));
+    if let Some(authenticator) = authenticator {
+        clients_only = clients_only.layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            auth::require_password,
+        ));
+    }
+    let client_app = admin_api::router(node.clone()).merge(clients_only);
+    let client_server = match tls {
+        None => tokio::spawn(
+            axum::serve(
+                client,
+                client_app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
             .with_graceful_shutdown(wait_for(stopped.clone()))
             .into_future(),
-    );
+        ),
+        Some(acceptor) => tokio::spawn(
+            axum::serve(
+                tls::TlsListener::new(client, acceptor)?,
+                client_app.into_make_service(),
+            )
+            .with_graceful_shutdown(wait_for(stopped.clone()))
+            .into_future(),
+        ),
+    };
 
     let seed_store = SeedStore::new(config.seed_store.clone());
     let seed = Seed {

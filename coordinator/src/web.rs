@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,11 +22,13 @@ pub fn router(node: Arc<Coordinator>) -> Router {
     Router::new()
         .route("/", get(|| async { Html(include_str!("web/index.html")) }))
         .route("/ui/api/cluster", get(cluster))
-        .route("/metrics", get(crate::metrics::handler))
         .with_state(node)
 }
 
-async fn cluster(State(node): State<Arc<Coordinator>>) -> Response {
+/// The cluster's state for the page. With client authentication on, the signed-in user (set
+/// in `X-Trino-User` by the authentication layer) sees only their own queries unless an
+/// admin; without it the page is the operators' view of every query.
+async fn cluster(State(node): State<Arc<Coordinator>>, headers: HeaderMap) -> Response {
     let coordinators = match sync_status::collect(&node).await {
         Ok(coordinators) => coordinators,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
@@ -47,6 +49,10 @@ async fn cluster(State(node): State<Arc<Coordinator>>) -> Response {
         })
         .collect();
     let mut records = record::list(&node.store).await.unwrap_or_default();
+    let viewer = headers.get("x-trino-user").and_then(|v| v.to_str().ok());
+    if let Some(viewer) = viewer.filter(|v| !node.config.is_admin(v)) {
+        records.retain(|r| r.user == viewer);
+    }
     records.sort_by(|a, b| {
         (a.state.is_done(), std::cmp::Reverse(a.created_ms))
             .cmp(&(b.state.is_done(), std::cmp::Reverse(b.created_ms)))

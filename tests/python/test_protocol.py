@@ -22,9 +22,9 @@ def connect(index, **kwargs):
     return trino.dbapi.connect(host=host, port=int(port), user="alice", **kwargs)
 
 
-def wait_for_state(url, query_id, states, timeout=20):
+def wait_for_state(url, query_id, states, timeout=20, user="alice"):
     def probe():
-        info = requests.get(f"{url}/v1/query/{query_id}", timeout=5)
+        info = requests.get(f"{url}/v1/query/{query_id}", headers={"X-Trino-User": user}, timeout=5)
         if info.status_code == 200 and info.json()["state"] in states:
             return info.json()
         return None
@@ -118,7 +118,7 @@ def test_next_uri_works_on_every_coordinator_and_pages_repeat():
             assert "columns" in results
     assert results["stats"]["state"] == "FINISHED"
     assert seen == list(range(1, 9001))
-    info = requests.get(f"{URLS[-1]}/v1/query/{results['id']}").json()
+    info = requests.get(f"{URLS[-1]}/v1/query/{results['id']}", headers={"X-Trino-User": "bob"}).json()
     assert info["state"] == "FINISHED" and info["session"]["user"] == "bob"
 
 

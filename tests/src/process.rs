@@ -97,6 +97,9 @@ pub struct ProcessCluster {
     pub worker_extra_config: String,
     pub coordinators: BTreeMap<u64, CoordinatorProcess>,
     pub workers: BTreeMap<String, Child>,
+    /// When the coordinators serve HTTPS: the PEM file of the authority their certificate
+    /// chains to (client URLs are then https://, and haadmin trusts it).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl ProcessCluster {
@@ -112,6 +115,7 @@ impl ProcessCluster {
             worker_extra_config: String::new(),
             coordinators: BTreeMap::new(),
             workers: BTreeMap::new(),
+            client_ca: None,
         }
     }
 
@@ -161,7 +165,14 @@ impl ProcessCluster {
                 CoordinatorProcess {
                     id,
                     etc,
-                    client_url: format!("http://127.0.0.1:{client}"),
+                    client_url: format!(
+                        "{}://127.0.0.1:{client}",
+                        if self.client_ca.is_some() {
+                            "https"
+                        } else {
+                            "http"
+                        }
+                    ),
                     internal_url: format!("http://127.0.0.1:{internal}"),
                     log: node_dir.join("coordinator.log"),
                     child: None,
@@ -365,9 +376,12 @@ impl ProcessCluster {
 
     /// Run `shoal haadmin ARGS... --json` with the cluster secret.
     pub fn haadmin(&self, args: &[&str]) -> Output {
-        Command::new(shoal_binary())
-            .arg("haadmin")
-            .args(args)
+        let mut command = Command::new(shoal_binary());
+        command.arg("haadmin").args(args);
+        if let Some(ca) = &self.client_ca {
+            command.arg("--ca-file").arg(ca);
+        }
+        command
             .env("SHOAL_CLUSTER_SECRET", &self.secret)
             .env("SHOAL_LOG", "error")
             .output()

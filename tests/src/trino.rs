@@ -161,3 +161,14 @@ pub fn get_json(url: &str) -> Value {
         .read_json()
         .expect("a JSON answer")
 }
+
+/// `GET /v1/query/{id}` on `base` as `user`: only the query's owner or an admin may look.
+pub fn query_info(base: &str, id: &str, user: &str) -> Value {
+    ureq::get(format!("{base}/v1/query/{id}"))
+        .header("X-Trino-User", user)
+        .call()
+        .expect("get the query's info")
+        .body_mut()
+        .read_json()
+        .expect("a JSON answer")
+}

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::trino::{get_json, post_statement};
+use shoal_tests::trino::{get_json, post_statement, query_info};
 use shoal_tests::{holds_for, wait_for};
 
 const LONG: &str = "SELECT value FROM generate_series(1, 1000000000) AS t(value)";
 
-fn state(url: &str, id: &str) -> String {
-    get_json(&format!("{url}/v1/query/{id}"))["state"]
+fn state(url: &str, id: &str, user: &str) -> String {
+    query_info(url, id, user)["state"]
         .as_str()
         .unwrap_or_default()
         .to_string()
@@ -44,7 +44,7 @@ fn max_concurrent_holds_across_coordinators() {
     holds_for(
         Duration::from_secs(2),
         "a third query never runs while two do",
-        || state(&urls[0], &third_id) == "QUEUED",
+        || state(&urls[0], &third_id, "admission") == "QUEUED",
     );
     let fourth = post_statement(&urls[0], "admission", "SELECT 4");
     let mut next = fourth["nextUri"].as_str().map(str::to_string);
@@ -65,11 +65,11 @@ fn max_concurrent_holds_across_coordinators() {
         .status();
     assert_eq!(status.as_u16(), 204);
     let done = wait_for(Duration::from_secs(20), "the queued query finishes", || {
-        let state = state(&urls[1], &third_id);
+        let state = state(&urls[1], &third_id, "admission");
         (state == "FINISHED").then_some(state)
     });
     assert_eq!(done, "FINISHED");
-    assert_eq!(state(&urls[2], &first), "FAILED");
+    assert_eq!(state(&urls[2], &first, "admission"), "FAILED");
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn slots_of_a_dead_coordinator_are_released() {
     cluster.start_joined(3);
     let urls = cluster.client_urls(3);
     let (holder, _) = start_long(&urls[2]);
-    assert_eq!(state(&urls[0], &holder), "RUNNING");
+    assert_eq!(state(&urls[0], &holder, "admission"), "RUNNING");
     cluster.kill(3);
     let next = post_statement(&urls[0], "admission", "SELECT 42");
     let id = next["id"].as_str().expect("id").to_string();
@@ -92,7 +92,7 @@ fn slots_of_a_dead_coordinator_are_released() {
     wait_for(
         Duration::from_secs(20),
         "the query admitted after the dead coordinator's slot was released finishes",
-        || (state(&urls[1], &id) == "FINISHED").then_some(()),
+        || (state(&urls[1], &id, "admission") == "FINISHED").then_some(()),
     );
 }
 
@@ -119,13 +119,13 @@ fn only_the_owner_or_an_admin_cancels_a_query() {
     assert_eq!(status(Some("mallory")), 403);
     assert_eq!(status(None), 403);
     assert_ne!(
-        state(&url, &id),
+        state(&url, &id, "alice"),
         "FAILED",
         "a refused cancel leaves the query running"
     );
     assert_eq!(status(Some("ops")), 204);
     let error = wait_for(Duration::from_secs(30), "the query is cancelled", || {
-        let info = get_json(&format!("{url}/v1/query/{id}"));
+        let info = query_info(&url, &id, "alice");
         (info["state"] == "FAILED").then(|| info["errorCode"]["name"].clone())
     });
     assert_eq!(error, "USER_CANCELED");

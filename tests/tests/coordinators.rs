@@ -333,3 +333,39 @@ fn bad_seed_files_are_skipped_and_bad_configuration_stops_the_process() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_coordinator_with_a_wrong_secret_does_not_join() {
+    let mut cluster = ProcessCluster::new(1);
+    cluster.start_joined(1);
+    let right = std::mem::replace(&mut cluster.secret, "a-wrong-secret".into());
+    cluster.start(2);
+    cluster.secret = right;
+    let members = |cluster: &ProcessCluster| -> Vec<u64> {
+        cluster
+            .admin_json(1, &["coordinators"])
+            .and_then(|rows| {
+                rows.as_array()
+                    .map(|rows| rows.iter().filter_map(|r| r["node_id"].as_u64()).collect())
+            })
+            .unwrap_or_default()
+    };
+    shoal_tests::wait_until(
+        Duration::from_secs(30),
+        "the intruder has published its seed and tried to join",
+        || {
+            cluster.coordinators[&1]
+                .log_text()
+                .contains("refused request without a valid cluster secret")
+        },
+    );
+    shoal_tests::holds_for(
+        Duration::from_secs(3),
+        "the coordinator with the wrong secret is never a member",
+        || members(&cluster) == [1],
+    );
+    assert!(
+        cluster.joined_state(2).is_none(),
+        "the intruder is not part of the cluster"
+    );
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shoal_tests::process::{free_port, ProcessCluster};
-use shoal_tests::trino::{get_json, post_statement, TrinoClient};
+use shoal_tests::trino::{get_json, post_statement, query_info, TrinoClient};
 use shoal_tests::wait_until;
 
 fn nginx_binary() -> PathBuf {
@@ -122,7 +122,7 @@ fn queries_through_nginx_survive_the_death_of_the_coordinator_it_sticks_to() {
         if let Some(data) = page["data"].as_array() {
             rows.extend(data.iter().map(|r| r[0].as_i64().expect("a number")));
             if !killed {
-                let sticky = get_json(&format!("{proxy}/v1/query/{id}"))["coordinator"]
+                let sticky = query_info(&proxy, &id, "proxied")["coordinator"]
                     .as_u64()
                     .expect("the accepting coordinator");
                 cluster.kill(sticky);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::trino::{get_json, post_statement, TrinoClient};
+use shoal_tests::trino::{get_json, post_statement, query_info, TrinoClient};
 use shoal_tests::{wait_for, wait_until};
 
 const ROWS: i64 = 100_000;
@@ -102,7 +102,7 @@ impl Reader {
 }
 
 fn info(base: &str, id: &str) -> Value {
-    get_json(&format!("{base}/v1/query/{id}"))
+    query_info(base, id, "failover")
 }
 
 fn leader(cluster: &ProcessCluster, ids: &[u64]) -> u64 {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::trino::{get_json, post_statement, TrinoClient};
+use shoal_tests::trino::{get_json, post_statement, query_info, TrinoClient};
 use shoal_tests::wait_for;
 
 fn state_of(client: &mut TrinoClient, query_id: &str) -> Option<String> {
@@ -105,7 +105,7 @@ fn history_is_bounded_and_abandoned_queries_are_released() {
     let page: Value = get_json(&next);
     assert_eq!(page["stats"]["state"], "RUNNING");
     let info = wait_for(Duration::from_secs(20), "the abandoned query fails", || {
-        let info = get_json(&format!("{url}/v1/query/{id}"));
+        let info = query_info(&url, &id, "gone");
         (info["state"] == "FAILED").then_some(info)
     });
     assert_eq!(info["errorCode"]["name"], "ABANDONED_QUERY", "{info}");

@@ -169,6 +169,8 @@ fn a_query_continues_on_the_next_server_when_its_coordinator_dies() {
 #[test]
 fn ctrl_c_cancels_the_running_query() {
     let mut cluster = ProcessCluster::new(1);
+    // The observer looks at the shell user's query.
+    cluster.extra_config = "query.admin-users=observer\n".into();
     cluster.start_joined(1);
     let servers = cluster.client_urls(1);
     let shell = Command::new(shoal_binary())

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use shoal_sample_data::tpch::{generate, TABLES};
 
+use crate::http::http_client;
 use crate::sql::client::{Session, StatementClient};
 
 /// Generate the tables (unless an earlier run did) and create them in the catalog (unless they
@@ -25,6 +26,8 @@ pub async fn load(data_dir: &Path, scale: f64, servers: &[String]) -> anyhow::Re
             catalog: Some("shoal".into()),
             schema: None,
         },
+        http_client(None).map_err(anyhow::Error::msg)?,
+        None,
     );
     let mut statements = vec!["CREATE SCHEMA IF NOT EXISTS tpch".to_string()];
     for table in TABLES {

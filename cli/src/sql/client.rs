@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+
+use crate::http::HttpClient;
 use shoal_proto::client::{QueryError, QueryResults};
 
 /// How long one request may take; a page request waits about a second on the server.
@@ -39,7 +39,9 @@ pub struct Session {
 }
 
 pub struct StatementClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
+    /// `Authorization` header value when the user authenticates with a password.
+    authorization: Option<String>,
     servers: Vec<String>,
     current: usize,
     pub session: Session,
@@ -56,9 +58,23 @@ struct Answer {
 struct Unreachable(String);
 
 impl StatementClient {
-    pub fn new(servers: Vec<String>, session: Session) -> Self {
+    /// A client of `servers` over `http`, authenticating with `password` when given.
+    pub fn new(
+        servers: Vec<String>,
+        session: Session,
+        http: HttpClient,
+        password: Option<&str>,
+    ) -> Self {
+        let authorization = password.map(|password| {
+            let pair = format!("{}:{password}", session.user);
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        });
         StatementClient {
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http,
+            authorization,
             servers: servers
                 .into_iter()
                 .map(|s| s.trim_end_matches('/').to_string())
@@ -100,6 +116,9 @@ impl StatementClient {
             .uri(url)
             .header("X-Trino-User", &self.session.user)
             .header("X-Trino-Source", "shoal-sql");
+        if let Some(authorization) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
         if let Some(catalog) = &self.session.catalog {
             request = request.header("X-Trino-Catalog", catalog);
         }
@@ -119,7 +138,7 @@ impl StatementClient {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| crate::http::describe(&e))?;
             let status = response.status();
             let header = |name: &str| {
                 response

@@ -34,19 +34,41 @@ pub struct SqlArgs {
     file: Option<std::path::PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     output_format: Format,
+    /// Authenticate with a password: taken from TRINO_PASSWORD, else asked for on the terminal.
+    #[arg(long)]
+    password: bool,
+    /// Trust only the certificate authorities in this PEM file for https:// servers (default:
+    /// the system's).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
+}
+
+/// The password for `--password`: TRINO_PASSWORD, else asked for on the terminal.
+fn read_password() -> Result<String, Failure> {
+    if let Ok(password) = std::env::var("TRINO_PASSWORD") {
+        return Ok(password);
+    }
+    rpassword::prompt_password("Password: ")
+        .map_err(|e| Failure::usage(format!("cannot read a password from the terminal: {e}")))
 }
 
 pub fn run(args: SqlArgs) -> Result<(), Failure> {
     if args.server.is_empty() || args.server.iter().any(|s| !s.starts_with("http")) {
-        return Err(Failure::usage("--server takes http:// URLs"));
+        return Err(Failure::usage("--server takes http:// or https:// URLs"));
     }
+    let password = if args.password {
+        Some(read_password()?)
+    } else {
+        None
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::runtime(e.into()))?;
+    let http = crate::http::http_client(args.ca_file.as_deref()).map_err(Failure::usage)?;
     let session = Session {
         user: args.user.clone(),
         catalog: args.catalog.clone(),
         schema: args.schema.clone(),
     };
-    let client = StatementClient::new(args.server.clone(), session);
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::runtime(e.into()))?;
+    let client = StatementClient::new(args.server.clone(), session, http, password.as_deref());
     let script = match (&args.execute, &args.file) {
         (Some(sql), _) => Some(sql.clone()),
         (None, Some(path)) => Some(
@@ -72,9 +94,10 @@ pub fn shell_on(
         catalog: Some("shoal".into()),
         schema,
     };
+    let http = crate::http::http_client(None).map_err(Failure::usage)?;
     shell::interactive(
         handle,
-        StatementClient::new(servers, session),
+        StatementClient::new(servers, session, http, None),
         Format::Table,
     )
 }

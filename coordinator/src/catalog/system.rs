@@ -45,8 +45,12 @@ fn failed(e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::External(format!("cannot read the cluster state: {e}").into())
 }
 
-async fn queries(node: &Coordinator) -> Result<Arc<MemTable>> {
-    let records = record::list(&node.store).await.map_err(failed)?;
+/// The query history as `viewer` may see it: everyone's for an admin, else their own.
+async fn queries(node: &Coordinator, viewer: &str) -> Result<Arc<MemTable>> {
+    let mut records = record::list(&node.store).await.map_err(failed)?;
+    if !node.config.is_admin(viewer) {
+        records.retain(|r| r.user == viewer);
+    }
     let millis = |v: Vec<Option<i64>>| -> ArrayRef {
         Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC"))
     };
@@ -203,18 +207,19 @@ async fn coordinators(node: &Coordinator) -> Result<Arc<MemTable>> {
 }
 
 /// Register catalog `system` in `context` when `sql` may read it (it names `system`, or the
-/// session's catalog is `system`).
+/// session's catalog is `system`); `user` sees only their own queries unless an admin.
 pub async fn register(
     context: &SessionContext,
     node: &Coordinator,
     sql: &str,
     session_catalog: &str,
+    user: &str,
 ) -> Result<()> {
     if session_catalog != "system" && !sql.to_ascii_lowercase().contains("system") {
         return Ok(());
     }
     let runtime = MemorySchemaProvider::new();
-    runtime.register_table("queries".into(), queries(node).await?)?;
+    runtime.register_table("queries".into(), queries(node, user).await?)?;
     runtime.register_table("nodes".into(), nodes(node).await?)?;
     runtime.register_table("coordinators".into(), coordinators(node).await?)?;
     let catalog = MemoryCatalogProvider::new();

@@ -71,7 +71,11 @@ fn base_url(headers: &HeaderMap, node: &Coordinator) -> String {
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .filter(|s| *s == "http" || *s == "https")
-        .unwrap_or("http");
+        .unwrap_or(if node.client_url.starts_with("https:") {
+            "https"
+        } else {
+            "http"
+        });
     match host {
         Some(host) => format!("{scheme}://{host}"),
         None => node.client_url.clone(),
@@ -237,7 +241,22 @@ async fn query_info(
     headers: HeaderMap,
 ) -> Response {
     let base = base_url(&headers, &node);
+    let viewer = ClientSession::from_headers(&headers).map(|s| s.user).ok();
     match record::get(&node.store, &id).await {
+        Ok(Some(record))
+            if !viewer
+                .as_deref()
+                .is_some_and(|v| v == record.user || node.config.is_admin(v)) =>
+        {
+            (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Access Denied: {} cannot view query {id}",
+                    viewer.as_deref().unwrap_or("a request without a user")
+                ),
+            )
+                .into_response()
+        }
         Ok(Some(record)) => Json(serde_json::json!({
             "queryId": record.id,
             "state": record.state.as_str(),

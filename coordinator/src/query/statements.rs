@@ -153,7 +153,8 @@ impl StatementContext {
     /// The session for a query: the user catalog, and `system` if the query may read it.
     async fn query_context(&self, sql: &str) -> Result<SessionContext, QueryError> {
         let context = self.session_context().await?;
-        system::register(&context, &self.node, sql, &self.current_catalog())
+        let user = &self.session.user;
+        system::register(&context, &self.node, sql, &self.current_catalog(), user)
             .await
             .map_err(|e| errors::from_datafusion(&e, sql))?;
         Ok(context)
