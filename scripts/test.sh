@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 
 # Build outside the clone; a cold cache is fine, only slower.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shoal/target}"
+# A test run gains nothing from incremental compilation, which takes much disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 scripts/install-test-deps.sh
 
@@ -16,6 +18,7 @@ cargo build --quiet -p shoal
 echo "== benchmark smoke runs"
 timeout 600 cargo run --quiet -p shoal-bench --bin state-store -- --smoke
 timeout 600 cargo run --quiet -p shoal-bench --bin tpch -- --smoke
+timeout 600 cargo run --quiet -p shoal-bench --bin failover -- --smoke
 
 echo "== tests"
 log="$(mktemp)"

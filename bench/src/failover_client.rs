@@ -26,6 +26,8 @@ pub struct FailoverClient {
     pub deadline: Duration,
     /// Transport failures answered by moving to the next coordinator.
     pub switches: u64,
+    /// Send each statement to the next coordinator in turn (else stay on the current one).
+    pub rotate: bool,
 }
 
 impl FailoverClient {
@@ -42,6 +44,7 @@ impl FailoverClient {
             agent,
             deadline: Duration::from_secs(60),
             switches: 0,
+            rotate: false,
         }
     }
 
@@ -57,6 +60,9 @@ impl FailoverClient {
     /// Run `sql`; `after_page(rows so far)` is called after every answer.
     pub fn run(&mut self, sql: &str, mut after_page: impl FnMut(u64)) -> Outcome {
         let give_up = Instant::now() + self.deadline;
+        if self.rotate {
+            self.current = (self.current + 1) % self.urls.len();
+        }
         let mut results = match self.submit(sql, give_up) {
             Ok(results) => results,
             Err(error) => return Outcome::GaveUp { error },

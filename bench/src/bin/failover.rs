@@ -2,7 +2,9 @@
 //! stream of short queries to every coordinator and keep long streaming queries running while
 //! coordinators are killed with `kill -9` in turn (the Raft leader, a follower, the one holding
 //! the most running queries) and restarted. Prints one JSON line: unavailability per kill
-//! (median, max), failed short queries, lost long queries and resynchronisation times.
+//! (the longest time without a successful short query, from the kill until the restarted
+//! coordinator is synchronized again; median, max), failed short queries, lost long queries
+//! and resynchronisation times.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -102,6 +104,7 @@ struct Shared {
 
 fn short_client(shared: Arc<Shared>, index: usize) {
     let mut client = FailoverClient::new(shared.urls.clone(), index, "short");
+    client.rotate = true;
     while !shared.stop.load(Ordering::Relaxed) {
         let outcome = client.run(SHORT_QUERY, |_| {});
         let done = shared.start.elapsed();
@@ -231,7 +234,6 @@ fn kill_and_restart(
     let killed_at = shared.start.elapsed();
     cluster.kill(coordinator);
     std::thread::sleep(down);
-    let window_end = shared.start.elapsed();
     let restarted = Instant::now();
     cluster.start(coordinator);
     let deadline = restarted + Duration::from_secs(120);
@@ -243,6 +245,8 @@ fn kill_and_restart(
         std::thread::sleep(Duration::from_millis(20));
     }
     let resync = restarted.elapsed();
+    // Unavailability is measured from the kill until the restarted coordinator is back.
+    let window_end = shared.start.elapsed();
     let kill = Kill {
         target,
         coordinator,

@@ -22,6 +22,8 @@ use crate::registry::{self, Mode};
 
 /// How long a page request waits for the page to be produced before answering "not yet".
 pub const PAGE_WAIT: Duration = Duration::from_secs(1);
+/// How long a new query waits for the state store to take its record through a leader change.
+const NEW_RECORD_RETRY: Duration = Duration::from_secs(3);
 
 pub struct Queries {
     ids: QueryIds,
@@ -125,7 +127,7 @@ impl Queries {
             bytes: 0,
             error: None,
         };
-        record::put(&node.store, &record)
+        record::put_new(&node.store, &record, NEW_RECORD_RETRY)
             .await
             .map_err(store_unavailable)?;
         dispatch::start(node.clone(), record.clone(), session.clone(), true);

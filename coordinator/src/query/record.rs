@@ -82,6 +82,24 @@ pub async fn put(store: &StateStore, record: &QueryRecord) -> Result<()> {
     Ok(())
 }
 
+/// Write a new query's record, retrying for up to `within` while the store has no leader or a
+/// write's outcome is unknown (the leader died under it): writing the same new record twice
+/// is harmless, and a client should not see a leader change as a failed query.
+pub async fn put_new(store: &StateStore, record: &QueryRecord, within: Duration) -> Result<()> {
+    let give_up = tokio::time::Instant::now() + within;
+    loop {
+        match put(store, record).await {
+            Err(CoordinatorError::Store(e))
+                if e.is_retryable() && tokio::time::Instant::now() < give_up =>
+            {
+                tracing::debug!(query_id = %record.id, error = %e, "retrying a new query's record");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A query's record: this coordinator's copy if it has one, else the cluster's latest.
 pub async fn get(store: &StateStore, id: &str) -> Result<Option<QueryRecord>> {
     if let Some(kv) = store.get(&key(id), ReadConsistency::Local).await? {
