@@ -1,6 +1,8 @@
 //! Running queries survive node deaths: `kill -9` of the coordinator a client reads from (the
 //! Raft leader, then a follower) while a query streams; a driver killed before the first page
-//! makes the query run again; a queued query of a dead coordinator is adopted and runs.
+//! makes the query run again; a queued query of a dead coordinator is adopted and runs; with
+//! a majority of coordinators gone a running query still finishes and new ones are refused
+//! until the majority is back.
 
 use std::time::Duration;
 
@@ -307,4 +309,38 @@ fn a_query_runs_again_when_a_worker_of_its_stages_dies_before_the_first_page() {
     reader.assert_complete();
     let record = wait_finished(&cluster.client_url(3), &reader.id);
     assert_eq!(record["attempt"], 1, "the query ran again: {record}");
+}
+
+#[test]
+fn without_a_majority_running_queries_finish_and_new_ones_fail_until_it_is_back() {
+    let (mut cluster, _client) = cluster("");
+    let survivor = cluster.client_url(3);
+    let mut reader = Reader::submit(&survivor, SORTED);
+    reader.read(&survivor, 3);
+    cluster.kill(1);
+    cluster.kill(2);
+    reader.read(&survivor, usize::MAX);
+    reader.assert_complete();
+
+    let mut client = TrinoClient::new(vec![survivor.clone()], "failover");
+    let started = std::time::Instant::now();
+    let refused = client.execute("SELECT 1");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("state store is unavailable")),
+        "a new query without a majority: {refused:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "refused promptly, not after {:?}",
+        started.elapsed()
+    );
+
+    cluster.start(1);
+    wait_until(
+        Duration::from_secs(60),
+        "new queries are taken again once a majority is back",
+        || client.execute("SELECT 1").is_ok(),
+    );
 }
