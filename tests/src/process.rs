@@ -33,6 +33,25 @@ pub fn shoal_binary() -> PathBuf {
             }
             let mut build = Command::new(env!("CARGO"));
             build.args(["build", "--quiet", "-p", "shoal"]);
+            // Cargo gives this process its package's variables (CARGO_PKG_NAME, ...). Some
+            // build scripts (ring's) rebuild when those change, so the nested build would
+            // redo, and undo, what the outer one built: run it with the outer environment.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                let per_package = [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                ]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                    || name == "CARGO_PRIMARY_PACKAGE"
+                    || name == "CARGO_TARGET_TMPDIR";
+                if per_package {
+                    build.env_remove(name.as_ref());
+                }
+            }
             if profile_dir.ends_with("release") {
                 build.arg("--release");
             }

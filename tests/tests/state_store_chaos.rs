@@ -232,8 +232,10 @@ fn the_state_store_stays_linearizable_under_kills_and_pauses() {
         "chaos: seed {} for {} s, at most {} operations",
         settings.seed, settings.seconds, settings.max_ops
     );
+    let begun = Instant::now();
     let mut cluster = ProcessCluster::new(COORDINATORS);
     cluster.start_joined(COORDINATORS);
+    eprintln!("chaos: cluster formed after {:?}", begun.elapsed());
     let shared = Arc::new(Shared {
         start: Instant::now(),
         urls: cluster.client_urls(COORDINATORS),
@@ -266,6 +268,7 @@ fn the_state_store_stays_linearizable_under_kills_and_pauses() {
         let read = final_read(&shared, &kv, &key);
         recorded.per_key.entry(key).or_default().push(read);
     }
+    eprintln!("chaos: history complete after {:?}", begun.elapsed());
     let operations: usize = recorded.per_key.values().map(Vec::len).sum();
     let answered = operations - recorded.unknown;
     eprintln!(
@@ -321,6 +324,7 @@ fn the_state_store_stays_linearizable_under_kills_and_pauses() {
             }) != Some(value.clone())
         })
         .collect();
+    eprintln!("chaos: durable writes checked after {:?}", begun.elapsed());
     assert!(
         missing.is_empty(),
         "acknowledged writes missing at the end: {missing:?}"
