@@ -181,7 +181,7 @@ async fn execute(args: HaadminArgs) -> Result<(), Failure> {
                 .map_err(call_failure)?;
             print_coordinators(&rows, json);
         }
-        HaCommand::Format { etc } => format(etc, json).await?,
+        HaCommand::Format { etc } => format(etc, json, args.ca_file.as_deref()).await?,
     }
     Ok(())
 }
@@ -233,11 +233,11 @@ fn print_coordinators(rows: &[CoordinatorSync], json: bool) {
 }
 
 /// Refuse while any coordinator of the cluster is alive, then wipe the seeds and the store.
-async fn format(etc: &Path, json: bool) -> Result<(), Failure> {
+async fn format(etc: &Path, json: bool, ca_file: Option<&Path>) -> Result<(), Failure> {
     let config = CoordinatorConfig::load(etc)
         .map_err(|e| Failure::usage(format!("configuration error: {e}")))?;
     let seed_store = shoal_seed_store::SeedStore::new(config.seed_store.clone());
-    if let Some(alive) = find_live_coordinator(&seed_store, &config).await {
+    if let Some(alive) = find_live_coordinator(&seed_store, &config, ca_file).await {
         return Err(Failure::runtime(anyhow::anyhow!(
             "refusing to format: coordinator {alive} of cluster {} is alive; stop every coordinator first",
             config.cluster
@@ -270,11 +270,12 @@ async fn format(etc: &Path, json: bool) -> Result<(), Failure> {
 async fn find_live_coordinator(
     seed_store: &shoal_seed_store::SeedStore,
     config: &CoordinatorConfig,
+    ca_file: Option<&Path>,
 ) -> Option<String> {
     let mut watcher = shoal_seed_store::SeedWatcher::new(seed_store.clone());
     let first = watcher.scan();
     for live in &first {
-        let Ok(client) = AdminClient::new(&live.seed.client_url, None, None) else {
+        let Ok(client) = AdminClient::new(&live.seed.client_url, None, ca_file) else {
             continue;
         };
         let answered = tokio::time::timeout(
