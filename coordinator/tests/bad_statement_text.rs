@@ -1,0 +1,102 @@
+//! Property tests of what a statement body and credentials go through before a query runs:
+//! any text is classified (reads only, SHOW and DESCRIBE) without a panic, names given to
+//! SHOW cannot inject SQL into the statement it becomes, and any `Authorization` header or
+//! password file text gives an answer or an error.
+
+use axum::http::HeaderValue;
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use proptest::prelude::*;
+use shoal_coordinator::auth::{basic_credentials, parse_password_file};
+use shoal_coordinator::query::show::{describe_target, show_statement};
+use shoal_coordinator::query::statements::reads_only;
+
+/// Words and symbols statements are made of, so generated text gets past the first token.
+fn sql_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("SELECT".to_string()),
+        Just("FROM".to_string()),
+        Just("SHOW".to_string()),
+        Just("TABLES".to_string()),
+        Just("SCHEMAS".to_string()),
+        Just("DESCRIBE".to_string()),
+        Just("COLUMNS".to_string()),
+        Just("INSERT INTO".to_string()),
+        Just("CREATE TABLE".to_string()),
+        Just("EXPLAIN".to_string()),
+        Just("WITH".to_string()),
+        Just("USE".to_string()),
+        Just(";".to_string()),
+        Just("'".to_string()),
+        Just("\"".to_string()),
+        Just("(".to_string()),
+        Just(")".to_string()),
+        Just("--".to_string()),
+        "[a-z0-9_.]{1,8}",
+    ]
+}
+
+/// `sql` parses as exactly one statement, and that statement only reads.
+fn one_reading_statement(sql: &str) -> bool {
+    DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+        .is_ok_and(|statements| statements.len() == 1)
+        && reads_only(sql)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_text_is_classified_without_a_panic(sql in any::<String>()) {
+        let _ = reads_only(&sql);
+        let _ = describe_target(&sql);
+        let _ = show_statement(&sql, "default");
+    }
+
+    #[test]
+    fn statement_like_text_is_classified_without_a_panic(
+        pieces in prop::collection::vec(sql_piece(), 0..16)
+    ) {
+        let sql = pieces.join(" ");
+        let _ = reads_only(&sql);
+        let _ = describe_target(&sql);
+        let _ = show_statement(&sql, "default");
+    }
+
+    #[test]
+    fn a_schema_named_in_show_tables_cannot_inject_sql(schema in "[^\\s]{1,30}") {
+        let sql = show_statement(&format!("SHOW TABLES FROM {schema}"), "default")
+            .expect("SHOW TABLES FROM is rewritten");
+        prop_assert!(one_reading_statement(&sql), "{sql}");
+    }
+
+    #[test]
+    fn the_session_schema_cannot_inject_sql(schema in any::<String>()) {
+        let sql = show_statement("SHOW TABLES", &schema).expect("SHOW TABLES is rewritten");
+        prop_assert!(one_reading_statement(&sql), "{sql}");
+    }
+
+    #[test]
+    fn any_authorization_header_gives_credentials_or_none(
+        bytes in prop::collection::vec(any::<u8>(), 0..120)
+    ) {
+        let mut header = b"Basic ".to_vec();
+        header.extend_from_slice(&bytes);
+        for value in [HeaderValue::from_bytes(&bytes), HeaderValue::from_bytes(&header)]
+            .into_iter()
+            .flatten()
+        {
+            if let Some((user, _)) = basic_credentials(&value) {
+                prop_assert!(!user.contains(':'));
+            }
+        }
+    }
+
+    #[test]
+    fn any_password_file_text_gives_users_or_an_error(text in any::<String>()) {
+        match parse_password_file("password.db", &text) {
+            Ok(users) => prop_assert!(users.keys().all(|u| !u.is_empty())),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+}
