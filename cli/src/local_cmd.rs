@@ -168,27 +168,10 @@ fn random_secret() -> String {
     out
 }
 
-/// Where the local cluster's ports start: client ports from Trino's usual 8080, internal ports
-/// from 18080. Both are below the kernel's ephemeral range (32768 and up), so no port-0
-/// listener or outgoing connection takes a port between its choice and the node binding it.
-const CLIENT_PORTS: u16 = 8080;
-const INTERNAL_PORTS: u16 = 18080;
-
-/// The first port from `first` on that is free now and was not handed out before by this
-/// process.
-fn free_port(first: u16) -> anyhow::Result<u16> {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    for port in first..first.saturating_add(2000) {
-        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            handed_out.push(port);
-            return Ok(port);
-        }
-    }
-    bail!(
-        "no free port from {first} to {}",
-        first.saturating_add(2000)
-    )
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn write_etc(
@@ -246,7 +229,7 @@ fn start_coordinator(
             .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
         (config.client_port, config.internal_port)
     } else {
-        let ports = (free_port(CLIENT_PORTS)?, free_port(INTERNAL_PORTS)?);
+        let ports = (free_port()?, free_port()?);
         write_etc(&etc, data_dir, id, expect, secret, ports)?;
         ports
     };
@@ -423,7 +406,7 @@ fn start_worker(data_dir: &Path, name: &str, secret: &str) -> anyhow::Result<(No
             .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?
             .internal_port
     } else {
-        let port = free_port(INTERNAL_PORTS)?;
+        let port = free_port()?;
         std::fs::create_dir_all(etc.join("filesystem"))?;
         std::fs::write(
             etc.join("config.properties"),
