@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::SaltString;
@@ -19,6 +19,8 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 const USER_HEADER: &str = "x-trino-user";
+/// How often, at most, a request looks whether the password file changed.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordFileError {
@@ -77,6 +79,7 @@ pub fn parse_password_file(
 /// The users of the password file as last read, and the passwords verified since.
 struct Loaded {
     modified: Option<SystemTime>,
+    checked: Instant,
     hashes: HashMap<String, String>,
     verified: HashMap<String, [u8; 32]>,
 }
@@ -99,6 +102,7 @@ impl PasswordAuthenticator {
             salt,
             loaded: Mutex::new(Loaded {
                 modified,
+                checked: Instant::now(),
                 hashes,
                 verified: HashMap::new(),
             }),
@@ -114,8 +118,13 @@ impl PasswordAuthenticator {
         hasher.finalize().into()
     }
 
-    /// Re-read the file when it changed since it was read; a broken file keeps the old users.
+    /// Re-read the file when it changed since it was read (looking at most every
+    /// RECHECK_EVERY, not on every request); a broken file keeps the old users.
     fn refresh(&self, loaded: &mut Loaded) {
+        if loaded.checked.elapsed() < RECHECK_EVERY {
+            return;
+        }
+        loaded.checked = Instant::now();
         let modified = std::fs::metadata(&self.path)
             .and_then(|m| m.modified())
             .ok();
@@ -127,6 +136,7 @@ impl PasswordAuthenticator {
                 tracing::info!(users = hashes.len(), "password file reloaded");
                 *loaded = Loaded {
                     modified,
+                    checked: Instant::now(),
                     hashes,
                     verified: HashMap::new(),
                 };
@@ -268,6 +278,27 @@ mod tests {
         assert!(authenticator.verify("alice", "right").await, "cached");
         assert!(!authenticator.verify("alice", "wrong").await);
         assert!(!authenticator.verify("bob", "right").await);
+    }
+
+    #[tokio::test]
+    async fn a_changed_password_file_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("password.db");
+        let alice = hash_password("right").expect("hash");
+        std::fs::write(&path, format!("alice:{alice}\n")).expect("write");
+        let authenticator = PasswordAuthenticator::open(&path).expect("open");
+        assert!(authenticator.verify("alice", "right").await);
+        let bob = hash_password("builder").expect("hash");
+        std::fs::write(&path, format!("bob:{bob}\n")).expect("rewrite");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !authenticator.verify("bob", "builder").await {
+            assert!(Instant::now() < deadline, "bob was not added within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            !authenticator.verify("alice", "right").await,
+            "a removed user is refused, remembered password or not"
+        );
     }
 
     #[test]
