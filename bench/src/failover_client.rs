@@ -88,30 +88,34 @@ impl FailoverClient {
     }
 
     fn submit(&mut self, sql: &str, give_up: Instant) -> Result<QueryResults, String> {
-        loop {
-            let url = format!("{}/v1/statement", self.urls[self.current]);
-            let answer = self
+        self.until_answered(give_up, |client, base| {
+            client
                 .agent
-                .post(&url)
-                .header("X-Trino-User", &self.user)
+                .post(format!("{base}/v1/statement"))
+                .header("X-Trino-User", &client.user)
                 .send(sql)
-                .and_then(|mut r| r.body_mut().read_json::<QueryResults>());
-            match answer {
-                Ok(results) => return Ok(results),
-                Err(e) if Instant::now() >= give_up => return Err(e.to_string()),
-                Err(_) => self.switch(),
-            }
-        }
+        })
     }
 
     fn page(&mut self, path: &str, give_up: Instant) -> Result<QueryResults, String> {
-        loop {
-            let url = format!("{}/{path}", self.urls[self.current]);
-            let answer = self
+        self.until_answered(give_up, |client, base| {
+            client
                 .agent
-                .get(&url)
-                .header("X-Trino-User", &self.user)
+                .get(format!("{base}/{path}"))
+                .header("X-Trino-User", &client.user)
                 .call()
+        })
+    }
+
+    /// Send `request` to the current coordinator, moving to the next one while it cannot be
+    /// reached, until `give_up`.
+    fn until_answered(
+        &mut self,
+        give_up: Instant,
+        request: impl Fn(&Self, &str) -> Result<http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<QueryResults, String> {
+        loop {
+            let answer = request(self, &self.urls[self.current])
                 .and_then(|mut r| r.body_mut().read_json::<QueryResults>());
             match answer {
                 Ok(results) => return Ok(results),

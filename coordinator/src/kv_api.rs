@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -91,24 +90,18 @@ async fn get_key(
     State(node): State<Arc<Coordinator>>,
     Path(key): Path<String>,
     Query(options): Query<ReadOptions>,
-) -> Response {
-    let result = async {
-        let consistency = consistency(&options)?;
-        let stored = node.store.get(&store_key(&key)?, consistency).await?;
-        let kv = stored.ok_or_else(|| CoordinatorError::NotFound(format!("no key {key:?}")))?;
-        let value = String::from_utf8(kv.value)
-            .map_err(|_| CoordinatorError::Internal(format!("key {key:?} is not UTF-8")))?;
-        Ok::<_, CoordinatorError>(KvEntry {
-            key,
-            value,
-            mod_revision: kv.mod_revision,
-            version: kv.version,
-        })
-    };
-    match result.await {
-        Ok(entry) => Json(entry).into_response(),
-        Err(e) => e.into_response(),
-    }
+) -> Result<Json<KvEntry>, CoordinatorError> {
+    let consistency = consistency(&options)?;
+    let stored = node.store.get(&store_key(&key)?, consistency).await?;
+    let kv = stored.ok_or_else(|| CoordinatorError::NotFound(format!("no key {key:?}")))?;
+    let value = String::from_utf8(kv.value)
+        .map_err(|_| CoordinatorError::Internal(format!("key {key:?} is not UTF-8")))?;
+    Ok(Json(KvEntry {
+        key,
+        value,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+    }))
 }
 
 fn conditions(key: &str, request: &PutRequest) -> Vec<Condition> {
@@ -138,39 +131,30 @@ async fn put_key(
     State(node): State<Arc<Coordinator>>,
     Path(key): Path<String>,
     Json(request): Json<PutRequest>,
-) -> Response {
-    let result = async {
-        let key = store_key(&key)?;
-        let txn = TxnRequest {
-            conditions: conditions(&key, &request),
-            success: vec![Op::Put {
-                key,
-                value: request.value.into_bytes(),
-            }],
-            failure: Vec::new(),
-        };
-        let response = node.store.txn(txn).await?;
-        Ok::<_, CoordinatorError>(WriteOutcome {
-            succeeded: response.succeeded,
-            revision: response.revision,
-        })
+) -> Result<Json<WriteOutcome>, CoordinatorError> {
+    let key = store_key(&key)?;
+    let txn = TxnRequest {
+        conditions: conditions(&key, &request),
+        success: vec![Op::Put {
+            key,
+            value: request.value.into_bytes(),
+        }],
+        failure: Vec::new(),
     };
-    match result.await {
-        Ok(outcome) => Json(outcome).into_response(),
-        Err(e) => e.into_response(),
-    }
+    let response = node.store.txn(txn).await?;
+    Ok(Json(WriteOutcome {
+        succeeded: response.succeeded,
+        revision: response.revision,
+    }))
 }
 
-async fn delete_key(State(node): State<Arc<Coordinator>>, Path(key): Path<String>) -> Response {
-    let result = async {
-        let response = node.store.txn(TxnRequest::delete(store_key(&key)?)).await?;
-        Ok::<_, CoordinatorError>(WriteOutcome {
-            succeeded: response.deleted > 0,
-            revision: response.revision,
-        })
-    };
-    match result.await {
-        Ok(outcome) => Json(outcome).into_response(),
-        Err(e) => e.into_response(),
-    }
+async fn delete_key(
+    State(node): State<Arc<Coordinator>>,
+    Path(key): Path<String>,
+) -> Result<Json<WriteOutcome>, CoordinatorError> {
+    let response = node.store.txn(TxnRequest::delete(store_key(&key)?)).await?;
+    Ok(Json(WriteOutcome {
+        succeeded: response.deleted > 0,
+        revision: response.revision,
+    }))
 }

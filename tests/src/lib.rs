@@ -4,6 +4,7 @@
 pub mod kv;
 pub mod linearizability;
 pub mod process;
+pub mod python;
 pub mod tpch;
 pub mod trino;
 

@@ -85,6 +85,29 @@ pub fn free_port() -> u16 {
     panic!("no free port between {LOW} and {}", LOW + SPAN);
 }
 
+/// `shoal ROLE --etc ETC`, logging at `filter` to `log`.
+fn spawn_role(role: &str, etc: &Path, log: std::fs::File, filter: &str) -> Child {
+    Command::new(shoal_binary())
+        .args([role, "--etc"])
+        .arg(etc)
+        .env("SHOAL_LOG", filter)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start a {role}: {e}"))
+}
+
+/// `shoal sql --server SERVERS`, quiet logging, no input; callers add the rest.
+pub fn sql_command(servers: &str) -> Command {
+    let mut command = Command::new(shoal_binary());
+    command
+        .args(["sql", "--server", servers])
+        .env("SHOAL_LOG", "error")
+        .stdin(Stdio::null());
+    command
+}
+
 /// One coordinator's files and, while it runs, its process.
 pub struct CoordinatorProcess {
     pub id: u64,
@@ -210,15 +233,7 @@ impl ProcessCluster {
             .append(true)
             .open(&coordinator.log)
             .expect("log file");
-        let child = Command::new(shoal_binary())
-            .args(["coordinator", "--etc"])
-            .arg(&coordinator.etc)
-            .env("SHOAL_LOG", "info,openraft=error")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start coordinator");
+        let child = spawn_role("coordinator", &coordinator.etc, log, "info,openraft=error");
         coordinator.child = Some(child);
     }
 
@@ -252,15 +267,7 @@ impl ProcessCluster {
         let etc = self.configure_worker(name);
         let dir = etc.parent().expect("the worker's directory").to_path_buf();
         let log = std::fs::File::create(dir.join("worker.log")).expect("worker log");
-        let child = Command::new(shoal_binary())
-            .args(["worker", "--etc"])
-            .arg(&etc)
-            .env("SHOAL_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start worker");
+        let child = spawn_role("worker", &etc, log, "info");
         self.workers.insert(name.to_string(), child);
     }
 

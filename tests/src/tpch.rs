@@ -5,6 +5,21 @@ use std::path::Path;
 
 pub use shoal_sample_data::tpch::{generate, QUERIES, TABLES};
 
+/// Schema `tpch` with a table over each TPC-H table's Parquet files generated under `dir`.
+pub fn create_tables(
+    client: &mut crate::trino::TrinoClient,
+    dir: &Path,
+) -> Result<(), crate::trino::TrinoError> {
+    client.execute("CREATE SCHEMA tpch")?;
+    for table in TABLES {
+        client.execute(&format!(
+            "CREATE TABLE tpch.{table} WITH (format = 'PARQUET', location = '{}/')",
+            dir.join(table).display()
+        ))?;
+    }
+    Ok(())
+}
+
 /// Register the tables generated under `dir` in a single-process DataFusion `context`.
 pub async fn register_tables(
     context: &datafusion::prelude::SessionContext,

@@ -11,7 +11,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use shoal_tests::process::{shoal_binary, ProcessCluster};
+use shoal_tests::process::{shoal_binary, sql_command, ProcessCluster};
+use shoal_tests::python::run_pytest;
 
 const USERS: [(&str, &str); 3] = [
     ("alice", "wonderland"),
@@ -161,8 +162,8 @@ fn https_and_passwords_for_the_shell_and_the_python_client() {
     }
 
     let plain = cluster.client_url(1).replace("https://", "http://");
-    let answer = Command::new(shoal_binary())
-        .args(["sql", "--server", &plain, "--user", "alice", "--password"])
+    let answer = sql_command(&plain)
+        .args(["--user", "alice", "--password"])
         .args(["--execute", "SELECT 1"])
         .env("TRINO_PASSWORD", "wonderland")
         .output()
@@ -172,38 +173,15 @@ fn https_and_passwords_for_the_shell_and_the_python_client() {
         "plain HTTP to the HTTPS port: {answer:?}"
     );
 
-    let available = Command::new("python3")
-        .args(["-c", "import trino, pytest, requests"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        available,
-        "python3 with trino, pytest and requests is needed: run scripts/test.sh"
-    );
-    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/python-auth");
-    let output = Command::new("timeout")
-        .args([
-            "300",
-            "python3",
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            tests,
-        ])
-        .env("SHOAL_COORDINATORS", cluster.client_urls(2).join(","))
-        .env("SHOAL_CA_FILE", &ca)
+    let urls = cluster.client_urls(2).join(",");
+    run_pytest(
+        "python-auth",
+        &[
+            ("SHOAL_COORDINATORS", urls.as_ref()),
+            ("SHOAL_CA_FILE", ca.as_ref()),
+        ],
         // requests lets these override a session's own `verify` (the CA file given to trino).
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("CURL_CA_BUNDLE")
-        .output()
-        .expect("run pytest");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python authentication tests failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        &["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"],
     );
 }
 

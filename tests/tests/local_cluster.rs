@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_tests::process::{alive, shoal_binary};
+use shoal_tests::process::{alive, shoal_binary, sql_command};
 use shoal_tests::{wait_for, wait_until};
 
 #[test]
@@ -87,14 +87,8 @@ fn local_starts_a_cluster_reports_deaths_and_stops_cleanly() {
         .iter()
         .filter_map(|n| n["client_url"].as_str())
         .collect();
-    let counted = Command::new(shoal_binary())
-        .args([
-            "sql",
-            "--server",
-            &servers.join(","),
-            "--output-format",
-            "csv",
-        ])
+    let counted = sql_command(&servers.join(","))
+        .args(["--output-format", "csv"])
         .args(["--execute", "SELECT count(*) AS n FROM tpch.nation"])
         .output()
         .expect("shoal sql");

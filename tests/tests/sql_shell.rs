@@ -2,18 +2,14 @@
 //! a query that continues on the next server when the coordinator in use dies mid-stream.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use shoal_tests::process::{shoal_binary, ProcessCluster};
+use shoal_tests::process::{sql_command, ProcessCluster};
 
 fn sql(servers: &[String], args: &[&str]) -> std::process::Output {
-    Command::new(shoal_binary())
-        .arg("sql")
-        .arg("--server")
-        .arg(servers.join(","))
+    sql_command(&servers.join(","))
         .args(["--user", "shell"])
         .args(args)
-        .stdin(Stdio::null())
         .output()
         .expect("run shoal sql")
 }
@@ -119,16 +115,9 @@ fn a_query_continues_on_the_next_server_when_its_coordinator_dies() {
 
     // Nobody reads the shell's output at first: once the pipe is full the shell stops
     // fetching pages, in the middle of the result. Then its coordinator dies.
-    let mut shell = Command::new(shoal_binary())
-        .args([
-            "sql",
-            "--server",
-            &servers.join(","),
-            "--output-format",
-            "csv",
-        ])
+    let mut shell = sql_command(&servers.join(","))
+        .args(["--output-format", "csv"])
         .args(["--execute", "SELECT n FROM numbers ORDER BY n"])
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -173,13 +162,12 @@ fn ctrl_c_cancels_the_running_query() {
     cluster.extra_config = "query.admin-users=observer\n".into();
     cluster.start_joined(1);
     let servers = cluster.client_urls(1);
-    let shell = Command::new(shoal_binary())
-        .args(["sql", "--server", &servers[0], "--output-format", "csv"])
+    let shell = sql_command(&servers[0])
+        .args(["--output-format", "csv"])
         .args([
             "--execute",
             "SELECT count(*) FROM generate_series(1, 100000000000) AS t(v)",
         ])
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -7,7 +7,7 @@ use datafusion::prelude::SessionContext;
 use serde_json::Value;
 use shoal_coordinator::protocol::values::batch_rows;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::tpch::{generate, register_tables, QUERIES, TABLES};
+use shoal_tests::tpch::{create_tables, generate, register_tables, QUERIES};
 use shoal_tests::trino::TrinoClient;
 
 const SCALE_FACTOR: f64 = 0.01;
@@ -61,16 +61,7 @@ fn all_22_tpch_queries_match_single_process_datafusion() {
     generate(&data, SCALE_FACTOR).expect("generate TPC-H data");
 
     let mut client = TrinoClient::new(cluster.client_urls(3), "tpch");
-    client.execute("CREATE SCHEMA tpch").expect("schema");
-    for table in TABLES {
-        let location = data.join(table);
-        client
-            .execute(&format!(
-                "CREATE TABLE tpch.{table} WITH (format = 'PARQUET', location = '{}/')",
-                location.display()
-            ))
-            .expect("table");
-    }
+    create_tables(&mut client, &data).expect("the TPC-H tables");
     client.execute("USE tpch").expect("use");
 
     let mut mismatches = Vec::new();

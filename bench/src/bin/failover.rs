@@ -18,7 +18,7 @@ use shoal_bench::failover_client::{FailoverClient, Outcome};
 use shoal_bench::stats::{longest_gap, median, round3};
 use shoal_proto::CLUSTER_SECRET_HEADER;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::tpch::{generate, TABLES};
+use shoal_tests::tpch::{create_tables, generate};
 use shoal_tests::trino::TrinoClient;
 
 const COORDINATORS: u64 = 3;
@@ -123,7 +123,8 @@ fn long_client(shared: Arc<Shared>, index: usize, rows: u64, pace: Duration) {
     let mut client = FailoverClient::new(shared.urls.clone(), index, "long");
     while !shared.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        // Read at a steady pace, so the query stays running for `pace`.
+        // The load itself: a client that reads at a steady pace keeps its query running for
+        // `pace` (this waits for the clock on purpose; it synchronises with nothing).
         let outcome = client.run(LONG_QUERY, |so_far| {
             let due = pace.mul_f64(so_far as f64 / rows.max(1) as f64);
             std::thread::sleep(due.saturating_sub(started.elapsed()));
@@ -170,6 +171,15 @@ fn most_running(cluster: &ProcessCluster) -> Option<u64> {
     result.rows.first()?.first()?.as_u64()
 }
 
+/// How many long queries are running, as the cluster's query history says.
+fn running_long_queries(cluster: &ProcessCluster) -> Option<u64> {
+    let mut client = TrinoClient::new(cluster.client_urls(COORDINATORS), "bench");
+    let result = client
+        .execute("SELECT count(*) FROM system.runtime.queries WHERE state = 'RUNNING' AND \"user\" = 'long'")
+        .ok()?;
+    result.rows.first()?.first()?.as_u64()
+}
+
 fn pick(cluster: &ProcessCluster, target: Target) -> anyhow::Result<u64> {
     let leader = leader(cluster).context("no coordinator knows a leader")?;
     Ok(match target {
@@ -210,13 +220,7 @@ fn start_cluster(args: &Args) -> anyhow::Result<(ProcessCluster, u64)> {
     cluster.start_joined(COORDINATORS);
     cluster.start_workers_seen(&["w1", "w2"], COORDINATORS);
     let mut client = TrinoClient::new(cluster.client_urls(1), "bench");
-    client.execute("CREATE SCHEMA tpch")?;
-    for table in TABLES {
-        client.execute(&format!(
-            "CREATE TABLE tpch.{table} WITH (format = 'PARQUET', location = '{}/')",
-            data.join(table).display()
-        ))?;
-    }
+    create_tables(&mut client, &data)?;
     let rows = client.execute("SELECT count(*) FROM tpch.lineitem")?.rows[0][0]
         .as_u64()
         .context("a row count")?;
@@ -233,17 +237,14 @@ fn kill_and_restart(
     let coordinator = pick(cluster, target)?;
     let killed_at = shared.start.elapsed();
     cluster.kill(coordinator);
+    // The fault itself: the coordinator stays dead for `down` while the clients go on.
     std::thread::sleep(down);
     let restarted = Instant::now();
     cluster.start(coordinator);
-    let deadline = restarted + Duration::from_secs(120);
-    while !synchronized(cluster, coordinator) {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "coordinator {coordinator} not synchronized within 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    shoal_tests::poll(Duration::from_secs(120), || {
+        synchronized(cluster, coordinator).then_some(())
+    })
+    .with_context(|| format!("coordinator {coordinator} not synchronized within 120 s"))?;
     let resync = restarted.elapsed();
     // Unavailability is measured from the kill until the restarted coordinator is back.
     let window_end = shared.start.elapsed();
@@ -284,8 +285,18 @@ fn main() -> anyhow::Result<()> {
             long_client(shared, index, rows, pace)
         }));
     }
-    // Let the clients get going before the first kill.
-    std::thread::sleep(pace / 2);
+    // The first kill comes once every long query runs and short queries succeed.
+    let going = || {
+        let short = !shared
+            .seen
+            .lock()
+            .expect("results")
+            .short_successes
+            .is_empty();
+        short && running_long_queries(&cluster) >= Some(args.long_clients as u64)
+    };
+    shoal_tests::poll(Duration::from_secs(60), || going().then_some(()))
+        .context("the clients did not get going within 60 s")?;
 
     let targets = [Target::Leader, Target::Follower, Target::MostRunning];
     let mut kills = Vec::new();

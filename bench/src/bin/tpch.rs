@@ -11,7 +11,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use shoal_bench::stats::round3;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::tpch::{generate, register_tables, QUERIES, TABLES};
+use shoal_tests::tpch::{create_tables, generate, register_tables, QUERIES};
 use shoal_tests::trino::TrinoClient;
 
 #[derive(Debug, Parser)]
@@ -92,13 +92,7 @@ fn main() -> anyhow::Result<()> {
     }
     cluster.start_workers_seen(&["w1", "w2"], 1);
     let mut client = TrinoClient::new(cluster.client_urls(1), "bench");
-    client.execute("CREATE SCHEMA tpch")?;
-    for table in TABLES {
-        client.execute(&format!(
-            "CREATE TABLE tpch.{table} WITH (format = 'PARQUET', location = '{}/')",
-            data.join(table).display()
-        ))?;
-    }
+    create_tables(&mut client, &data)?;
     client.execute("USE tpch")?;
     let shoal = shoal_times(&mut client)?;
     let coordinator_url = cluster.coordinators[&1].internal_url.clone();
