@@ -12,7 +12,7 @@ scripts/install-test-deps.sh
 
 # The end-to-end tests and the benchmarks run the real binary.
 echo "== build the shoal binary"
-cargo build --quiet -p shoal
+cargo build --quiet -p shoal --features failpoints
 
 # The benchmarks must work: each runs once in its tiny smoke mode.
 echo "== benchmark smoke runs"

@@ -30,6 +30,16 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Where tables written by Shoal keep their Parquet files: shared storage every coordinator and worker mounts at the same path.",
     },
     KeySpec {
+        key: "catalog.external-locations",
+        default: Some(""),
+        doc: "Directories, comma separated, under which CREATE TABLE ... WITH (location = ...) may read existing files; empty: no external tables. Only the operator chooses them; users cannot point a table anywhere else.",
+    },
+    KeySpec {
+        key: "catalog.cleanup-interval",
+        default: Some("1m"),
+        doc: "How often the Raft leader removes files nothing needs: those of dropped tables no running query reads any more, and those of writes that never committed.",
+    },
+    KeySpec {
         key: "query.max-history",
         default: Some("1000"),
         doc: "Finished queries kept in the replicated query history; the oldest are removed first.",
@@ -186,6 +196,9 @@ pub struct CoordinatorConfig {
     pub cluster: String,
     pub data_dir: PathBuf,
     pub warehouse_dir: PathBuf,
+    /// Where external tables may point (absolute, as configured).
+    pub external_locations: Vec<PathBuf>,
+    pub cleanup_interval: Duration,
     pub max_query_history: usize,
     pub query_client_timeout: Duration,
     pub worker_timeout: Duration,
@@ -252,6 +265,21 @@ impl CoordinatorConfig {
         }
         let data_dir = PathBuf::from(config.non_empty("node.data-dir")?);
         let warehouse_dir = PathBuf::from(config.non_empty("catalog.warehouse-dir")?);
+        let mut external_locations = Vec::new();
+        for location in config.string("catalog.external-locations")?.split(',') {
+            let location = location.trim();
+            if location.is_empty() {
+                continue;
+            }
+            let path = PathBuf::from(location.strip_prefix("file://").unwrap_or(location));
+            if !path.is_absolute() {
+                return Err(config.invalid(
+                    "catalog.external-locations",
+                    format!("{location:?} is not an absolute path"),
+                ));
+            }
+            external_locations.push(path);
+        }
         let max_query_history = config.u64("query.max-history")?;
         if max_query_history == 0 {
             return Err(config.invalid("query.max-history", "must be 1 or more"));
@@ -264,6 +292,8 @@ impl CoordinatorConfig {
             node_id,
             data_dir: resolve(&base, data_dir),
             warehouse_dir: resolve(&base, warehouse_dir),
+            external_locations,
+            cleanup_interval: config.duration("catalog.cleanup-interval")?,
             max_query_history: max_query_history as usize,
             query_client_timeout: config.duration("query.client.timeout")?,
             worker_timeout: config.duration("worker.timeout")?,

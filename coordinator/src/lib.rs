@@ -66,10 +66,14 @@ pub async fn run(
         None => None,
     };
     let internal_url = format!("http://{host}:{}", internal.local_addr()?.port());
+    let warehouse = catalog::warehouse::Warehouse::open(&config.warehouse_dir)
+        .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
+    failpoints_from_env();
     let store = StateStore::open(config.store_config(&internal_url)).await?;
     let node = Coordinator::new(
         config.clone(),
         store,
+        warehouse,
         client_url.clone(),
         internal_url.clone(),
     );
@@ -123,6 +127,7 @@ pub async fn run(
     };
     let publisher = SeedPublisher::start(seed_store.clone(), seed)?;
     let reaper = tokio::spawn(reap_abandoned_queries(node.clone(), stopped.clone()));
+    let cleaner = tokio::spawn(clean_warehouse(node.clone(), stopped.clone()));
     let formation = tokio::spawn(formation::run(
         node.clone(),
         SeedWatcher::new(seed_store),
@@ -136,6 +141,7 @@ pub async fn run(
     let _ = stop.send(true);
     let _ = formation.await;
     let _ = reaper.await;
+    let _ = cleaner.await;
     for server in [internal_server, client_server] {
         if tokio::time::timeout(SERVER_DRAIN, server).await.is_err() {
             tracing::warn!("a listener did not drain in time");
@@ -164,6 +170,50 @@ async fn reap_abandoned_queries(node: std::sync::Arc<Coordinator>, stopped: watc
                 node.metrics.observe_leader(leader);
                 if leader == Some(node.id()) {
                     query::recovery::sweep(&node).await;
+                }
+            }
+        }
+    }
+}
+
+/// On the Raft leader, every `catalog.cleanup-interval`: remove the files of dropped tables
+/// and of writes that never committed.
+async fn clean_warehouse(node: std::sync::Arc<Coordinator>, stopped: watch::Receiver<bool>) {
+    let stop = wait_for(stopped);
+    tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(node.config.cleanup_interval.max(Duration::from_millis(100)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = ticks.tick() => {
+                if node.store.status().await.leader != Some(node.id()) {
+                    continue;
+                }
+                match catalog::cleanup::sweep(&node.store, &node.warehouse).await {
+                    Ok(swept) if swept != catalog::cleanup::Swept::default() => {
+                        tracing::info!(dropped_tables = swept.dropped_tables, write_dirs = swept.write_dirs, "warehouse cleaned");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot clean the warehouse"),
+                }
+            }
+        }
+    }
+}
+
+/// Failpoints named in `SHOAL_FAILPOINTS` (`name=action;name=action`, the `fail` crate's
+/// actions), in builds with the `failpoints` feature; tests use them to hit moments a kill
+/// cannot.
+fn failpoints_from_env() {
+    #[cfg(feature = "failpoints")]
+    if let Ok(spec) = std::env::var("SHOAL_FAILPOINTS") {
+        for entry in spec.split(';').filter(|e| !e.trim().is_empty()) {
+            if let Some((name, action)) = entry.split_once('=') {
+                if let Err(e) = fail::cfg(name.trim(), action.trim()) {
+                    tracing::warn!(failpoint = %name, error = %e, "bad failpoint");
+                } else {
+                    tracing::warn!(failpoint = %name, action = %action, "failpoint set");
                 }
             }
         }

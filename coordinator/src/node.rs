@@ -54,6 +54,8 @@ pub struct HaState {
 pub struct Coordinator {
     pub config: CoordinatorConfig,
     pub store: StateStore,
+    /// Where managed tables keep their files.
+    pub warehouse: crate::catalog::warehouse::Warehouse,
     pub client_url: String,
     pub internal_url: String,
     pub started: Instant,
@@ -72,6 +74,7 @@ impl Coordinator {
     pub fn new(
         config: CoordinatorConfig,
         store: StateStore,
+        warehouse: crate::catalog::warehouse::Warehouse,
         client_url: String,
         internal_url: String,
     ) -> Arc<Self> {
@@ -82,6 +85,7 @@ impl Coordinator {
         Arc::new(Coordinator {
             config,
             store,
+            warehouse,
             client_url,
             internal_url,
             started: Instant::now(),

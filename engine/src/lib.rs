@@ -3,6 +3,7 @@
 //! types, values and errors, and the driver that runs a statement and buffers its pages.
 
 pub mod catalog;
+pub mod checked;
 pub mod distributed;
 pub mod drive;
 pub mod driver;

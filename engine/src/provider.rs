@@ -19,6 +19,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::{CatalogSnapshot, TableFormat, TableRecord};
+use crate::checked::{CheckedTable, Required};
 use crate::distributed::{distribute, Distribution};
 
 pub const CATALOG: &str = "shoal";
@@ -36,14 +37,16 @@ pub fn listing_options(format: TableFormat, csv_header: bool) -> ListingOptions 
 }
 
 fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
-    let urls: Vec<ListingTableUrl> = if table.managed {
-        table
+    let (urls, required) = if table.managed {
+        let urls: Vec<ListingTableUrl> = table
             .files
             .iter()
             .map(|f| ListingTableUrl::parse(&f.path))
-            .collect::<Result<_>>()?
+            .collect::<Result<_>>()?;
+        (urls.clone(), Required::Files(urls))
     } else {
-        vec![ListingTableUrl::parse(&table.location)?]
+        let url = ListingTableUrl::parse(&table.location)?;
+        (vec![url.clone()], Required::Location(url))
     };
     if urls.is_empty() {
         return Ok(Arc::new(EmptyTable::new(table.schema_ref())));
@@ -51,7 +54,12 @@ fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(listing_options(table.format, table.csv_header))
         .with_schema(table.schema_ref());
-    Ok(Arc::new(ListingTable::try_new(config)?))
+    let name = format!("{CATALOG}.{}.{}", table.schema, table.name);
+    Ok(Arc::new(CheckedTable::new(
+        name,
+        required,
+        Arc::new(ListingTable::try_new(config)?),
+    )))
 }
 
 /// A DataFusion session whose catalog `shoal` is `snapshot`, defaulting to `catalog.schema`,

@@ -9,6 +9,7 @@ import trino
 
 URLS = os.environ["SHOAL_COORDINATORS"].split(",")
 WAREHOUSE = os.environ["SHOAL_WAREHOUSE"]
+EXTERNAL = os.environ["SHOAL_EXTERNAL"]
 
 
 def run(index, sql):
@@ -56,7 +57,7 @@ def test_concurrent_inserts_from_two_coordinators_all_land():
 
 
 def test_tables_over_existing_csv_and_parquet_files():
-    directory = os.path.join(WAREHOUSE, "..", "external-csv")
+    directory = os.path.join(EXTERNAL, "csv")
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "part-1.csv"), "w") as f:
         f.write("city,population\nOslo,700000\nBergen,290000\n")
@@ -65,9 +66,14 @@ def test_tables_over_existing_csv_and_parquet_files():
 
     run(0, "CREATE SCHEMA files")
     run(0, "CREATE TABLE files.source AS SELECT value AS v FROM generate_series(1, 100) AS t(value)")
-    parquet_dir = os.path.join(WAREHOUSE, "files", "source")
-    run(1, f"CREATE TABLE files.again WITH (format = 'PARQUET', location = '{parquet_dir}/')")
-    assert run(2, "SELECT count(*), max(v) FROM files.again") == [[100, 100]]
+    assert run(2, "SELECT count(*), max(v) FROM files.source") == [[100, 100]]
+    # The operator chooses where external tables may point: not into the warehouse (another
+    # table's files), not anywhere else outside catalog.external-locations.
+    for location in (WAREHOUSE, os.path.join(EXTERNAL, ".."), "/etc"):
+        with pytest.raises(trino.exceptions.TrinoUserError) as caught:
+            run(1, f"CREATE TABLE files.again WITH (format = 'PARQUET', location = '{location}/')")
+        assert caught.value.error_name == "PERMISSION_DENIED", location
+        assert "catalog.external-locations" in caught.value.message
 
 
 def test_catalog_errors_are_user_errors():

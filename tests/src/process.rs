@@ -54,6 +54,9 @@ pub fn shoal_binary() -> PathBuf {
             }
             if profile_dir.ends_with("release") {
                 build.arg("--release");
+            } else {
+                // Test builds can inject faults (`SHOAL_FAILPOINTS`); release builds cannot.
+                build.args(["--features", "failpoints"]);
             }
             let status = build.status().expect("run cargo build -p shoal");
             assert!(status.success(), "cargo build -p shoal failed");
@@ -86,11 +89,18 @@ pub fn free_port() -> u16 {
 }
 
 /// `shoal ROLE --etc ETC`, logging at `filter` to `log`.
-fn spawn_role(role: &str, etc: &Path, log: std::fs::File, filter: &str) -> Child {
+fn spawn_role(
+    role: &str,
+    etc: &Path,
+    log: std::fs::File,
+    filter: &str,
+    env: &[(String, String)],
+) -> Child {
     Command::new(shoal_binary())
         .args([role, "--etc"])
         .arg(etc)
         .env("SHOAL_LOG", filter)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
@@ -137,6 +147,8 @@ pub struct ProcessCluster {
     pub extra_config: String,
     /// Lines added to every worker's config.properties.
     pub worker_extra_config: String,
+    /// Environment of coordinators started from now on (e.g. `SHOAL_FAILPOINTS`).
+    pub coordinator_env: Vec<(String, String)>,
     pub coordinators: BTreeMap<u64, CoordinatorProcess>,
     pub workers: BTreeMap<String, Child>,
     /// When the coordinators serve HTTPS: the PEM file of the authority their certificate
@@ -155,10 +167,16 @@ impl ProcessCluster {
             bootstrap_expect,
             extra_config: String::new(),
             worker_extra_config: String::new(),
+            coordinator_env: Vec::new(),
             coordinators: BTreeMap::new(),
             workers: BTreeMap::new(),
             client_ca: None,
         }
+    }
+
+    /// Where this cluster's external tables may point (`catalog.external-locations`).
+    pub fn external_dir(&self) -> PathBuf {
+        self.dir.path().join("external")
     }
 
     pub fn seed_dir(&self) -> PathBuf {
@@ -178,10 +196,12 @@ impl ProcessCluster {
                     format!(
                         "node.id={id}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address=127.0.0.1\n\
                          http-server.http.port={client}\ninternal-communication.http.port={internal}\n\
-                         internal-communication.shared-secret={}\ncatalog.warehouse-dir={}\n{}",
+                         internal-communication.shared-secret={}\ncatalog.warehouse-dir={}\n\
+                         catalog.external-locations={}\ncatalog.cleanup-interval=1s\n{}",
                         node_dir.join("data").display(),
                         self.secret,
                         self.dir.path().join("warehouse").display(),
+                        self.external_dir().display(),
                         self.extra_config
                     ),
                 ),
@@ -233,7 +253,13 @@ impl ProcessCluster {
             .append(true)
             .open(&coordinator.log)
             .expect("log file");
-        let child = spawn_role("coordinator", &coordinator.etc, log, "info,openraft=error");
+        let child = spawn_role(
+            "coordinator",
+            &coordinator.etc,
+            log,
+            "info,openraft=error",
+            &self.coordinator_env,
+        );
         coordinator.child = Some(child);
     }
 
@@ -267,7 +293,7 @@ impl ProcessCluster {
         let etc = self.configure_worker(name);
         let dir = etc.parent().expect("the worker's directory").to_path_buf();
         let log = std::fs::File::create(dir.join("worker.log")).expect("worker log");
-        let child = spawn_role("worker", &etc, log, "info");
+        let child = spawn_role("worker", &etc, log, "info", &[]);
         self.workers.insert(name.to_string(), child);
     }
 

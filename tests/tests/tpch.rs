@@ -57,7 +57,7 @@ fn all_22_tpch_queries_match_single_process_datafusion() {
     // Small scans per task, so the small data set is still cut into stages over both workers.
     cluster.worker_extra_config = "query.scan-bytes-per-task=262144\n".into();
     cluster.start_workers_seen(&["w1", "w2"], 3);
-    let data = cluster.dir.path().join("tpch-data");
+    let data = cluster.external_dir().join("tpch-data");
     generate(&data, SCALE_FACTOR).expect("generate TPC-H data");
 
     let mut client = TrinoClient::new(cluster.client_urls(3), "tpch");

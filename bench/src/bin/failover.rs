@@ -215,7 +215,7 @@ fn start_cluster(args: &Args) -> anyhow::Result<(ProcessCluster, u64)> {
     let mut cluster = ProcessCluster::new(COORDINATORS);
     // The benchmark's own user looks at every client's running queries.
     cluster.extra_config = "query.admin-users=bench\n".into();
-    let data = cluster.dir.path().join("tpch-data");
+    let data = cluster.external_dir().join("tpch-data");
     generate(&data, args.sf)?;
     cluster.start_joined(COORDINATORS);
     cluster.start_workers_seen(&["w1", "w2"], COORDINATORS);

@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         args.sf = 0.01;
     }
     let mut cluster = ProcessCluster::new(1);
-    let data = cluster.dir.path().join("tpch-data");
+    let data = cluster.external_dir().join("tpch-data");
     generate(&data, args.sf)?;
     cluster.start_joined(1);
     if let Some(bytes) = args.scan_bytes_per_task {

@@ -1,33 +1,97 @@
-//! The catalog in the state store: schemas, and tables with their format, location, Arrow
-//! schema and (for tables Shoal writes) the list of data files of their current version. A
-//! table's version changes only by compare-and-set on its key, so concurrent writers from
-//! different coordinators never lose each other's files.
+//! The catalog in the state store, under typed key spaces:
+//!
+//! - `catalog/schemas/<schema>`: a schema;
+//! - `catalog/tables/<schema>/<table>`: a table's record (id, format, location, Arrow schema,
+//!   version, row and byte counts), small and of fixed size whatever the table holds;
+//! - `catalog/files/<table id>/<version>`: the data files one commit added to a managed table;
+//! - `catalog/commits/<query id>`: that a query's write committed (or was fenced off), so a
+//!   commit applies exactly once;
+//! - `catalog/dropped/<table id>`: a dropped managed table whose files are still to be removed.
+//!
+//! Names are data: each is one key segment with `%` and `/` escaped, never a path. Every
+//! change goes through [`commit`]; reads resolve only the tables a statement uses.
 
+pub mod cleanup;
+pub mod commit;
+pub mod error;
 pub mod system;
+pub mod warehouse;
 pub mod writer;
 
-use serde::Serialize;
-use shoal_state_store::{CasOutcome, ReadConsistency, StateStore};
+use serde::{Deserialize, Serialize};
+use shoal_state_store::{ReadConsistency, StateStore};
 
 pub use shoal_engine::catalog::{
     CatalogSnapshot, DataFile, SchemaRecord, TableFormat, TableRecord,
 };
 pub use shoal_engine::provider;
 
+pub use error::{CatalogError, CatalogResult};
+
 use crate::error::{CoordinatorError, Result};
 
 const SCHEMAS: &str = "catalog/schemas/";
 const TABLES: &str = "catalog/tables/";
+const FILES: &str = "catalog/files/";
+const COMMITS: &str = "catalog/commits/";
+const DROPPED: &str = "catalog/dropped/";
 
 /// The schema every catalog has; it cannot be dropped.
 pub const DEFAULT_SCHEMA: &str = "default";
 
+/// The longest schema or table name, in bytes of UTF-8.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Refuse names no table or schema may have: empty, with NUL, or longer than
+/// [`MAX_NAME_BYTES`]. Anything else (`/`, `..`, spaces, any letters) is a fine name.
+pub fn check_name(kind: &str, name: &str) -> CatalogResult<()> {
+    let refuse = |why: &str| Err(CatalogError::Invalid(format!("invalid {kind} name: {why}")));
+    if name.is_empty() {
+        return refuse("a name must not be empty");
+    }
+    if name.contains('\0') {
+        return refuse("a name must not contain the NUL character");
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return refuse(&format!(
+            "a name may have at most {MAX_NAME_BYTES} bytes, this one has {}",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `name` as one key segment: `%` and `/` escaped, so no two names share a key.
+fn segment(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
+}
+
 fn schema_key(name: &str) -> String {
-    format!("{SCHEMAS}{name}")
+    format!("{SCHEMAS}{}", segment(name))
+}
+
+fn tables_of(schema: &str) -> String {
+    format!("{TABLES}{}/", segment(schema))
 }
 
 fn table_key(schema: &str, name: &str) -> String {
-    format!("{TABLES}{schema}/{name}")
+    format!("{}{}", tables_of(schema), segment(name))
+}
+
+fn files_prefix(table_id: &str) -> String {
+    format!("{FILES}{table_id}/")
+}
+
+fn files_key(table_id: &str, version: u64) -> String {
+    format!("{}{version:020}", files_prefix(table_id))
+}
+
+fn commit_key(query_id: &str) -> String {
+    format!("{COMMITS}{query_id}")
+}
+
+fn dropped_key(table_id: &str) -> String {
+    format!("{DROPPED}{table_id}")
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -43,8 +107,42 @@ fn now_ms() -> u64 {
     shoal_seed_store::publisher::now_ms()
 }
 
-/// Read the whole catalog; linearizable, so a DDL that returned anywhere is visible.
-pub async fn snapshot(store: &StateStore) -> Result<CatalogSnapshot> {
+/// The files one commit added to a managed table, written by one attempt of one query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileBatch {
+    pub version: u64,
+    pub query_id: String,
+    pub attempt: u32,
+    pub files: Vec<DataFile>,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// What a statement reads: every table's record (for `information_schema`, SHOW, DESCRIBE),
+/// and the tables whose data it scans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub all_tables: bool,
+    pub tables: Vec<(String, String)>,
+    /// It also reads another catalog (`system`), which only coordinators have.
+    pub system: bool,
+}
+
+impl Reads {
+    pub fn everything() -> Self {
+        Reads {
+            all_tables: true,
+            ..Reads::default()
+        }
+    }
+}
+
+/// The catalog a statement sees: every schema, the tables of `reads` with the data files of
+/// their current version, and (if asked) every other table's record without its files. One
+/// linearizable barrier, so a DDL that returned anywhere is visible, then local reads.
+pub async fn resolve(store: &StateStore, reads: &Reads) -> Result<CatalogSnapshot> {
+    store.revision(ReadConsistency::Linearizable).await?;
+    let local = ReadConsistency::Local;
     let mut snapshot = CatalogSnapshot::default();
     snapshot.schemas.insert(
         DEFAULT_SCHEMA.into(),
@@ -53,151 +151,89 @@ pub async fn snapshot(store: &StateStore) -> Result<CatalogSnapshot> {
             created_ms: 0,
         },
     );
-    for kv in store
-        .scan("catalog/", ReadConsistency::Linearizable)
-        .await?
-    {
-        if kv.key.starts_with(SCHEMAS) {
-            let record: SchemaRecord = decode(&kv.value)?;
-            snapshot.schemas.insert(record.name.clone(), record);
-        } else if kv.key.starts_with(TABLES) {
+    for kv in store.scan(SCHEMAS, local).await? {
+        let record: SchemaRecord = decode(&kv.value)?;
+        snapshot.schemas.insert(record.name.clone(), record);
+    }
+    if reads.all_tables {
+        for kv in store.scan(TABLES, local).await? {
             let record: TableRecord = decode(&kv.value)?;
             snapshot
                 .tables
                 .insert((record.schema.clone(), record.name.clone()), record);
         }
     }
+    for (schema, name) in &reads.tables {
+        let record = match snapshot.tables.remove(&(schema.clone(), name.clone())) {
+            Some(record) => Some(record),
+            None => match store.get(&table_key(schema, name), local).await? {
+                Some(kv) => Some(decode::<TableRecord>(&kv.value)?),
+                None => None,
+            },
+        };
+        let Some(mut record) = record else { continue };
+        if record.managed {
+            record.files = files_of(store, &record, local).await?;
+        }
+        snapshot
+            .tables
+            .insert((record.schema.clone(), record.name.clone()), record);
+    }
     Ok(snapshot)
 }
 
-/// Create a schema; false if it existed (and `if_not_exists`).
-pub async fn create_schema(store: &StateStore, name: &str, if_not_exists: bool) -> Result<bool> {
-    if name == DEFAULT_SCHEMA {
-        return exists_error(
-            if_not_exists,
-            format!("Schema 'shoal.{name}' already exists"),
-        );
+/// Every schema and every table's record, without data files.
+pub async fn snapshot(store: &StateStore) -> Result<CatalogSnapshot> {
+    resolve(store, &Reads::everything()).await
+}
+
+/// The data files of `table`'s version: those of every commit up to it.
+async fn files_of(
+    store: &StateStore,
+    table: &TableRecord,
+    consistency: ReadConsistency,
+) -> Result<Vec<DataFile>> {
+    let mut files = Vec::new();
+    for kv in store.scan(&files_prefix(&table.id), consistency).await? {
+        let batch: FileBatch = decode(&kv.value)?;
+        if batch.version <= table.version {
+            files.extend(batch.files);
+        }
     }
-    let record = SchemaRecord {
-        name: name.to_string(),
-        created_ms: now_ms(),
-    };
+    Ok(files)
+}
+
+/// One table's record as the cluster has it now, if it exists.
+pub async fn table(store: &StateStore, schema: &str, name: &str) -> Result<Option<TableRecord>> {
     match store
-        .compare_and_set(&schema_key(name), 0, encode(&record)?)
+        .get(&table_key(schema, name), ReadConsistency::Linearizable)
         .await?
     {
-        CasOutcome::Swapped { .. } => Ok(true),
-        CasOutcome::Conflict { .. } => exists_error(
-            if_not_exists,
-            format!("Schema 'shoal.{name}' already exists"),
-        ),
+        Some(kv) => decode(&kv.value).map(Some),
+        None => Ok(None),
     }
 }
 
-fn exists_error(tolerated: bool, message: String) -> Result<bool> {
-    if tolerated {
-        Ok(false)
-    } else {
-        Err(CoordinatorError::InvalidArgument(message))
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Drop an empty schema; false if it did not exist (and `if_exists`).
-pub async fn drop_schema(store: &StateStore, name: &str, if_exists: bool) -> Result<bool> {
-    if name == DEFAULT_SCHEMA {
-        return Err(CoordinatorError::InvalidArgument(
-            "the default schema cannot be dropped".into(),
-        ));
+    #[test]
+    fn names_never_share_a_key() {
+        let pairs = [("a/b", "c"), ("a", "b/c"), ("a%2Fb", "c"), ("a", "b%2Fc")];
+        let keys: std::collections::BTreeSet<String> =
+            pairs.iter().map(|(s, t)| table_key(s, t)).collect();
+        assert_eq!(keys.len(), pairs.len(), "{keys:?}");
+        assert!(!table_key("a", "b").starts_with(&tables_of("a/b")));
     }
-    let tables = store
-        .scan(&format!("{TABLES}{name}/"), ReadConsistency::Linearizable)
-        .await?;
-    if !tables.is_empty() {
-        return Err(CoordinatorError::InvalidArgument(format!(
-            "Cannot drop non-empty schema 'shoal.{name}'"
-        )));
-    }
-    if store.delete(&schema_key(name)).await? {
-        Ok(true)
-    } else if if_exists {
-        Ok(false)
-    } else {
-        Err(CoordinatorError::NotFound(format!(
-            "Schema 'shoal.{name}' does not exist"
-        )))
-    }
-}
 
-/// Create a table; false if it existed (and `if_not_exists`).
-pub async fn create_table(
-    store: &StateStore,
-    record: &TableRecord,
-    if_not_exists: bool,
-) -> Result<bool> {
-    let snapshot = snapshot(store).await?;
-    if !snapshot.schemas.contains_key(&record.schema) {
-        return Err(CoordinatorError::NotFound(format!(
-            "Schema 'shoal.{}' does not exist",
-            record.schema
-        )));
-    }
-    let key = table_key(&record.schema, &record.name);
-    match store.compare_and_set(&key, 0, encode(record)?).await? {
-        CasOutcome::Swapped { .. } => Ok(true),
-        CasOutcome::Conflict { .. } => exists_error(
-            if_not_exists,
-            format!(
-                "Table 'shoal.{}.{}' already exists",
-                record.schema, record.name
-            ),
-        ),
-    }
-}
-
-/// Drop a table; returns its last record if it existed.
-pub async fn drop_table(
-    store: &StateStore,
-    schema: &str,
-    name: &str,
-) -> Result<Option<TableRecord>> {
-    let key = table_key(schema, name);
-    let Some(kv) = store.get(&key, ReadConsistency::Linearizable).await? else {
-        return Ok(None);
-    };
-    let record: TableRecord = decode(&kv.value)?;
-    store.delete(&key).await?;
-    Ok(Some(record))
-}
-
-/// Add `files` holding `rows` rows to a table as its next version, retrying on conflicts with
-/// concurrent writers until it lands.
-pub async fn append_files(
-    store: &StateStore,
-    schema: &str,
-    name: &str,
-    files: Vec<DataFile>,
-    rows: u64,
-) -> Result<u64> {
-    let key = table_key(schema, name);
-    loop {
-        let Some(kv) = store.get(&key, ReadConsistency::Linearizable).await? else {
-            return Err(CoordinatorError::NotFound(format!(
-                "Table 'shoal.{schema}.{name}' was dropped while being written"
-            )));
-        };
-        let mut record: TableRecord = decode(&kv.value)?;
-        record.version += 1;
-        record.rows += rows;
-        record.bytes += files.iter().map(|f| f.bytes).sum::<u64>();
-        record.files.extend(files.iter().cloned());
-        match store
-            .compare_and_set(&key, kv.mod_revision, encode(&record)?)
-            .await?
-        {
-            CasOutcome::Swapped { .. } => return Ok(record.version),
-            CasOutcome::Conflict { .. } => {
-                tracing::debug!(table = %key, "concurrent change to the table; retrying the commit");
-            }
+    #[test]
+    fn bad_names_are_refused() {
+        assert!(check_name("table", "").is_err());
+        assert!(check_name("table", "a\0b").is_err());
+        assert!(check_name("table", &"x".repeat(MAX_NAME_BYTES + 1)).is_err());
+        for fine in ["/srv/precious", "..", "../..", "a/b", ".", "Grüße 🐟", "UPPER"] {
+            assert!(check_name("table", fine).is_ok(), "{fine}");
         }
     }
 }

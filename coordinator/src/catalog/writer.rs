@@ -1,8 +1,9 @@
 //! Writing query results as Parquet files under the warehouse directory on shared storage:
-//! each write goes to a directory of its own, so concurrent writers never collide, and its
-//! files become visible only when the new table version commits.
+//! each attempt of each write goes to a directory of its own inside the table's
+//! (`<warehouse>/<table id>/<query id>.<attempt>/`), so concurrent writers never collide, and
+//! its files become visible only when the new table version commits.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::UInt64Type;
@@ -11,14 +12,10 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::cast;
 use datafusion::prelude::{DataFrame, Expr};
 
+use crate::catalog::warehouse::Warehouse;
 use crate::catalog::{DataFile, TableRecord};
 use crate::protocol::errors;
 use shoal_proto::client::QueryError;
-
-/// The directory of a managed table.
-pub fn table_dir(warehouse: &Path, schema: &str, table: &str) -> PathBuf {
-    warehouse.join(schema).join(table)
-}
 
 /// Shape `frame` to `table`'s columns: same count, cast by position, named like the table.
 pub fn conform(frame: DataFrame, table: &TableRecord) -> Result<DataFrame, QueryError> {
@@ -46,13 +43,16 @@ pub fn conform(frame: DataFrame, table: &TableRecord) -> Result<DataFrame, Query
         .map_err(|e| errors::from_datafusion(&e, ""))
 }
 
-/// Write `frame` as Parquet files into `dir` (created if needed); returns the files and rows.
+/// Write `frame` as Parquet files into `dir` (created if needed, and checked to lie inside the
+/// warehouse); returns the files and rows.
 pub async fn write_parquet(
     frame: DataFrame,
+    warehouse: &Warehouse,
     dir: &Path,
 ) -> Result<(Vec<DataFile>, u64), QueryError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| errors::internal(&format!("cannot create {}: {e}", dir.display())))?;
+    warehouse
+        .create_dir(dir)
+        .map_err(|e| errors::internal(&e.to_string()))?;
     let target = format!("{}/", dir.display());
     let counts = frame
         .write_parquet(&target, DataFrameWriteOptions::new(), None)

@@ -68,8 +68,8 @@ async fn run(
     let statement = StatementContext {
         node: node.clone(),
         store: node.store.clone(),
-        warehouse: node.config.warehouse_dir.clone(),
         query_id: record.id.clone(),
+        attempt: record.attempt,
         session,
     };
     if statement.runs_on_workers(&record.sql) {
@@ -164,7 +164,9 @@ async fn drive_request(
     statement: &StatementContext,
     workers: &[LiveWorker],
 ) -> Result<String, QueryError> {
-    let snapshot = catalog::snapshot(&node.store)
+    // Only the tables the query reads travel, each with its current version's files.
+    let reads = statement.reads_of_sql(&record.sql);
+    let snapshot = catalog::resolve(&node.store, &reads)
         .await
         .map_err(store_unavailable)?;
     let (schemas, tables) = snapshot.to_parts();

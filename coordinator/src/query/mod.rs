@@ -2,6 +2,7 @@
 //! the registry that routes page requests to wherever a query's driver is.
 
 pub mod admission;
+pub mod ddl;
 pub mod dispatch;
 pub mod id;
 pub mod manager;

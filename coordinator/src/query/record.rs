@@ -129,6 +129,19 @@ pub async fn list(store: &StateStore) -> Result<Vec<QueryRecord>> {
         .collect()
 }
 
+/// Every query that has not ended, with the revision its record was created at, read
+/// linearizably (so a query recorded before any acknowledged write is among them).
+pub async fn unfinished(store: &StateStore) -> Result<Vec<(u64, QueryRecord)>> {
+    let mut out = Vec::new();
+    for kv in store.scan(PREFIX, ReadConsistency::Linearizable).await? {
+        let record = decode(&kv.value)?;
+        if !record.state.is_done() {
+            out.push((kv.create_revision, record));
+        }
+    }
+    Ok(out)
+}
+
 /// Remove the oldest finished records beyond `max_history`.
 pub async fn trim_history(store: &StateStore, max_history: usize) -> Result<()> {
     let records = list(store).await?;
@@ -136,10 +149,16 @@ pub async fn trim_history(store: &StateStore, max_history: usize) -> Result<()> 
     if done.len() <= max_history {
         return Ok(());
     }
-    for record in &done[..done.len() - max_history] {
-        store.delete(&key(&record.id)).await?;
+    let trimmed: Vec<String> = done[..done.len() - max_history]
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    for id in &trimmed {
+        store.delete(&key(id)).await?;
     }
-    Ok(())
+    crate::catalog::commit::forget_commits(store, &trimmed)
+        .await
+        .map_err(|e| CoordinatorError::Internal(e.to_string()))
 }
 
 /// Change query `id`'s record with `change` by compare-and-set, reading it again on conflicts.

@@ -1,15 +1,16 @@
 //! Turning one SQL statement into work: catalog statements (CREATE/DROP SCHEMA, CREATE TABLE
-//! over existing files or as a select, INSERT, DROP TABLE) change the replicated catalog;
-//! everything else is a DataFusion query over a snapshot of it.
+//! over existing files or as a select, INSERT, DROP TABLE; see `ddl`) change the replicated
+//! catalog; everything else is a DataFusion query over the catalog versions it reads.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::TableReference;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{
     Ident, ObjectName, ObjectNamePart, ObjectType, SchemaName, Statement, TableObject,
 };
@@ -21,9 +22,7 @@ pub use shoal_engine::Prepared;
 
 use crate::catalog::provider::{self, listing_options, CATALOG};
 use crate::catalog::system;
-use crate::catalog::writer::{conform, table_dir, write_parquet};
-use crate::catalog::{self, TableFormat, TableRecord, DEFAULT_SCHEMA};
-use crate::error::CoordinatorError;
+use crate::catalog::{self, CatalogError, Reads, TableFormat, DEFAULT_SCHEMA};
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
@@ -35,34 +34,25 @@ use crate::query::table_options::TableOptions;
 pub struct StatementContext {
     pub node: Arc<Coordinator>,
     pub store: StateStore,
-    pub warehouse: PathBuf,
     pub query_id: String,
+    /// Which run of the query this is (its writes are keyed by query and attempt).
+    pub attempt: u32,
     pub session: ClientSession,
 }
 
-fn catalog_error(e: CoordinatorError) -> QueryError {
+/// A catalog outcome as the client sees it, by kind.
+pub(crate) fn catalog_error(e: CatalogError) -> QueryError {
+    let message = e.to_string();
     match e {
-        CoordinatorError::NotFound(message) => {
-            let kind = if message.starts_with("Schema") {
-                "SCHEMA_NOT_FOUND"
-            } else {
-                "TABLE_NOT_FOUND"
-            };
-            errors::not_found(kind, message)
-        }
-        CoordinatorError::InvalidArgument(message) => {
-            if message.contains("already exists") {
-                let kind = if message.starts_with("Schema") {
-                    "SCHEMA_ALREADY_EXISTS"
-                } else {
-                    "TABLE_ALREADY_EXISTS"
-                };
-                errors::already_exists(kind, message)
-            } else {
-                errors::user(message)
-            }
-        }
-        other => errors::unavailable(other.to_string()),
+        CatalogError::SchemaNotFound(_) => errors::not_found("SCHEMA_NOT_FOUND", message),
+        CatalogError::TableNotFound(..) => errors::not_found("TABLE_NOT_FOUND", message),
+        CatalogError::SchemaExists(_) => errors::already_exists("SCHEMA_ALREADY_EXISTS", message),
+        CatalogError::TableExists(..) => errors::already_exists("TABLE_ALREADY_EXISTS", message),
+        CatalogError::SchemaNotEmpty(_)
+        | CatalogError::DefaultSchema
+        | CatalogError::DroppedWhileWriting(..)
+        | CatalogError::Invalid(_) => errors::user(message),
+        CatalogError::OutcomeUnknown { .. } | CatalogError::Store(_) => errors::unavailable(message),
     }
 }
 
@@ -119,7 +109,7 @@ impl StatementContext {
     }
 
     /// `[schema.]table` (or `shoal.schema.table`) resolved against the session.
-    fn table_name(&self, name: &ObjectName) -> Result<(String, String), QueryError> {
+    pub(crate) fn table_name(&self, name: &ObjectName) -> Result<(String, String), QueryError> {
         match parts(name).as_slice() {
             [table] => Ok((self.current_schema(), table.clone())),
             [schema, table] => Ok((schema.clone(), table.clone())),
@@ -142,17 +132,66 @@ impl StatementContext {
         }
     }
 
-    async fn session_context(&self) -> Result<SessionContext, QueryError> {
-        let snapshot = catalog::snapshot(&self.store)
+    /// The tables `statement` reads, resolved against the session's catalog and schema:
+    /// `information_schema` means every table's record; other catalogs (`system`) are not
+    /// the replicated catalog's business.
+    pub(crate) fn reads_of(&self, statement: &DfStatement) -> Reads {
+        let Ok((tables, _)) = resolve_table_references(statement, true) else {
+            return Reads::everything();
+        };
+        let mut reads = Reads::default();
+        let session_catalog = self.current_catalog();
+        for reference in tables {
+            let (catalog, schema, table) = match &reference {
+                TableReference::Bare { table } => (session_catalog.as_str(), None, table),
+                TableReference::Partial { schema, table } => {
+                    (session_catalog.as_str(), Some(schema.to_string()), table)
+                }
+                TableReference::Full {
+                    catalog,
+                    schema,
+                    table,
+                } => (catalog.as_ref(), Some(schema.to_string()), table),
+            };
+            if catalog != CATALOG {
+                reads.system = true;
+                continue;
+            }
+            let schema = schema.unwrap_or_else(|| self.current_schema());
+            if schema == "information_schema" {
+                reads.all_tables = true;
+            } else {
+                reads.tables.push((schema, table.to_string()));
+            }
+        }
+        reads
+    }
+
+    /// The tables `sql` reads; everything if it does not parse (its error comes later).
+    pub(crate) fn reads_of_sql(&self, sql: &str) -> Reads {
+        match DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) {
+            Ok(statements) if statements.len() == 1 => statements
+                .front()
+                .map_or_else(Reads::everything, |s| self.reads_of(s)),
+            _ => Reads::everything(),
+        }
+    }
+
+    pub(crate) async fn resolve(&self, reads: &Reads) -> Result<catalog::CatalogSnapshot, QueryError> {
+        catalog::resolve(&self.store, reads)
             .await
-            .map_err(catalog_error)?;
+            .map_err(|e| catalog_error(e.into()))
+    }
+
+    pub(crate) async fn session_context(&self, reads: &Reads) -> Result<SessionContext, QueryError> {
+        let snapshot = self.resolve(reads).await?;
         provider::session(&snapshot, &self.current_catalog(), &self.current_schema())
             .map_err(|e| errors::from_datafusion(&e, ""))
     }
 
-    /// The session for a query: the user catalog, and `system` if the query may read it.
+    /// The session for a query: the tables it reads, and `system` if the query may read it.
     async fn query_context(&self, sql: &str) -> Result<SessionContext, QueryError> {
-        let context = self.session_context().await?;
+        let context = self.session_context(&self.reads_of_sql(sql)).await?;
         let user = &self.session.user;
         system::register(&context, &self.node, sql, &self.current_catalog(), user)
             .await
@@ -162,12 +201,13 @@ impl StatementContext {
     /// The session for the query of an INSERT or CREATE TABLE AS: its stages spread over the
     /// live workers (the coordinator writes the files), unless it reads the `system` catalog,
     /// which only coordinators have.
-    fn write_context(
+    pub(crate) fn write_context(
         &self,
         snapshot: &catalog::CatalogSnapshot,
+        reads: &Reads,
         query: &str,
     ) -> Result<SessionContext, QueryError> {
-        let distribution = if query.to_ascii_lowercase().contains("system") {
+        let distribution = if reads.system {
             None
         } else {
             self.node.distribution()
@@ -194,10 +234,10 @@ impl StatementContext {
             )
             .collect();
         let (schema, table) = self.table_name(&ObjectName::from(name))?;
-        let snapshot = catalog::snapshot(&self.store)
+        let found = catalog::table(&self.store, &schema, &table)
             .await
-            .map_err(catalog_error)?;
-        let Some(record) = snapshot.tables.get(&(schema.clone(), table.clone())) else {
+            .map_err(|e| catalog_error(e.into()))?;
+        let Some(record) = found.as_ref() else {
             return Err(errors::not_found(
                 "TABLE_NOT_FOUND",
                 format!("Table 'shoal.{schema}.{table}' does not exist"),
@@ -238,13 +278,15 @@ impl StatementContext {
         if self.current_catalog() != CATALOG
             || describe_target(sql).is_some()
             || show_statement(sql, &self.current_schema()).is_some()
-            || sql.to_ascii_lowercase().contains("system")
         {
             return false;
         }
         match DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) {
             Ok(statements) => {
-                statements.len() == 1 && statements.front().is_some_and(is_plain_query)
+                statements.len() == 1
+                    && statements
+                        .front()
+                        .is_some_and(|s| is_plain_query(s) && !self.reads_of(s).system)
             }
             Err(_) => false,
         }
@@ -256,7 +298,7 @@ impl StatementContext {
             return self.describe(&table).await;
         }
         if let Some(rewritten) = show_statement(sql, &self.current_schema()) {
-            let context = self.session_context().await?;
+            let context = self.session_context(&Reads::everything()).await?;
             return plan(&context, &rewritten).await.map(Prepared::Query);
         }
         let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
@@ -292,7 +334,7 @@ impl StatementContext {
                     ));
                 };
                 let schema = self.schema_name(&name)?;
-                catalog::create_schema(&self.store, &schema, if_not_exists)
+                catalog::commit::create_schema(&self.store, &schema, if_not_exists)
                     .await
                     .map_err(catalog_error)?;
                 Ok(update("CREATE SCHEMA", None))
@@ -305,7 +347,7 @@ impl StatementContext {
             } => {
                 for name in &names {
                     let schema = self.schema_name(name)?;
-                    catalog::drop_schema(&self.store, &schema, if_exists)
+                    catalog::commit::drop_schema(&self.store, &schema, if_exists)
                         .await
                         .map_err(catalog_error)?;
                 }
@@ -380,172 +422,6 @@ impl StatementContext {
         }
     }
 
-    async fn drop_table(&self, name: &ObjectName, if_exists: bool) -> Result<(), QueryError> {
-        let (schema, table) = self.table_name(name)?;
-        match catalog::drop_table(&self.store, &schema, &table)
-            .await
-            .map_err(catalog_error)?
-        {
-            Some(record) if record.managed => {
-                let dir = PathBuf::from(&record.location);
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a dropped table's files");
-                }
-                Ok(())
-            }
-            Some(_) => Ok(()),
-            None if if_exists => Ok(()),
-            None => Err(errors::not_found(
-                "TABLE_NOT_FOUND",
-                format!("Table 'shoal.{schema}.{table}' does not exist"),
-            )),
-        }
-    }
-
-    fn managed_record(&self, schema: &str, table: &str, arrow_schema: Schema) -> TableRecord {
-        TableRecord {
-            schema: schema.to_string(),
-            name: table.to_string(),
-            format: TableFormat::Parquet,
-            location: table_dir(&self.warehouse, schema, table)
-                .display()
-                .to_string(),
-            managed: true,
-            csv_header: false,
-            arrow_schema,
-            files: Vec::new(),
-            version: 0,
-            rows: 0,
-            bytes: 0,
-            created_ms: shoal_seed_store::publisher::now_ms(),
-        }
-    }
-
-    async fn create_table_as(
-        &self,
-        schema: &str,
-        table: &str,
-        query: &str,
-        if_not_exists: bool,
-        options: TableOptions,
-    ) -> Result<Prepared, QueryError> {
-        if options.location.is_some() || options.format.is_some_and(|f| f != TableFormat::Parquet) {
-            return Err(errors::not_supported("CREATE TABLE AS writes Parquet into the warehouse; format and location cannot be chosen"));
-        }
-        let snapshot = catalog::snapshot(&self.store)
-            .await
-            .map_err(catalog_error)?;
-        let context = self.write_context(&snapshot, query)?;
-        let frame = plan(&context, query).await?;
-        let arrow_schema = nullable(frame.schema().as_arrow());
-        let record = self.managed_record(schema, table, arrow_schema);
-        if !catalog::create_table(&self.store, &record, if_not_exists)
-            .await
-            .map_err(catalog_error)?
-        {
-            return Ok(update("CREATE TABLE", Some(0)));
-        }
-        match self.write_and_commit(&record, frame).await {
-            Ok(rows) => Ok(update("CREATE TABLE", Some(rows))),
-            Err(error) => {
-                let _ = catalog::drop_table(&self.store, schema, table).await;
-                Err(error)
-            }
-        }
-    }
-
-    async fn create_table(
-        &self,
-        schema: &str,
-        table: &str,
-        columns: &[datafusion::sql::sqlparser::ast::ColumnDef],
-        if_not_exists: bool,
-        options: TableOptions,
-    ) -> Result<Prepared, QueryError> {
-        let context = self.session_context().await?;
-        let declared = if columns.is_empty() {
-            None
-        } else {
-            let select: Vec<String> = columns
-                .iter()
-                .map(|c| format!("CAST(NULL AS {}) AS \"{}\"", c.data_type, name_of(&c.name)))
-                .collect();
-            let frame = plan(&context, &format!("SELECT {}", select.join(", "))).await?;
-            Some(nullable(frame.schema().as_arrow()))
-        };
-        let record = match options.location {
-            None => {
-                let Some(arrow_schema) = declared else {
-                    return Err(errors::user(
-                        "CREATE TABLE needs columns, a location, or AS SELECT",
-                    ));
-                };
-                if options.format.is_some_and(|f| f != TableFormat::Parquet) {
-                    return Err(errors::not_supported(
-                        "tables Shoal writes are stored as Parquet",
-                    ));
-                }
-                self.managed_record(schema, table, arrow_schema)
-            }
-            Some(location) => {
-                let format = options.format.unwrap_or(TableFormat::Parquet);
-                let arrow_schema = match declared {
-                    Some(schema) => schema,
-                    None => infer_schema(&context, &location, format, options.csv_header).await?,
-                };
-                TableRecord {
-                    format,
-                    location,
-                    managed: false,
-                    csv_header: options.csv_header,
-                    ..self.managed_record(schema, table, arrow_schema)
-                }
-            }
-        };
-        catalog::create_table(&self.store, &record, if_not_exists)
-            .await
-            .map_err(catalog_error)?;
-        Ok(update("CREATE TABLE", None))
-    }
-
-    async fn insert(&self, schema: &str, table: &str, query: &str) -> Result<Prepared, QueryError> {
-        let snapshot = catalog::snapshot(&self.store)
-            .await
-            .map_err(catalog_error)?;
-        let Some(record) = snapshot
-            .tables
-            .get(&(schema.to_string(), table.to_string()))
-            .cloned()
-        else {
-            return Err(errors::not_found(
-                "TABLE_NOT_FOUND",
-                format!("Table 'shoal.{schema}.{table}' does not exist"),
-            ));
-        };
-        if !record.managed {
-            return Err(errors::not_supported(format!(
-                "table shoal.{schema}.{table} reads existing files and cannot be written"
-            )));
-        }
-        let context = self.write_context(&snapshot, query)?;
-        let frame = conform(plan(&context, query).await?, &record)?;
-        let rows = self.write_and_commit(&record, frame).await?;
-        Ok(update("INSERT", Some(rows)))
-    }
-
-    /// Write `frame` into a directory of this query's own and commit its files to the table.
-    async fn write_and_commit(
-        &self,
-        record: &TableRecord,
-        frame: DataFrame,
-    ) -> Result<u64, QueryError> {
-        let dir = PathBuf::from(&record.location).join(&self.query_id);
-        let (files, rows) = write_parquet(frame, &dir).await?;
-        catalog::append_files(&self.store, &record.schema, &record.name, files, rows)
-            .await
-            .map_err(catalog_error)?;
-        Ok(rows)
-    }
 }
 
 /// Whether `sql` only reads (a query, EXPLAIN, SHOW, DESCRIBE): running it again cannot change
@@ -568,21 +444,21 @@ fn is_plain_query(statement: &DfStatement) -> bool {
     }
 }
 
-fn update(kind: &str, rows: Option<u64>) -> Prepared {
+pub(crate) fn update(kind: &str, rows: Option<u64>) -> Prepared {
     Prepared::Update {
         update_type: kind.to_string(),
         rows,
     }
 }
 
-async fn plan(context: &SessionContext, sql: &str) -> Result<DataFrame, QueryError> {
+pub(crate) async fn plan(context: &SessionContext, sql: &str) -> Result<DataFrame, QueryError> {
     context
         .sql(sql)
         .await
         .map_err(|e| errors::from_datafusion(&e, sql))
 }
 
-fn nullable(schema: &Schema) -> Schema {
+pub(crate) fn nullable(schema: &Schema) -> Schema {
     Schema::new(
         schema
             .fields()
@@ -592,7 +468,7 @@ fn nullable(schema: &Schema) -> Schema {
     )
 }
 
-async fn infer_schema(
+pub(crate) async fn infer_schema(
     context: &SessionContext,
     location: &str,
     format: TableFormat,
