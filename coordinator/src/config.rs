@@ -196,6 +196,8 @@ pub struct CoordinatorConfig {
     pub cluster: String,
     pub data_dir: PathBuf,
     pub warehouse_dir: PathBuf,
+    /// The etc directory the configuration came from (access control reads its files there).
+    pub etc_dir: PathBuf,
     /// Where external tables may point (absolute, as configured).
     pub external_locations: Vec<PathBuf>,
     pub cleanup_interval: Duration,
@@ -292,6 +294,7 @@ impl CoordinatorConfig {
             node_id,
             data_dir: resolve(&base, data_dir),
             warehouse_dir: resolve(&base, warehouse_dir),
+            etc_dir: etc.to_path_buf(),
             external_locations,
             cleanup_interval: config.duration("catalog.cleanup-interval")?,
             max_query_history: max_query_history as usize,

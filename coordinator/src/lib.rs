@@ -68,12 +68,15 @@ pub async fn run(
     let internal_url = format!("http://{host}:{}", internal.local_addr()?.port());
     let warehouse = catalog::warehouse::Warehouse::open(&config.warehouse_dir)
         .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
+    let access = shoal_access::AccessControl::load(&config.etc_dir)
+        .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
     failpoints_from_env();
     let store = StateStore::open(config.store_config(&internal_url)).await?;
     let node = Coordinator::new(
         config.clone(),
         store,
         warehouse,
+        access,
         client_url.clone(),
         internal_url.clone(),
     );

@@ -56,6 +56,8 @@ pub struct Coordinator {
     pub store: StateStore,
     /// Where managed tables keep their files.
     pub warehouse: crate::catalog::warehouse::Warehouse,
+    /// Who may do what to which catalog, schema and table (Trino's file-based rules).
+    pub access: shoal_access::AccessControl,
     pub client_url: String,
     pub internal_url: String,
     pub started: Instant,
@@ -75,6 +77,7 @@ impl Coordinator {
         config: CoordinatorConfig,
         store: StateStore,
         warehouse: crate::catalog::warehouse::Warehouse,
+        access: shoal_access::AccessControl,
         client_url: String,
         internal_url: String,
     ) -> Arc<Self> {
@@ -86,6 +89,7 @@ impl Coordinator {
             config,
             store,
             warehouse,
+            access,
             client_url,
             internal_url,
             started: Instant::now(),

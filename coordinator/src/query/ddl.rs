@@ -19,6 +19,7 @@ use crate::protocol::errors;
 use crate::query::statements::{
     catalog_error, infer_schema, name_of, nullable, plan, update, Prepared, StatementContext,
 };
+use crate::query::access::Change;
 use crate::query::table_options::TableOptions;
 
 /// A new managed table's record: a fresh id, its directory inside the warehouse, no data.
@@ -120,6 +121,7 @@ impl StatementContext {
 
     pub(crate) async fn drop_table(&self, name: &ObjectName, if_exists: bool) -> Result<(), QueryError> {
         let (schema, table) = self.table_name(name)?;
+        self.authorize(Change::DropTable(&schema, &table))?;
         // The files stay until no query that may read them runs (see `catalog::cleanup`).
         match commit::drop_table(&self.store, &schema, &table)
             .await
@@ -154,6 +156,7 @@ impl StatementContext {
             return Err(catalog_error(catalog::CatalogError::TableExists(schema.into(), table.into())));
         }
         let reads = self.reads_of_sql(query);
+        self.authorize_reads(&reads)?;
         let snapshot = self.resolve(&reads).await?;
         let context = self.write_context(&snapshot, &reads, query)?;
         let frame = plan(&context, query).await?;
@@ -232,6 +235,7 @@ impl StatementContext {
 
     pub(crate) async fn insert(&self, schema: &str, table: &str, query: &str) -> Result<Prepared, QueryError> {
         let mut reads = self.reads_of_sql(query);
+        self.authorize_reads(&reads)?;
         reads.tables.push((schema.to_string(), table.to_string()));
         let snapshot = self.resolve(&reads).await?;
         let Some(record) = snapshot

@@ -166,9 +166,12 @@ async fn drive_request(
 ) -> Result<String, QueryError> {
     // Only the tables the query reads travel, each with its current version's files.
     let reads = statement.reads_of_sql(&record.sql);
-    let snapshot = catalog::resolve(&node.store, &reads)
-        .await
-        .map_err(store_unavailable)?;
+    statement.authorize_reads(&reads)?;
+    let snapshot = statement.visible(
+        catalog::resolve(&node.store, &reads)
+            .await
+            .map_err(store_unavailable)?,
+    );
     let (schemas, tables) = snapshot.to_parts();
     let request = DriveRequest {
         query_id: record.id.clone(),

@@ -1,6 +1,7 @@
 //! Queries: ids, records in the state store, drivers that run them and keep their pages, and
 //! the registry that routes page requests to wherever a query's driver is.
 
+pub mod access;
 pub mod admission;
 pub mod ddl;
 pub mod dispatch;

@@ -26,6 +26,7 @@ use crate::catalog::{self, CatalogError, Reads, TableFormat, DEFAULT_SCHEMA};
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
+use crate::query::access::Change;
 use crate::query::show::{describe_target, show_statement};
 use crate::query::table_options::TableOptions;
 
@@ -177,10 +178,12 @@ impl StatementContext {
         }
     }
 
+    /// The catalog versions `reads` names, as far as the user may see them.
     pub(crate) async fn resolve(&self, reads: &Reads) -> Result<catalog::CatalogSnapshot, QueryError> {
-        catalog::resolve(&self.store, reads)
+        let snapshot = catalog::resolve(&self.store, reads)
             .await
-            .map_err(|e| catalog_error(e.into()))
+            .map_err(|e| catalog_error(e.into()))?;
+        Ok(self.visible(snapshot))
     }
 
     pub(crate) async fn session_context(&self, reads: &Reads) -> Result<SessionContext, QueryError> {
@@ -191,7 +194,9 @@ impl StatementContext {
 
     /// The session for a query: the tables it reads, and `system` if the query may read it.
     async fn query_context(&self, sql: &str) -> Result<SessionContext, QueryError> {
-        let context = self.session_context(&self.reads_of_sql(sql)).await?;
+        let reads = self.reads_of_sql(sql);
+        self.authorize_reads(&reads)?;
+        let context = self.session_context(&reads).await?;
         let user = &self.session.user;
         system::register(&context, &self.node, sql, &self.current_catalog(), user)
             .await
@@ -234,6 +239,10 @@ impl StatementContext {
             )
             .collect();
         let (schema, table) = self.table_name(&ObjectName::from(name))?;
+        self.authorize_reads(&Reads {
+            tables: vec![(schema.clone(), table.clone())],
+            ..Reads::default()
+        })?;
         let found = catalog::table(&self.store, &schema, &table)
             .await
             .map_err(|e| catalog_error(e.into()))?;
@@ -334,6 +343,7 @@ impl StatementContext {
                     ));
                 };
                 let schema = self.schema_name(&name)?;
+                self.authorize(Change::CreateSchema(&schema))?;
                 catalog::commit::create_schema(&self.store, &schema, if_not_exists)
                     .await
                     .map_err(catalog_error)?;
@@ -347,6 +357,7 @@ impl StatementContext {
             } => {
                 for name in &names {
                     let schema = self.schema_name(name)?;
+                    self.authorize(Change::DropSchema(&schema))?;
                     catalog::commit::drop_schema(&self.store, &schema, if_exists)
                         .await
                         .map_err(catalog_error)?;
@@ -366,6 +377,7 @@ impl StatementContext {
             }
             Statement::CreateTable(create) => {
                 let (schema, table) = self.table_name(&create.name)?;
+                self.authorize(Change::CreateTable(&schema, &table))?;
                 let options = TableOptions::from(&create.table_options)?;
                 match create.query {
                     Some(query) => {
@@ -405,6 +417,7 @@ impl StatementContext {
                     return Err(errors::syntax("INSERT needs a query or VALUES", None));
                 };
                 let (schema, table) = self.table_name(name)?;
+                self.authorize(Change::Insert(&schema, &table))?;
                 self.insert(&schema, &table, &source.to_string()).await
             }
             Statement::CreateView { .. }
