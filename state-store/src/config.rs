@@ -3,7 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::codec::MAX_ENCODED_LEN;
 use crate::types::NodeId;
+
+/// The smallest record limit a store accepts: a snapshot piece must leave room for its metadata.
+const MIN_ENCODED_LEN: u64 = 4 * 1024;
+/// The most snapshot bytes one install-snapshot RPC carries (openraft's default).
+const SNAPSHOT_RPC_CHUNK: u64 = 3 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -32,6 +38,11 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Batches of one member replicating at once; what arrives meanwhile forms the next batch.
     pub max_batches_in_flight: usize,
+    /// Largest encoded record: each internal RPC body and each record of a snapshot (a snapshot
+    /// as a whole has no limit; it is stored and sent in pieces of at most half of this).
+    /// Only tests lower it; keep the default, `MAX_ENCODED_LEN` (256 MiB).
+    #[doc(hidden)]
+    pub max_encoded_len: u64,
 }
 
 impl StoreConfig {
@@ -56,6 +67,7 @@ impl StoreConfig {
             event_retention: 100_000,
             max_batch: 1024,
             max_batches_in_flight: 1,
+            max_encoded_len: MAX_ENCODED_LEN,
         }
     }
 
@@ -64,7 +76,19 @@ impl StoreConfig {
         self
     }
 
+    /// Snapshot bytes per install-snapshot RPC: the request, metadata included, stays well
+    /// below the receiver's body limit however large the snapshot is.
+    pub(crate) fn snapshot_rpc_chunk(&self) -> u64 {
+        SNAPSHOT_RPC_CHUNK.min(self.max_encoded_len / 2)
+    }
+
     pub(crate) fn raft_config(&self) -> Result<openraft::Config, String> {
+        if !(MIN_ENCODED_LEN..=MAX_ENCODED_LEN).contains(&self.max_encoded_len) {
+            return Err(format!(
+                "max_encoded_len must be between {MIN_ENCODED_LEN} and {MAX_ENCODED_LEN}, not {}",
+                self.max_encoded_len
+            ));
+        }
         let config = openraft::Config {
             cluster_name: "shoal".to_string(),
             heartbeat_interval: millis(self.heartbeat_interval),
@@ -75,6 +99,7 @@ impl StoreConfig {
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
             purge_batch_size: 32,
             max_payload_entries: 512,
+            snapshot_max_chunk_size: self.snapshot_rpc_chunk(),
             ..Default::default()
         };
         config.validate().map_err(|e| e.to_string())

@@ -169,6 +169,30 @@ impl<KS: KeySpace> Space<KS> {
         Ok(())
     }
 
+    /// The stored bytes under `key` as they are, for key spaces whose values are raw bytes.
+    pub fn get_raw(&self, key: &KS::Key) -> StoreResult<Option<sled::IVec>> {
+        self.tree
+            .get(Self::key_bytes(key))
+            .map_err(|e| StoreError::sled(KS::NAME, e))
+    }
+
+    /// Add a put of raw bytes (not encoded by the codec) to a batch on the same tree.
+    pub fn batch_insert_raw(batch: &mut sled::Batch, key: &KS::Key, bytes: &[u8]) {
+        batch.insert(Self::key_bytes(key), bytes);
+    }
+
+    /// Encoded keys from `start` (inclusive) to the end of the key space, in key order.
+    pub fn raw_keys_from(
+        &self,
+        start: &KS::Key,
+    ) -> impl Iterator<Item = StoreResult<sled::IVec>> + '_ {
+        let end = [KS::PREFIX + 1];
+        self.tree
+            .range(Self::key_bytes(start)..end.to_vec())
+            .keys()
+            .map(|key| key.map_err(|e| StoreError::sled(KS::NAME, e)))
+    }
+
     /// Add a put of this key space to a batch on the same tree.
     pub fn batch_insert(
         batch: &mut sled::Batch,

@@ -67,9 +67,10 @@ impl StateStore {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| StoreError::sled("database", e))?;
-        ondisk::check_or_write_header(&db, &path, config.node_id)?;
+        let header = ondisk::check_or_write_header(&db, &path, config.node_id)?;
+        ondisk::upgrade(&db, &path, header, config.max_encoded_len)?;
         let log_store = LogStore::open(&db)?;
-        let sm = SmShared::open(&db, config.event_retention)?;
+        let sm = SmShared::open_limited(&db, config.event_retention, config.max_encoded_len)?;
         let client = RpcClient::new(&config.cluster_secret);
         let raft_config = config
             .raft_config()

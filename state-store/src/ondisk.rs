@@ -5,9 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{StoreError, StoreResult};
 use crate::keyspace::{KeySpace, Space};
+use crate::snapshot_store;
 
-/// The format this build writes. Bump it whenever the layout of any key space changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this build writes. Bump it whenever the layout of any key space changes, and
+/// teach [`upgrade`] to bring the previous format up to it.
+///
+/// - 1: the current snapshot is one value in the `snapshot` tree.
+/// - 2: it is a stream of records cut into chunks in the `state_machine` tree.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What the header records about the data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +59,40 @@ pub fn check_or_write_header(db: &sled::Db, path: &str, node_id: u64) -> StoreRe
             Ok(header)
         }
     }
+}
+
+/// Bring a directory written by an older format (as its checked `header` says) up to this one,
+/// then record the new version. Opening a directory of the current format changes nothing.
+pub fn upgrade(
+    db: &sled::Db,
+    path: &str,
+    header: Header,
+    max_encoded_len: u64,
+) -> StoreResult<Header> {
+    let found = header.format_version;
+    if found >= FORMAT_VERSION {
+        return Ok(header);
+    }
+    if found < 1 {
+        return Err(StoreError::InvalidArgument(format!(
+            "the data directory {path} has on-disk format version {found}, which never existed"
+        )));
+    }
+    if found == 1 {
+        snapshot_store::upgrade_from_v1(db, max_encoded_len)?;
+    }
+    let upgraded = Header {
+        format_version: FORMAT_VERSION,
+        ..header
+    };
+    write_header(db, &upgraded)?;
+    tracing::info!(
+        data_dir = %path,
+        from = found,
+        to = FORMAT_VERSION,
+        "upgraded the on-disk format"
+    );
+    Ok(upgraded)
 }
 
 /// Read the header without checking it (for tools and tests).
@@ -118,6 +157,10 @@ pub fn inspect(path: &std::path::Path) -> StoreResult<DataDirSummary> {
         keys: sm.key_count()?,
         voters,
         learners,
-        snapshot_id: sm.current_snapshot_id()?,
+        snapshot_id: if header.format_version < 2 {
+            snapshot_store::legacy_snapshot_id(&db)?
+        } else {
+            sm.current_snapshot_id()?
+        },
     })
 }

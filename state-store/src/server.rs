@@ -37,6 +37,8 @@ pub async fn serve(
 
 pub(crate) fn router(store: StateStore) -> Router {
     let secret = store.config().cluster_secret.clone();
+    // Snapshots arrive in pieces well below this, however large they are.
+    let body_limit = usize::try_from(store.config().max_encoded_len).unwrap_or(usize::MAX);
     Router::new()
         .route(paths::APPEND, post(append))
         .route(paths::VOTE, post(vote))
@@ -46,7 +48,7 @@ pub(crate) fn router(store: StateStore) -> Router {
         .route(paths::ADMIN, post(admin))
         .route(paths::STATUS, post(status))
         .route(paths::ELECTION, post(election))
-        .layer(DefaultBodyLimit::max(codec::MAX_ENCODED_LEN as usize))
+        .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(secret, require_secret))
         .with_state(store)
 }

@@ -1,6 +1,6 @@
-//! The replicated state machine on sled: the key-value space, retained watch events and the
-//! applied pointer share the `state_machine` tree so that every apply is one atomic batch;
-//! snapshots live in the `snapshot` tree.
+//! The replicated state machine on sled: the key-value space, retained watch events, the
+//! applied pointer and the current snapshot (see `snapshot_store`) share the `state_machine`
+//! tree so that every apply, and every snapshot install, is one atomic batch.
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    AnyError, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
-    StorageIOError,
+    AnyError, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, Snapshot, StorageIOError,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
+use crate::codec::MAX_ENCODED_LEN;
 use crate::error::{StoreError, StoreResult};
 use crate::keyspace::{KeySpace, Space};
-use crate::kv::{Applier, KvSpace, StoredValue};
+use crate::kv::{Applier, KvSpace};
+use crate::snapshot::{snapshot_error, SnapshotBuilder};
+use crate::snapshot_store::SnapshotStore;
 use crate::types::{
     CommandOutcome, Entry, Event, KeyValue, LogId, SnapshotMeta, StorageError, StoredMembership,
     TypeConfig,
@@ -53,60 +54,50 @@ impl KeySpace for EventSpace {
     type Value = Event;
 }
 
-/// The current snapshot: its metadata and its bytes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredSnapshot {
-    pub meta: SnapshotMeta,
-    pub data: Vec<u8>,
-}
-
-pub struct SnapshotSpace;
-impl KeySpace for SnapshotSpace {
-    const NAME: &'static str = "snapshot";
-    const TREE: &'static str = "snapshot";
-    const PREFIX: u8 = b's';
-    type Key = String;
-    type Value = StoredSnapshot;
-}
-
-/// The body of a snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SnapshotBody {
-    revision: u64,
-    entries: Vec<(String, StoredValue)>,
-}
-
-const APPLIED: &str = "applied";
-const CURRENT: &str = "current";
+pub(crate) const APPLIED: &str = "applied";
 
 /// State shared between the state machine (driven by openraft) and the store's readers.
 pub struct SmShared {
-    kv: Space<KvSpace>,
+    pub(crate) kv: Space<KvSpace>,
     applied: Space<AppliedSpace>,
     events: Space<EventSpace>,
-    snapshots: Space<SnapshotSpace>,
+    pub(crate) snapshots: SnapshotStore,
     pub(crate) hub: WatchHub,
     applied_revision: AtomicU64,
     /// Follows `applied_revision`, for callers waiting to read their own writes.
     revision_changes: tokio::sync::watch::Sender<u64>,
-    applied_index: AtomicU64,
+    pub(crate) applied_index: AtomicU64,
     event_retention: u64,
-    snapshot_counter: AtomicU64,
+    pub(crate) snapshot_counter: AtomicU64,
+    /// Largest record of a snapshot.
+    pub(crate) max_encoded_len: u64,
 }
 
 impl SmShared {
     pub fn open(db: &sled::Db, event_retention: u64) -> StoreResult<Arc<Self>> {
+        Self::open_limited(db, event_retention, MAX_ENCODED_LEN)
+    }
+
+    /// [`SmShared::open`] with a lower limit on each snapshot record (and stored chunk), for
+    /// tests of snapshots many times that limit.
+    #[doc(hidden)]
+    pub fn open_limited(
+        db: &sled::Db,
+        event_retention: u64,
+        max_encoded_len: u64,
+    ) -> StoreResult<Arc<Self>> {
         let shared = SmShared {
             kv: Space::open(db)?,
             applied: Space::open(db)?,
             events: Space::open(db)?,
-            snapshots: Space::open(db)?,
+            snapshots: SnapshotStore::open(db, max_encoded_len)?,
             hub: WatchHub::new(),
             applied_revision: AtomicU64::new(0),
             revision_changes: tokio::sync::watch::channel(0).0,
             applied_index: AtomicU64::new(0),
             event_retention: event_retention.max(1),
             snapshot_counter: AtomicU64::new(0),
+            max_encoded_len,
         };
         let state = shared.applied_state()?;
         shared.set_applied_revision(state.revision);
@@ -125,7 +116,7 @@ impl SmShared {
         self.applied_revision.load(Ordering::SeqCst)
     }
 
-    fn set_applied_revision(&self, revision: u64) {
+    pub(crate) fn set_applied_revision(&self, revision: u64) {
         self.applied_revision.store(revision, Ordering::SeqCst);
         self.revision_changes.send_replace(revision);
     }
@@ -189,7 +180,7 @@ impl SmShared {
         Ok(out)
     }
 
-    fn apply_entries(&self, entries: Vec<Entry>) -> StoreResult<Vec<CommandOutcome>> {
+    pub(crate) fn apply_entries(&self, entries: Vec<Entry>) -> StoreResult<Vec<CommandOutcome>> {
         let mut state = self.applied_state()?;
         let mut applier = Applier::new(&self.kv, state.revision);
         let mut outcomes = Vec::with_capacity(entries.len());
@@ -254,55 +245,6 @@ impl SmShared {
         Ok(())
     }
 
-    fn capture_snapshot(&self) -> StoreResult<(AppliedState, Vec<u8>)> {
-        let state = self.applied_state()?;
-        let entries = self.kv.iter().collect::<StoreResult<Vec<_>>>()?;
-        let body = SnapshotBody {
-            revision: state.revision,
-            entries,
-        };
-        let data = codec::encode(&body)
-            .map_err(|e| StoreError::InvalidArgument(format!("cannot encode snapshot: {e}")))?;
-        Ok((state, data))
-    }
-
-    fn install(&self, meta: &SnapshotMeta, data: Vec<u8>) -> StoreResult<()> {
-        let body: SnapshotBody = codec::decode(&data).map_err(|e| StoreError::Corrupt {
-            keyspace: SnapshotSpace::NAME,
-            key: meta.snapshot_id.clone(),
-            reason: e.to_string(),
-        })?;
-        let mut batch = sled::Batch::default();
-        for item in self.kv.tree().iter().keys() {
-            batch.remove(item.map_err(|e| StoreError::sled(KvSpace::NAME, e))?);
-        }
-        for (key, value) in &body.entries {
-            Space::<KvSpace>::batch_insert(&mut batch, key, value)?;
-        }
-        let state = AppliedState {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-            revision: body.revision,
-            oldest_event_revision: body.revision + 1,
-        };
-        Space::<AppliedSpace>::batch_insert(&mut batch, &APPLIED.to_string(), &state)?;
-        self.kv.apply_batch(batch)?;
-        self.snapshots.insert(
-            &CURRENT.to_string(),
-            &StoredSnapshot {
-                meta: meta.clone(),
-                data,
-            },
-        )?;
-        self.snapshots.flush()?;
-        self.applied_index
-            .store(meta.last_log_id.map_or(0, |l| l.index), Ordering::SeqCst);
-        self.set_applied_revision(body.revision);
-        self.hub.reset(body.revision);
-        tracing::info!(snapshot = %meta.snapshot_id, revision = body.revision, "installed snapshot");
-        Ok(())
-    }
-
     /// Number of keys in the key-value space.
     pub fn key_count(&self) -> StoreResult<u64> {
         let mut count = 0;
@@ -312,22 +254,10 @@ impl SmShared {
         }
         Ok(count)
     }
-
-    pub fn current_snapshot_id(&self) -> StoreResult<Option<String>> {
-        Ok(self.current_snapshot()?.map(|s| s.meta.snapshot_id))
-    }
-
-    fn current_snapshot(&self) -> StoreResult<Option<StoredSnapshot>> {
-        self.snapshots.get(&CURRENT.to_string())
-    }
 }
 
 fn sm_error(verb: ErrorVerb, e: &StoreError) -> StorageError {
     StorageIOError::new(ErrorSubject::StateMachine, verb, AnyError::new(e)).into()
-}
-
-fn snapshot_error(verb: ErrorVerb, e: &StoreError) -> StorageError {
-    StorageIOError::new(ErrorSubject::Snapshot(None), verb, AnyError::new(e)).into()
 }
 
 /// The state machine handed to openraft.
@@ -339,51 +269,6 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     pub fn new(shared: Arc<SmShared>) -> Self {
         StateMachineStore { shared }
-    }
-}
-
-/// A consistent copy of the state machine, taken in the apply task, written out as a snapshot.
-pub struct SnapshotBuilder {
-    shared: Arc<SmShared>,
-    captured: StoreResult<(AppliedState, Vec<u8>)>,
-}
-
-impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (state, data) = match &self.captured {
-            Ok(captured) => captured.clone(),
-            Err(e) => return Err(snapshot_error(ErrorVerb::Read, e)),
-        };
-        let counter = self.shared.snapshot_counter.fetch_add(1, Ordering::SeqCst);
-        let snapshot_id = match state.last_applied {
-            Some(last) => format!("{}-{}-{counter}", last.leader_id.term, last.index),
-            None => format!("0-0-{counter}"),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: state.last_applied,
-            last_membership: state.membership.clone(),
-            snapshot_id,
-        };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
-        self.shared
-            .snapshots
-            .insert(&CURRENT.to_string(), &stored)
-            .map_err(|e| snapshot_error(ErrorVerb::Write, &e))?;
-        // Flushing makes the state machine durable up to the snapshot before the log behind it
-        // is purged.
-        self.shared
-            .snapshots
-            .flush_async()
-            .await
-            .map_err(|e| snapshot_error(ErrorVerb::Write, &e))?;
-        tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "built snapshot");
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
     }
 }
 
@@ -410,10 +295,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder {
-            shared: self.shared.clone(),
-            captured: self.shared.capture_snapshot(),
-        }
+        SnapshotBuilder::new(self.shared.clone())
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -431,13 +313,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let stored = self
-            .shared
+        self.shared
             .current_snapshot()
-            .map_err(|e| snapshot_error(ErrorVerb::Read, &e))?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
-        }))
+            .map_err(|e| snapshot_error(ErrorVerb::Read, &e))
     }
 }

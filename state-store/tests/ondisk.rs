@@ -1,5 +1,5 @@
 //! Bad data on disk: corrupt or truncated values and a newer on-disk format are reported as
-//! errors naming what is wrong, never as panics.
+//! errors naming what is wrong, never as panics; an older format is upgraded when opened.
 
 mod common;
 
@@ -11,6 +11,7 @@ use common::{open_retrying, within, SECRET};
 use openraft::RaftLogReader;
 use shoal_state_store::log_store::LogStore;
 use shoal_state_store::ondisk::{self, Header, FORMAT_VERSION};
+use shoal_state_store::types::SnapshotMeta;
 use shoal_state_store::{ReadConsistency, StateStore, StoreConfig, StoreError};
 use tempfile::TempDir;
 
@@ -189,6 +190,115 @@ async fn a_data_directory_of_another_node_refuses_to_open() {
             }
         };
         assert!(error.to_string().contains("belongs to node 1"), "{error}");
+    })
+    .await;
+}
+
+/// The snapshot of on-disk format 1: one bincode value under `s current` in the `snapshot`
+/// tree, its data the whole key space as one value.
+#[derive(serde::Serialize)]
+struct LegacySnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+#[derive(serde::Serialize)]
+struct LegacyValue {
+    value: Vec<u8>,
+    create_revision: u64,
+    mod_revision: u64,
+    version: u64,
+}
+
+fn bincode_encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .serialize(value)
+        .expect("encode")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_1_directory_with_a_snapshot_is_upgraded_when_opened() {
+    within(60, "test", async {
+        let dir = TempDir::new().expect("tempdir");
+        let store = open_retrying(config(dir.path())).await;
+        store
+            .initialize(BTreeMap::from([(1, "http://127.0.0.1:9".to_string())]))
+            .await
+            .expect("initialize");
+        store
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let revision = store.put("a", "1").await.expect("put");
+        let metrics = store.raft().metrics().borrow().clone();
+        store.shutdown().await.expect("shutdown");
+        drop(store);
+
+        // Turn the directory into a format-1 one holding a format-1 snapshot of its state.
+        let meta = SnapshotMeta {
+            last_log_id: metrics.last_applied,
+            last_membership: (*metrics.membership_config).clone(),
+            snapshot_id: "format-1-snapshot".into(),
+        };
+        let entry = LegacyValue {
+            value: b"1".to_vec(),
+            create_revision: revision,
+            mod_revision: revision,
+            version: 1,
+        };
+        let body = bincode_encode(&(revision, vec![("a".to_string(), entry)]));
+        {
+            let db = open_db(dir.path()).await;
+            ondisk::write_header(
+                &db,
+                &Header {
+                    format_version: 1,
+                    node_id: 1,
+                },
+            )
+            .expect("write header");
+            let tree = db.open_tree("snapshot").expect("snapshot tree");
+            let legacy = LegacySnapshot { meta, data: body };
+            tree.insert(b"scurrent", bincode_encode(&legacy))
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let summary = loop {
+            match ondisk::inspect(dir.path()) {
+                Err(StoreError::Sled { .. }) => tokio::time::sleep(Duration::from_millis(50)).await,
+                other => break other.expect("inspect"),
+            }
+        };
+        assert_eq!(summary.format_version, 1);
+        assert_eq!(summary.snapshot_id.as_deref(), Some("format-1-snapshot"));
+
+        let store = open_retrying(config(dir.path())).await;
+        let snapshot = store
+            .raft()
+            .get_snapshot()
+            .await
+            .expect("read snapshot")
+            .expect("the snapshot survived the upgrade");
+        assert_eq!(snapshot.meta.snapshot_id, "format-1-snapshot");
+        assert!(snapshot.snapshot.get_ref().starts_with(b"SHOALSNP"));
+        let value = store
+            .get("a", ReadConsistency::Local)
+            .await
+            .expect("read")
+            .expect("present");
+        assert_eq!(value.value, b"1");
+        store.shutdown().await.expect("shutdown");
+        drop(store);
+
+        let summary = loop {
+            match ondisk::inspect(dir.path()) {
+                Err(StoreError::Sled { .. }) => tokio::time::sleep(Duration::from_millis(50)).await,
+                other => break other.expect("inspect"),
+            }
+        };
+        assert_eq!(summary.format_version, FORMAT_VERSION);
+        assert_eq!(summary.snapshot_id.as_deref(), Some("format-1-snapshot"));
     })
     .await;
 }
