@@ -19,6 +19,7 @@ echo "== benchmark smoke runs"
 timeout 600 cargo run --quiet -p shoal-bench --bin state-store -- --smoke
 timeout 600 cargo run --quiet -p shoal-bench --bin tpch -- --smoke
 timeout 600 cargo run --quiet -p shoal-bench --bin failover -- --smoke
+timeout 600 cargo run --quiet -p shoal-bench --bin catalog -- --smoke
 
 echo "== tests"
 log="$(mktemp)"

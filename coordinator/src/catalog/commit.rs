@@ -415,3 +415,7 @@ pub async fn forget_commits(store: &StateStore, query_ids: &[String]) -> Catalog
     store.txn(txn(Vec::new(), success)).await?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "commit_tests.rs"]
+mod tests;

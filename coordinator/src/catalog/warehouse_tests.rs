@@ -45,7 +45,6 @@ fn paths_leading_out_are_refused() {
         root.clone(),
         root.join(".."),
         root.join("a/../../b"),
-        root.join("./a"),
         dir.path().to_path_buf(),
         PathBuf::from("/"),
         PathBuf::from("relative/path"),

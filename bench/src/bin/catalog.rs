@@ -1,0 +1,169 @@
+//! Catalog benchmark: does a big catalog cost a query anything? On one cluster of real
+//! processes (a coordinator and a worker), the p50 latency of `SELECT 1` and of a one-table
+//! `SELECT count(*)`, first with an empty catalog, then after creating `--tables` tables of 30
+//! columns each and a table that took `--inserts` INSERTs. Prints one JSON line with both
+//! measurements and their ratios (big catalog over empty; the goal is at most 1.2).
+
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Serialize;
+use shoal_bench::stats::{round3, summarise};
+use shoal_tests::process::ProcessCluster;
+use shoal_tests::trino::TrinoClient;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Tables to create for the big catalog.
+    #[arg(long, default_value_t = 2000)]
+    tables: usize,
+    /// INSERTs into one table of the big catalog.
+    #[arg(long, default_value_t = 2000)]
+    inserts: usize,
+    /// Timed runs of each query per measurement.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Clients creating tables and inserting at once.
+    #[arg(long, default_value_t = 4)]
+    writers: usize,
+    /// A tiny run that only proves the benchmark works.
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Latencies {
+    select_1_p50_ms: f64,
+    count_p50_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    bench: &'static str,
+    coordinators: u64,
+    workers: usize,
+    tables: usize,
+    columns_per_table: usize,
+    inserts: usize,
+    samples: usize,
+    empty: Latencies,
+    big: Latencies,
+    /// `count(*)` of the table that took every INSERT (one file per INSERT).
+    many_inserts_count_p50_ms: f64,
+    /// Big catalog over empty catalog.
+    select_1_ratio: f64,
+    count_ratio: f64,
+    create_tables_per_s: f64,
+    inserts_per_s: f64,
+}
+
+fn p50(client: &mut TrinoClient, sql: &str, samples: usize) -> anyhow::Result<f64> {
+    let mut latencies = Vec::with_capacity(samples);
+    let started = Instant::now();
+    for _ in 0..samples {
+        let one = Instant::now();
+        client.execute(sql).with_context(|| format!("{sql} failed"))?;
+        latencies.push(one.elapsed());
+    }
+    Ok(summarise(latencies, started.elapsed()).p50_ms)
+}
+
+fn measure(client: &mut TrinoClient, samples: usize) -> anyhow::Result<Latencies> {
+    // Warm up both paths first.
+    p50(client, "SELECT 1", 5)?;
+    p50(client, "SELECT count(*) FROM bench.one", 5)?;
+    Ok(Latencies {
+        select_1_p50_ms: round3(p50(client, "SELECT 1", samples)?),
+        count_p50_ms: round3(p50(client, "SELECT count(*) FROM bench.one", samples)?),
+    })
+}
+
+/// Run `count` statements made by `statement(i)` over `writers` clients; returns the rate.
+fn in_parallel(
+    urls: &[String],
+    writers: usize,
+    count: usize,
+    statement: impl Fn(usize) -> String + Sync,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..writers.max(1))
+            .map(|w| {
+                let statement = &statement;
+                scope.spawn(move || -> anyhow::Result<()> {
+                    let mut client = TrinoClient::new(urls.to_vec(), "bench");
+                    for i in (w..count).step_by(writers.max(1)) {
+                        let sql = statement(i);
+                        client.execute(&sql).with_context(|| format!("{sql} failed"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a writer panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(count as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.tables = 20;
+        args.inserts = 20;
+        args.samples = 10;
+    }
+    const COLUMNS: usize = 30;
+    let mut cluster = ProcessCluster::new(1);
+    cluster.start_joined(1);
+    cluster.start_workers_seen(&["w1"], 1);
+    let urls = cluster.client_urls(1);
+    let mut client = TrinoClient::new(urls.clone(), "bench");
+    client.execute("CREATE SCHEMA bench")?;
+    client.execute("CREATE TABLE bench.one AS SELECT 1 AS x")?;
+    let empty = measure(&mut client, args.samples)?;
+
+    let columns: Vec<String> = (0..COLUMNS)
+        .map(|c| format!("c{c} {}", if c % 2 == 0 { "BIGINT" } else { "VARCHAR" }))
+        .collect();
+    let columns = columns.join(", ");
+    let create_rate = in_parallel(&urls, args.writers, args.tables, |i| {
+        format!("CREATE TABLE bench.wide_{i} ({columns})")
+    })?;
+    client.execute("CREATE TABLE bench.appended (n BIGINT)")?;
+    let insert_rate = in_parallel(&urls, args.writers, args.inserts, |i| {
+        format!("INSERT INTO bench.appended VALUES ({i})")
+    })?;
+    let counted = client.execute("SELECT count(*) FROM bench.appended")?;
+    let rows = counted.rows.first().and_then(|r| r[0].as_i64());
+    anyhow::ensure!(rows == Some(args.inserts as i64), "appended holds {rows:?} rows");
+    let big = measure(&mut client, args.samples)?;
+    let many = p50(
+        &mut client,
+        "SELECT count(*) FROM bench.appended",
+        (args.samples / 4).max(3),
+    )?;
+    let report = Report {
+        bench: "catalog",
+        coordinators: 1,
+        workers: cluster.workers.len(),
+        tables: args.tables,
+        columns_per_table: COLUMNS,
+        inserts: args.inserts,
+        samples: args.samples,
+        select_1_ratio: round3(big.select_1_p50_ms / empty.select_1_p50_ms.max(1e-9)),
+        count_ratio: round3(big.count_p50_ms / empty.count_p50_ms.max(1e-9)),
+        empty,
+        big,
+        many_inserts_count_p50_ms: round3(many),
+        create_tables_per_s: round3(create_rate),
+        inserts_per_s: round3(insert_rate),
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
