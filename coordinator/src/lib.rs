@@ -184,7 +184,8 @@ async fn reap_abandoned_queries(node: std::sync::Arc<Coordinator>, stopped: watc
 async fn clean_warehouse(node: std::sync::Arc<Coordinator>, stopped: watch::Receiver<bool>) {
     let stop = wait_for(stopped);
     tokio::pin!(stop);
-    let mut ticks = tokio::time::interval(node.config.cleanup_interval.max(Duration::from_millis(100)));
+    let mut ticks =
+        tokio::time::interval(node.config.cleanup_interval.max(Duration::from_millis(100)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

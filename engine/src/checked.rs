@@ -11,9 +11,9 @@ use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::TableProviderFilterPushDown;
+use datafusion::object_store::ObjectStoreExt;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::Expr;
-use datafusion::object_store::ObjectStoreExt;
 use futures::future::try_join_all;
 
 /// What must exist for a table to be read.
@@ -43,7 +43,12 @@ impl CheckedTable {
         }
     }
 
-    fn missing(&self, what: &str, url: &ListingTableUrl, reason: impl std::fmt::Display) -> DataFusionError {
+    fn missing(
+        &self,
+        what: &str,
+        url: &ListingTableUrl,
+        reason: impl std::fmt::Display,
+    ) -> DataFusionError {
         DataFusionError::Execution(format!(
             "table {} cannot be read: {what} {} is missing or unreadable ({reason})",
             self.name,
@@ -109,7 +114,11 @@ impl TableProvider for CheckedTable {
         self.inner.scan(state, projection, filters, limit).await
     }
 
-    async fn scan_with_args<'a>(&self, state: &dyn Session, args: ScanArgs<'a>) -> Result<ScanResult> {
+    async fn scan_with_args<'a>(
+        &self,
+        state: &dyn Session,
+        args: ScanArgs<'a>,
+    ) -> Result<ScanResult> {
         self.check(state).await?;
         self.inner.scan_with_args(state, args).await
     }

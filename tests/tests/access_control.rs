@@ -58,40 +58,86 @@ fn three_users_get_what_the_rules_allow() {
     let mut bob = TrinoClient::new(urls.clone(), "bob");
     let mut carol = TrinoClient::new(urls, "carol");
 
-    alice.execute("CREATE SCHEMA sales").expect("alice owns schemas");
     alice
-        .execute("CREATE TABLE sales.orders AS SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, item)")
+        .execute("CREATE SCHEMA sales")
+        .expect("alice owns schemas");
+    alice
+        .execute(
+            "CREATE TABLE sales.orders AS SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, item)",
+        )
         .expect("alice creates");
     alice
         .execute("CREATE TABLE sales.secret (salary BIGINT)")
         .expect("alice creates");
-    alice.execute("INSERT INTO sales.secret VALUES (100)").expect("alice inserts");
+    alice
+        .execute("INSERT INTO sales.secret VALUES (100)")
+        .expect("alice inserts");
 
     // bob reads and inserts in sales, and nothing else.
-    assert_eq!(bob.execute("SELECT id FROM sales.orders ORDER BY id").expect("bob reads").rows.len(), 2);
-    bob.execute("INSERT INTO sales.orders VALUES (3, 'c')").expect("bob inserts");
-    denied(bob.execute("CREATE TABLE sales.mine (x INTEGER)"), "Cannot create table shoal.sales.mine");
-    denied(bob.execute("CREATE TABLE sales.copy AS SELECT * FROM sales.orders"), "Cannot create table shoal.sales.copy");
-    denied(bob.execute("DROP TABLE sales.orders"), "Cannot drop table shoal.sales.orders");
-    denied(bob.execute("CREATE SCHEMA bobs"), "Cannot create schema shoal.bobs");
-    denied(bob.execute("DROP SCHEMA sales"), "Cannot drop schema shoal.sales");
+    assert_eq!(
+        bob.execute("SELECT id FROM sales.orders ORDER BY id")
+            .expect("bob reads")
+            .rows
+            .len(),
+        2
+    );
+    bob.execute("INSERT INTO sales.orders VALUES (3, 'c')")
+        .expect("bob inserts");
+    denied(
+        bob.execute("CREATE TABLE sales.mine (x INTEGER)"),
+        "Cannot create table shoal.sales.mine",
+    );
+    denied(
+        bob.execute("CREATE TABLE sales.copy AS SELECT * FROM sales.orders"),
+        "Cannot create table shoal.sales.copy",
+    );
+    denied(
+        bob.execute("DROP TABLE sales.orders"),
+        "Cannot drop table shoal.sales.orders",
+    );
+    denied(
+        bob.execute("CREATE SCHEMA bobs"),
+        "Cannot create schema shoal.bobs",
+    );
+    denied(
+        bob.execute("DROP SCHEMA sales"),
+        "Cannot drop schema shoal.sales",
+    );
 
     // carol reads one table, and does nothing else.
-    let rows = carol.execute("SELECT count(*) FROM sales.orders").expect("carol reads orders").rows;
+    let rows = carol
+        .execute("SELECT count(*) FROM sales.orders")
+        .expect("carol reads orders")
+        .rows;
     assert_eq!(rows[0][0].as_i64(), Some(3));
-    denied(carol.execute("SELECT * FROM sales.secret"), "Cannot select from table shoal.sales.secret");
+    denied(
+        carol.execute("SELECT * FROM sales.secret"),
+        "Cannot select from table shoal.sales.secret",
+    );
     denied(
         carol.execute("SELECT o.id FROM sales.orders o JOIN sales.secret s ON true"),
         "Cannot select from table shoal.sales.secret",
     );
-    denied(carol.execute("INSERT INTO sales.orders VALUES (4, 'd')"), "Cannot insert into table shoal.sales.orders");
+    denied(
+        carol.execute("INSERT INTO sales.orders VALUES (4, 'd')"),
+        "Cannot insert into table shoal.sales.orders",
+    );
     denied(
         carol.execute("INSERT INTO sales.orders SELECT salary, 'x' FROM sales.secret"),
         "Cannot insert into table shoal.sales.orders",
     );
-    denied(carol.execute("DROP TABLE sales.orders"), "Cannot drop table shoal.sales.orders");
-    denied(carol.execute("CREATE TABLE sales.t (x INTEGER)"), "Cannot create table shoal.sales.t");
-    denied(carol.execute("DESCRIBE sales.secret"), "Cannot select from table shoal.sales.secret");
+    denied(
+        carol.execute("DROP TABLE sales.orders"),
+        "Cannot drop table shoal.sales.orders",
+    );
+    denied(
+        carol.execute("CREATE TABLE sales.t (x INTEGER)"),
+        "Cannot create table shoal.sales.t",
+    );
+    denied(
+        carol.execute("DESCRIBE sales.secret"),
+        "Cannot select from table shoal.sales.secret",
+    );
 
     // Listings show what each may see.
     assert_eq!(tables(&mut alice), vec!["orders", "secret"]);
@@ -99,8 +145,13 @@ fn three_users_get_what_the_rules_allow() {
     assert_eq!(tables(&mut carol), vec!["orders"]);
 
     // Nothing denied changed anything.
-    let rows = alice.execute("SELECT id FROM sales.orders ORDER BY id").expect("alice reads").rows;
+    let rows = alice
+        .execute("SELECT id FROM sales.orders ORDER BY id")
+        .expect("alice reads")
+        .rows;
     let ids: Vec<i64> = rows.iter().filter_map(|r| r[0].as_i64()).collect();
     assert_eq!(ids, vec![1, 2, 3]);
-    alice.execute("DROP TABLE sales.secret").expect("alice drops");
+    alice
+        .execute("DROP TABLE sales.secret")
+        .expect("alice drops");
 }

@@ -14,8 +14,7 @@ use shoal_tests::{holds_for, wait_until};
 
 fn cluster(coordinators: u64, workers: &[&str]) -> (ProcessCluster, TrinoClient) {
     let mut cluster = ProcessCluster::new(coordinators);
-    cluster.worker_extra_config =
-        "query.max-buffer-memory=262144\nquery.max-spill=262144\n".into();
+    cluster.worker_extra_config = "query.max-buffer-memory=262144\nquery.max-spill=262144\n".into();
     cluster.start_joined(coordinators);
     if !workers.is_empty() {
         cluster.start_workers_seen(workers, coordinators);
@@ -85,7 +84,9 @@ fn table_names_are_data_never_paths() {
         "Upper Case".to_string(),
     ];
     client.execute("CREATE SCHEMA pt").expect("schema");
-    client.execute(&format!("CREATE SCHEMA {}", quoted(".."))).expect("schema ..");
+    client
+        .execute(&format!("CREATE SCHEMA {}", quoted("..")))
+        .expect("schema ..");
     for schema in ["pt", ".."] {
         for name in &names {
             let table = format!("{}.{}", quoted(schema), quoted(name));
@@ -103,7 +104,12 @@ fn table_names_are_data_never_paths() {
     }
     // Names that look alike are different tables.
     let count = |client: &mut TrinoClient, table: &str| {
-        ints(&client.execute(&format!("SELECT count(*) FROM {table}")).expect("count").rows)
+        ints(
+            &client
+                .execute(&format!("SELECT count(*) FROM {table}"))
+                .expect("count")
+                .rows,
+        )
     };
     assert_eq!(count(&mut client, "pt.\"a/b\""), vec![3]);
     // Every file Shoal wrote is inside the warehouse, under a table id.
@@ -113,7 +119,11 @@ fn table_names_are_data_never_paths() {
         let relative = file.strip_prefix(warehouse(&cluster)).expect("inside");
         let id = relative.components().next().expect("a table id");
         let id = id.as_os_str().to_string_lossy();
-        assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{}", file.display());
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{}",
+            file.display()
+        );
     }
     for schema in ["pt", ".."] {
         for name in &names {
@@ -124,14 +134,34 @@ fn table_names_are_data_never_paths() {
         }
     }
     // The files of the dropped tables go, and nothing else does.
-    wait_until(Duration::from_secs(30), "dropped tables' files removed", || {
-        files_under(&warehouse(&cluster)).is_empty()
-    });
-    assert_eq!(std::fs::read_to_string(precious.join("keep.txt")).ok().as_deref(), Some("mine"));
-    assert!(data_dir.is_dir(), "the coordinator's data directory survives");
-    assert!(cluster.dir.path().join("coordinator-1").join("etc").is_dir());
+    wait_until(
+        Duration::from_secs(30),
+        "dropped tables' files removed",
+        || files_under(&warehouse(&cluster)).is_empty(),
+    );
     assert_eq!(
-        ints(&client.execute("SELECT 1").expect("the cluster still serves").rows),
+        std::fs::read_to_string(precious.join("keep.txt"))
+            .ok()
+            .as_deref(),
+        Some("mine")
+    );
+    assert!(
+        data_dir.is_dir(),
+        "the coordinator's data directory survives"
+    );
+    assert!(cluster
+        .dir
+        .path()
+        .join("coordinator-1")
+        .join("etc")
+        .is_dir());
+    assert_eq!(
+        ints(
+            &client
+                .execute("SELECT 1")
+                .expect("the cluster still serves")
+                .rows
+        ),
         vec![1]
     );
     // Names no table may have are refused with a clear error.
@@ -185,7 +215,15 @@ fn missing_data_files_are_an_error_naming_table_and_file() {
     client
         .execute("CREATE TABLE t AS SELECT value AS v FROM generate_series(1, 10) AS s(value)")
         .expect("ctas");
-    assert_eq!(ints(&client.execute("SELECT count(*) FROM t").expect("count").rows), vec![10]);
+    assert_eq!(
+        ints(
+            &client
+                .execute("SELECT count(*) FROM t")
+                .expect("count")
+                .rows
+        ),
+        vec![10]
+    );
     let files = files_under(&warehouse(&cluster));
     assert!(!files.is_empty());
     for file in &files {
@@ -247,7 +285,9 @@ impl Stream {
 fn drop_waits_for_queries_reading_the_table() {
     let (cluster, mut client) = cluster(1, &["w1"]);
     const PER_INSERT: i64 = 40_000;
-    client.execute("CREATE TABLE big (n BIGINT)").expect("create");
+    client
+        .execute("CREATE TABLE big (n BIGINT)")
+        .expect("create");
     for i in 0..5 {
         client
             .execute(&format!(
@@ -263,21 +303,38 @@ fn drop_waits_for_queries_reading_the_table() {
     stream.read_some();
     assert!(!stream.rows.is_empty());
     client.execute("DROP TABLE big").expect("drop while read");
-    assert!(client.execute("SELECT count(*) FROM big").is_err(), "the table is gone");
+    assert!(
+        client.execute("SELECT count(*) FROM big").is_err(),
+        "the table is gone"
+    );
     // Cleanup runs every second; while the query runs, no file of the table goes.
-    holds_for(Duration::from_secs(3), "the read table's files kept", || {
-        before.iter().all(|f| f.is_file())
-    });
+    holds_for(
+        Duration::from_secs(3),
+        "the read table's files kept",
+        || before.iter().all(|f| f.is_file()),
+    );
     stream.finish();
     stream.rows.sort_unstable();
     let expected: Vec<i64> = (1..=5 * PER_INSERT).collect();
-    assert!(stream.rows == expected, "got {} rows, not 1..={}", stream.rows.len(), 5 * PER_INSERT);
-    wait_until(Duration::from_secs(30), "the dropped table's files removed", || {
-        before.iter().all(|f| !f.exists())
-    });
+    assert!(
+        stream.rows == expected,
+        "got {} rows, not 1..={}",
+        stream.rows.len(),
+        5 * PER_INSERT
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the dropped table's files removed",
+        || before.iter().all(|f| !f.exists()),
+    );
     // A new table of the same name is another table, with files of its own.
-    client.execute("CREATE TABLE big AS SELECT 7 AS n").expect("again");
-    assert_eq!(ints(&client.execute("SELECT n FROM big").expect("read").rows), vec![7]);
+    client
+        .execute("CREATE TABLE big AS SELECT 7 AS n")
+        .expect("again");
+    assert_eq!(
+        ints(&client.execute("SELECT n FROM big").expect("read").rows),
+        vec![7]
+    );
 }
 
 #[test]
@@ -291,21 +348,34 @@ fn a_commit_whose_reply_was_lost_lands_exactly_once() {
     )];
     cluster.start_joined(1);
     let mut client = TrinoClient::new(cluster.client_urls(1), "safety");
-    client.execute("CREATE TABLE t (a INTEGER)").expect("create");
+    client
+        .execute("CREATE TABLE t (a INTEGER)")
+        .expect("create");
     let inserted = client
         .execute("INSERT INTO t VALUES (1), (2)")
         .expect("the applied commit is reported as applied");
     assert_eq!(inserted.update_count, Some(2));
-    assert_eq!(ints(&client.execute("SELECT a FROM t").expect("read").rows), vec![1, 2]);
+    assert_eq!(
+        ints(&client.execute("SELECT a FROM t").expect("read").rows),
+        vec![1, 2]
+    );
     let log = cluster.coordinators[&1].log_text();
-    assert!(log.contains("commit settled: it applied"), "the failpoint was hit");
+    assert!(
+        log.contains("commit settled: it applied"),
+        "the failpoint was hit"
+    );
 
     // A commit lost on its way: settled as not applied, the client is told, and no file of
     // it stays behind.
     let files_before = files_under(&warehouse(&cluster)).len();
-    client.execute("INSERT INTO t VALUES (3)").expect("an ordinary commit");
+    client
+        .execute("INSERT INTO t VALUES (3)")
+        .expect("an ordinary commit");
     let (name, message) = error_of(client.execute("INSERT INTO t VALUES (4)"));
     assert!(message.contains("did not commit"), "{name}: {message}");
-    assert_eq!(ints(&client.execute("SELECT a FROM t").expect("read").rows), vec![1, 2, 3]);
+    assert_eq!(
+        ints(&client.execute("SELECT a FROM t").expect("read").rows),
+        vec![1, 2, 3]
+    );
     assert_eq!(files_under(&warehouse(&cluster)).len(), files_before + 1);
 }

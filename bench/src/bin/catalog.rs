@@ -63,7 +63,9 @@ fn p50(client: &mut TrinoClient, sql: &str, samples: usize) -> anyhow::Result<f6
     let started = Instant::now();
     for _ in 0..samples {
         let one = Instant::now();
-        client.execute(sql).with_context(|| format!("{sql} failed"))?;
+        client
+            .execute(sql)
+            .with_context(|| format!("{sql} failed"))?;
         latencies.push(one.elapsed());
     }
     Ok(summarise(latencies, started.elapsed()).p50_ms)
@@ -95,7 +97,9 @@ fn in_parallel(
                     let mut client = TrinoClient::new(urls.to_vec(), "bench");
                     for i in (w..count).step_by(writers.max(1)) {
                         let sql = statement(i);
-                        client.execute(&sql).with_context(|| format!("{sql} failed"))?;
+                        client
+                            .execute(&sql)
+                            .with_context(|| format!("{sql} failed"))?;
                     }
                     Ok(())
                 })
@@ -141,7 +145,10 @@ fn main() -> anyhow::Result<()> {
     })?;
     let counted = client.execute("SELECT count(*) FROM bench.appended")?;
     let rows = counted.rows.first().and_then(|r| r[0].as_i64());
-    anyhow::ensure!(rows == Some(args.inserts as i64), "appended holds {rows:?} rows");
+    anyhow::ensure!(
+        rows == Some(args.inserts as i64),
+        "appended holds {rows:?} rows"
+    );
     let big = measure(&mut client, args.samples)?;
     let many = p50(
         &mut client,

@@ -11,8 +11,8 @@ use shoal_state_store::{KeyValue, ReadConsistency, StateStore};
 use super::commit::{CommitMarker, Tombstone};
 use super::warehouse::{is_table_id, parse_write_dir_name, write_dir_name, Warehouse};
 use super::{
-    commit_key, decode, dropped_key, files_prefix, CatalogResult, FileBatch, TableRecord,
-    DROPPED, TABLES,
+    commit_key, decode, dropped_key, files_prefix, CatalogResult, FileBatch, TableRecord, DROPPED,
+    TABLES,
 };
 use crate::query::record;
 
@@ -59,7 +59,9 @@ async fn collect_dropped(
         tracing::warn!(table = %tombstone.table_id, error = %e, "cannot remove a dropped table's files");
         return Ok(false);
     }
-    store.delete_prefix(&files_prefix(&tombstone.table_id)).await?;
+    store
+        .delete_prefix(&files_prefix(&tombstone.table_id))
+        .await?;
     store.delete(&dropped_key(&tombstone.table_id)).await?;
     tracing::info!(table = %tombstone.table_id, schema = %tombstone.schema, name = %tombstone.name, "removed a dropped table's files");
     Ok(true)
@@ -103,7 +105,11 @@ async fn collect_abandoned(
         };
         let table_dir = entry.path();
         let mut kept = 0;
-        for write in std::fs::read_dir(&table_dir).into_iter().flatten().flatten() {
+        for write in std::fs::read_dir(&table_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = write.file_name().to_string_lossy().to_string();
             let keep = match parse_write_dir_name(&name) {
                 Some((query, attempt)) => {
@@ -130,7 +136,11 @@ async fn collect_abandoned(
 
 /// Whether `query` may still be writing: running when the round began, or recorded since and
 /// not ended (its record is read again, so a write that started during the round is safe).
-async fn still_running(store: &StateStore, running: &BTreeSet<&str>, query: &str) -> CatalogResult<bool> {
+async fn still_running(
+    store: &StateStore,
+    running: &BTreeSet<&str>,
+    query: &str,
+) -> CatalogResult<bool> {
     if running.contains(query) {
         return Ok(true);
     }
@@ -142,7 +152,10 @@ async fn still_running(store: &StateStore, running: &BTreeSet<&str>, query: &str
 /// Write directories the commits of table `id` list.
 async fn committed_dirs(store: &StateStore, id: &str) -> CatalogResult<BTreeSet<String>> {
     let mut dirs = BTreeSet::new();
-    for kv in store.scan(&files_prefix(id), ReadConsistency::Local).await? {
+    for kv in store
+        .scan(&files_prefix(id), ReadConsistency::Local)
+        .await?
+    {
         let batch: FileBatch = decode(&kv.value)?;
         dirs.insert(write_dir_name(&batch.query_id, batch.attempt));
     }
@@ -152,13 +165,18 @@ async fn committed_dirs(store: &StateStore, id: &str) -> CatalogResult<BTreeSet<
 /// Whether the query's marker says this attempt committed (a table whose record is not
 /// readable here yet, e.g. a CREATE TABLE AS that just published).
 async fn committed_elsewhere(store: &StateStore, query: &str, attempt: u32) -> CatalogResult<bool> {
-    Ok(match store.get(&commit_key(query), ReadConsistency::Linearizable).await? {
-        Some(kv) => matches!(
-            decode::<CommitMarker>(&kv.value)?,
-            CommitMarker::Committed { attempt: a, .. } if a == attempt
-        ),
-        None => false,
-    })
+    Ok(
+        match store
+            .get(&commit_key(query), ReadConsistency::Linearizable)
+            .await?
+        {
+            Some(kv) => matches!(
+                decode::<CommitMarker>(&kv.value)?,
+                CommitMarker::Committed { attempt: a, .. } if a == attempt
+            ),
+            None => false,
+        },
+    )
 }
 
 fn remove(warehouse: &Warehouse, dir: &Path) -> bool {

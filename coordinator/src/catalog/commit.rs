@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 use shoal_state_store::{Condition, Op, ReadConsistency, StateStore, TxnRequest, TxnResponse};
 
 use super::{
-    check_name, commit_key, decode, dropped_key, encode, files_key, now_ms, schema_key,
-    table_key, tables_of, CatalogError, CatalogResult, FileBatch, SchemaRecord, TableRecord,
-    DEFAULT_SCHEMA,
+    check_name, commit_key, decode, dropped_key, encode, files_key, now_ms, schema_key, table_key,
+    tables_of, CatalogError, CatalogResult, FileBatch, SchemaRecord, TableRecord, DEFAULT_SCHEMA,
 };
 use crate::error::CoordinatorError;
 
@@ -89,7 +88,11 @@ async fn submit(store: &StateStore, request: TxnRequest) -> Result<TxnResponse, 
 }
 
 /// Create a schema; false if it existed and `if_not_exists`.
-pub async fn create_schema(store: &StateStore, name: &str, if_not_exists: bool) -> CatalogResult<bool> {
+pub async fn create_schema(
+    store: &StateStore,
+    name: &str,
+    if_not_exists: bool,
+) -> CatalogResult<bool> {
     check_name("schema", name)?;
     let exists = || exists_or(if_not_exists, CatalogError::SchemaExists(name.to_string()));
     if name == DEFAULT_SCHEMA {
@@ -121,7 +124,9 @@ pub async fn drop_schema(store: &StateStore, name: &str, if_exists: bool) -> Cat
     if name == DEFAULT_SCHEMA {
         return Err(CatalogError::DefaultSchema);
     }
-    let tables = store.scan(&tables_of(name), ReadConsistency::Linearizable).await?;
+    let tables = store
+        .scan(&tables_of(name), ReadConsistency::Linearizable)
+        .await?;
     if !tables.is_empty() {
         return Err(CatalogError::SchemaNotEmpty(name.to_string()));
     }
@@ -157,13 +162,21 @@ async fn schema_missing(store: &StateStore, schema: &str) -> CatalogResult<bool>
 }
 
 /// Create a table without data; false if it existed and `if_not_exists`.
-pub async fn create_table(store: &StateStore, record: &TableRecord, if_not_exists: bool) -> CatalogResult<bool> {
+pub async fn create_table(
+    store: &StateStore,
+    record: &TableRecord,
+    if_not_exists: bool,
+) -> CatalogResult<bool> {
     check_name("schema", &record.schema)?;
     check_name("table", &record.name)?;
     let key = table_key(&record.schema, &record.name);
     let mut conditions = schema_exists(&record.schema);
     conditions.push(absent(key.clone()));
-    if store.txn(txn(conditions, vec![put(key, encode(record)?)])).await?.succeeded {
+    if store
+        .txn(txn(conditions, vec![put(key, encode(record)?)]))
+        .await?
+        .succeeded
+    {
         return Ok(true);
     }
     if schema_missing(store, &record.schema).await? {
@@ -230,7 +243,10 @@ pub async fn create_table_with_data(
             if if_not_exists {
                 Ok(Committed::AlreadyExists)
             } else {
-                Err(CatalogError::TableExists(record.schema.clone(), record.name.clone()))
+                Err(CatalogError::TableExists(
+                    record.schema.clone(),
+                    record.name.clone(),
+                ))
             }
         }
         Err(e) => settle(store, writer, e).await,
@@ -253,14 +269,20 @@ pub async fn append(
         let Some(kv) = current else {
             return match already_committed(store, writer).await? {
                 Some(done) => Ok(done),
-                None => Err(CatalogError::DroppedWhileWriting(schema.into(), name.into())),
+                None => Err(CatalogError::DroppedWhileWriting(
+                    schema.into(),
+                    name.into(),
+                )),
             };
         };
         let mut record: TableRecord = decode(&kv.value)?;
         if record.id != table_id {
             return match already_committed(store, writer).await? {
                 Some(done) => Ok(done),
-                None => Err(CatalogError::DroppedWhileWriting(schema.into(), name.into())),
+                None => Err(CatalogError::DroppedWhileWriting(
+                    schema.into(),
+                    name.into(),
+                )),
             };
         }
         record.version += 1;
@@ -288,7 +310,9 @@ pub async fn append(
             ],
         );
         match submit(store, request).await {
-            Ok(response) if response.succeeded => return Ok(Committed::Applied { rows: batch.rows }),
+            Ok(response) if response.succeeded => {
+                return Ok(Committed::Applied { rows: batch.rows })
+            }
             Ok(_) => {
                 if let Some(done) = already_committed(store, writer).await? {
                     return Ok(done);
@@ -311,7 +335,10 @@ async fn marker(store: &StateStore, query_id: &str) -> CatalogResult<Option<Comm
 }
 
 /// The query's write if it committed already; an error if it was fenced off.
-async fn already_committed(store: &StateStore, writer: &Writer) -> CatalogResult<Option<Committed>> {
+async fn already_committed(
+    store: &StateStore,
+    writer: &Writer,
+) -> CatalogResult<Option<Committed>> {
     match marker(store, &writer.query_id).await? {
         None => Ok(None),
         Some(CommitMarker::Committed { rows, .. }) => Ok(Some(Committed::Applied { rows })),
@@ -324,7 +351,11 @@ async fn already_committed(store: &StateStore, writer: &Writer) -> CatalogResult
 
 /// Settle a commit whose reply was lost: fence the query's marker (so a copy of the commit
 /// still on its way can never apply), then read what the marker says.
-async fn settle(store: &StateStore, writer: &Writer, cause: CoordinatorError) -> CatalogResult<Committed> {
+async fn settle(
+    store: &StateStore,
+    writer: &Writer,
+    cause: CoordinatorError,
+) -> CatalogResult<Committed> {
     tracing::warn!(query = %writer.query_id, error = %cause, "commit outcome unknown; settling it");
     let give_up = tokio::time::Instant::now() + SETTLE_WITHIN;
     let key = commit_key(&writer.query_id);
@@ -334,7 +365,10 @@ async fn settle(store: &StateStore, writer: &Writer, cause: CoordinatorError) ->
     let mut last_error = cause.to_string();
     while tokio::time::Instant::now() < give_up {
         let fenced = store
-            .txn(txn(vec![absent(key.clone())], vec![put(key.clone(), fence.clone())]))
+            .txn(txn(
+                vec![absent(key.clone())],
+                vec![put(key.clone(), fence.clone())],
+            ))
             .await;
         match fenced {
             Ok(_) => match marker(store, &writer.query_id).await {
@@ -364,7 +398,11 @@ async fn settle(store: &StateStore, writer: &Writer, cause: CoordinatorError) ->
 
 /// Drop table `schema.name` in the version read, leaving a tombstone for a managed table's
 /// files. Returns the dropped record, None if there was no such table.
-pub async fn drop_table(store: &StateStore, schema: &str, name: &str) -> CatalogResult<Option<TableRecord>> {
+pub async fn drop_table(
+    store: &StateStore,
+    schema: &str,
+    name: &str,
+) -> CatalogResult<Option<TableRecord>> {
     let key = table_key(schema, name);
     loop {
         let Some(kv) = store.get(&key, ReadConsistency::Linearizable).await? else {
@@ -387,7 +425,9 @@ pub async fn drop_table(store: &StateStore, schema: &str, name: &str) -> Catalog
         };
         match store.txn(txn(vec![condition], success)).await {
             Ok(response) if response.succeeded => return Ok(Some(record)),
-            Ok(_) => tracing::debug!(table = %key, "the table changed while being dropped; reading it again"),
+            Ok(_) => {
+                tracing::debug!(table = %key, "the table changed while being dropped; reading it again")
+            }
             Err(e) => {
                 // Settle it: the table is either gone (dropped, by this or another statement)
                 // or still there in some version, which the next round drops.
@@ -410,7 +450,9 @@ pub async fn forget_commits(store: &StateStore, query_ids: &[String]) -> Catalog
     }
     let success = query_ids
         .iter()
-        .map(|id| Op::Delete { key: commit_key(id) })
+        .map(|id| Op::Delete {
+            key: commit_key(id),
+        })
         .collect();
     store.txn(txn(Vec::new(), success)).await?;
     Ok(())

@@ -51,7 +51,10 @@ fn batch(writer: &Writer, rows: u64) -> FileBatch {
         query_id: writer.query_id.clone(),
         attempt: writer.attempt,
         files: vec![DataFile {
-            path: format!("/warehouse/x/{}.{}/part-0.parquet", writer.query_id, writer.attempt),
+            path: format!(
+                "/warehouse/x/{}.{}/part-0.parquet",
+                writer.query_id, writer.attempt
+            ),
             bytes: 10,
         }],
         rows,
@@ -82,9 +85,16 @@ async fn a_write_applies_once_however_often_it_commits() {
     assert!(create_table(&store, &table, false).await.expect("create"));
     let first = writer("q1", 0);
     for attempt in [first.clone(), writer("q1", 1), first.clone()] {
-        let done = append(&store, DEFAULT_SCHEMA, "t", "a1", batch(&attempt, 2), &attempt)
-            .await
-            .expect("commit");
+        let done = append(
+            &store,
+            DEFAULT_SCHEMA,
+            "t",
+            "a1",
+            batch(&attempt, 2),
+            &attempt,
+        )
+        .await
+        .expect("commit");
         assert_eq!(done, Committed::Applied { rows: 2 });
     }
     let now = table_now(&store, "t").await;
@@ -100,14 +110,21 @@ async fn a_write_applies_once_however_often_it_commits() {
 #[tokio::test]
 async fn a_write_never_lands_in_a_table_created_again() {
     let (_dir, store) = store().await;
-    create_table(&store, &record("old", "t"), false).await.expect("create");
+    create_table(&store, &record("old", "t"), false)
+        .await
+        .expect("create");
     drop_table(&store, DEFAULT_SCHEMA, "t").await.expect("drop");
-    create_table(&store, &record("new", "t"), false).await.expect("again");
+    create_table(&store, &record("new", "t"), false)
+        .await
+        .expect("again");
     let late = writer("q1", 0);
     let error = append(&store, DEFAULT_SCHEMA, "t", "old", batch(&late, 2), &late)
         .await
         .expect_err("the table the write started on is gone");
-    assert!(matches!(error, CatalogError::DroppedWhileWriting(..)), "{error}");
+    assert!(
+        matches!(error, CatalogError::DroppedWhileWriting(..)),
+        "{error}"
+    );
     assert_eq!(table_now(&store, "t").await.rows, 0);
 }
 
@@ -125,20 +142,34 @@ async fn create_table_as_publishes_table_and_data_together_once() {
     let now = table_now(&store, "made").await;
     assert_eq!((now.version, now.rows, now.files.len()), (1, 4, 1));
     let other = writer("q2", 0);
-    let error = create_table_with_data(&store, &record("c2", "made"), &batch(&other, 1), &other, false)
-        .await
-        .expect_err("exists");
+    let error = create_table_with_data(
+        &store,
+        &record("c2", "made"),
+        &batch(&other, 1),
+        &other,
+        false,
+    )
+    .await
+    .expect_err("exists");
     assert!(matches!(error, CatalogError::TableExists(..)), "{error}");
-    let done = create_table_with_data(&store, &record("c3", "made"), &batch(&other, 1), &other, true)
-        .await
-        .expect("if not exists");
+    let done = create_table_with_data(
+        &store,
+        &record("c3", "made"),
+        &batch(&other, 1),
+        &other,
+        true,
+    )
+    .await
+    .expect("if not exists");
     assert_eq!(done, Committed::AlreadyExists);
 }
 
 #[tokio::test]
 async fn a_settled_write_never_applies_later() {
     let (_dir, store) = store().await;
-    create_table(&store, &record("s1", "t"), false).await.expect("create");
+    create_table(&store, &record("s1", "t"), false)
+        .await
+        .expect("create");
     let lost = writer("q1", 0);
     let cause = CoordinatorError::Unavailable("reply lost".into());
     let settled = settle(&store, &lost, cause).await;
@@ -152,6 +183,11 @@ async fn a_settled_write_never_applies_later() {
     append(&store, DEFAULT_SCHEMA, "t", "s1", batch(&done, 3), &done)
         .await
         .expect("commit");
-    let again = settle(&store, &done, CoordinatorError::Unavailable("reply lost".into())).await;
+    let again = settle(
+        &store,
+        &done,
+        CoordinatorError::Unavailable("reply lost".into()),
+    )
+    .await;
     assert_eq!(again.expect("settled"), Committed::Applied { rows: 3 });
 }

@@ -232,7 +232,15 @@ mod tests {
         assert!(check_name("table", "").is_err());
         assert!(check_name("table", "a\0b").is_err());
         assert!(check_name("table", &"x".repeat(MAX_NAME_BYTES + 1)).is_err());
-        for fine in ["/srv/precious", "..", "../..", "a/b", ".", "Grüße 🐟", "UPPER"] {
+        for fine in [
+            "/srv/precious",
+            "..",
+            "../..",
+            "a/b",
+            ".",
+            "Grüße 🐟",
+            "UPPER",
+        ] {
             assert!(check_name("table", fine).is_ok(), "{fine}");
         }
     }

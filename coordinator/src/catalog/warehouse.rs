@@ -34,16 +34,15 @@ pub fn new_table_id() -> String {
 
 /// Whether `id` has the shape of a table id (so it is one path component and nothing else).
 pub fn is_table_id(id: &str) -> bool {
-    id.len() == ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    id.len() == ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// Query ids are letters, digits and `_` (see `query::id`); nothing else is let into a path.
 fn is_query_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// The name of a query attempt's write directory, and back.
@@ -88,7 +87,12 @@ impl Warehouse {
     }
 
     /// The directory one attempt of one query writes table `id`'s new files into.
-    pub fn write_dir(&self, id: &str, query_id: &str, attempt: u32) -> Result<PathBuf, WarehouseError> {
+    pub fn write_dir(
+        &self,
+        id: &str,
+        query_id: &str,
+        attempt: u32,
+    ) -> Result<PathBuf, WarehouseError> {
         if !is_query_id(query_id) {
             return Err(WarehouseError::BadQueryId(query_id.to_string()));
         }
@@ -104,9 +108,12 @@ impl Warehouse {
             root: self.root.clone(),
         };
         let lexical_ok = path.is_absolute()
-            && path
-                .components()
-                .all(|c| matches!(c, Component::RootDir | Component::Normal(_) | Component::Prefix(_)));
+            && path.components().all(|c| {
+                matches!(
+                    c,
+                    Component::RootDir | Component::Normal(_) | Component::Prefix(_)
+                )
+            });
         if !lexical_ok || !path.starts_with(&self.root) || path == self.root {
             return Err(outside());
         }

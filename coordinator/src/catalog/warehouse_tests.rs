@@ -25,7 +25,9 @@ fn table_ids_are_fresh_hex() {
 fn write_dirs_round_trip() {
     let (_dir, w) = warehouse();
     let id = new_table_id();
-    let dir = w.write_dir(&id, "20261201_103000_00001_c1_abcde", 2).expect("dir");
+    let dir = w
+        .write_dir(&id, "20261201_103000_00001_c1_abcde", 2)
+        .expect("dir");
     assert!(dir.starts_with(w.root().join(&id)));
     let name = dir.file_name().and_then(|n| n.to_str()).expect("name");
     assert_eq!(

@@ -79,8 +79,7 @@ impl StatementContext {
             .retain(|(schema, table), _| access.can_see_table(&who, CATALOG, schema, table));
         let tables = &snapshot.tables;
         snapshot.schemas.retain(|schema, _| {
-            access.can_see_schema(&who, CATALOG, schema)
-                || tables.keys().any(|(s, _)| s == schema)
+            access.can_see_schema(&who, CATALOG, schema) || tables.keys().any(|(s, _)| s == schema)
         });
         snapshot
     }

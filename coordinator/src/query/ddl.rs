@@ -16,10 +16,10 @@ use crate::catalog::warehouse::{new_table_id, Warehouse};
 use crate::catalog::writer::{conform, write_parquet};
 use crate::catalog::{self, FileBatch, TableFormat, TableRecord};
 use crate::protocol::errors;
+use crate::query::access::Change;
 use crate::query::statements::{
     catalog_error, infer_schema, name_of, nullable, plan, update, Prepared, StatementContext,
 };
-use crate::query::access::Change;
 use crate::query::table_options::TableOptions;
 
 /// A new managed table's record: a fresh id, its directory inside the warehouse, no data.
@@ -73,7 +73,9 @@ pub fn external_location(
         ))
     };
     if location.contains('\0') {
-        return Err(errors::user("a location must not contain the NUL character"));
+        return Err(errors::user(
+            "a location must not contain the NUL character",
+        ));
     }
     let text = location.strip_prefix("file://").unwrap_or(location);
     if text.contains("://") {
@@ -92,7 +94,9 @@ pub fn external_location(
         if !allowed.iter().any(|a| path.starts_with(a)) {
             return Err(denied());
         }
-        return Err(errors::user(format!("location '{location}' does not exist")));
+        return Err(errors::user(format!(
+            "location '{location}' does not exist"
+        )));
     };
     if resolved.starts_with(warehouse.root()) {
         return Err(denied());
@@ -119,7 +123,11 @@ impl StatementContext {
         }
     }
 
-    pub(crate) async fn drop_table(&self, name: &ObjectName, if_exists: bool) -> Result<(), QueryError> {
+    pub(crate) async fn drop_table(
+        &self,
+        name: &ObjectName,
+        if_exists: bool,
+    ) -> Result<(), QueryError> {
         let (schema, table) = self.table_name(name)?;
         self.authorize(Change::DropTable(&schema, &table))?;
         // The files stay until no query that may read them runs (see `catalog::cleanup`).
@@ -129,7 +137,9 @@ impl StatementContext {
         {
             Some(_) => Ok(()),
             None if if_exists => Ok(()),
-            None => Err(catalog_error(catalog::CatalogError::TableNotFound(schema, table))),
+            None => Err(catalog_error(catalog::CatalogError::TableNotFound(
+                schema, table,
+            ))),
         }
     }
 
@@ -153,7 +163,10 @@ impl StatementContext {
             if if_not_exists {
                 return Ok(update("CREATE TABLE", Some(0)));
             }
-            return Err(catalog_error(catalog::CatalogError::TableExists(schema.into(), table.into())));
+            return Err(catalog_error(catalog::CatalogError::TableExists(
+                schema.into(),
+                table.into(),
+            )));
         }
         let reads = self.reads_of_sql(query);
         self.authorize_reads(&reads)?;
@@ -162,7 +175,9 @@ impl StatementContext {
         let frame = plan(&context, query).await?;
         let arrow_schema = nullable(frame.schema().as_arrow());
         let record = managed_record(&self.node.warehouse, schema, table, arrow_schema)?;
-        let rows = self.write_and_commit(&record, frame, Some(if_not_exists)).await?;
+        let rows = self
+            .write_and_commit(&record, frame, Some(if_not_exists))
+            .await?;
         Ok(update("CREATE TABLE", Some(rows)))
     }
 
@@ -233,7 +248,12 @@ impl StatementContext {
         Ok(update("CREATE TABLE", None))
     }
 
-    pub(crate) async fn insert(&self, schema: &str, table: &str, query: &str) -> Result<Prepared, QueryError> {
+    pub(crate) async fn insert(
+        &self,
+        schema: &str,
+        table: &str,
+        query: &str,
+    ) -> Result<Prepared, QueryError> {
         let mut reads = self.reads_of_sql(query);
         self.authorize_reads(&reads)?;
         reads.tables.push((schema.to_string(), table.to_string()));
@@ -243,7 +263,10 @@ impl StatementContext {
             .get(&(schema.to_string(), table.to_string()))
             .cloned()
         else {
-            return Err(catalog_error(catalog::CatalogError::TableNotFound(schema.into(), table.into())));
+            return Err(catalog_error(catalog::CatalogError::TableNotFound(
+                schema.into(),
+                table.into(),
+            )));
         };
         if !record.managed {
             return Err(errors::not_supported(format!(
@@ -299,10 +322,19 @@ impl StatementContext {
         let writer = self.writer();
         let outcome = match create {
             Some(if_not_exists) => {
-                commit::create_table_with_data(&self.store, record, &batch, &writer, if_not_exists).await
+                commit::create_table_with_data(&self.store, record, &batch, &writer, if_not_exists)
+                    .await
             }
             None => {
-                commit::append(&self.store, &record.schema, &record.name, &record.id, batch, &writer).await
+                commit::append(
+                    &self.store,
+                    &record.schema,
+                    &record.name,
+                    &record.id,
+                    batch,
+                    &writer,
+                )
+                .await
             }
         };
         match outcome {
@@ -369,7 +401,11 @@ mod tests {
         ] {
             let error = external_location(&bad, &list, &w).expect_err(&bad);
             assert_eq!(error.error_name, "PERMISSION_DENIED", "{bad}");
-            assert!(error.message.contains("catalog.external-locations"), "{}", error.message);
+            assert!(
+                error.message.contains("catalog.external-locations"),
+                "{}",
+                error.message
+            );
         }
         assert!(external_location(&inside.display().to_string(), &[], &w).is_err());
         // A link inside the allowed directory that leads out is followed and refused.

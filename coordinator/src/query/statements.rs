@@ -53,7 +53,9 @@ pub(crate) fn catalog_error(e: CatalogError) -> QueryError {
         | CatalogError::DefaultSchema
         | CatalogError::DroppedWhileWriting(..)
         | CatalogError::Invalid(_) => errors::user(message),
-        CatalogError::OutcomeUnknown { .. } | CatalogError::Store(_) => errors::unavailable(message),
+        CatalogError::OutcomeUnknown { .. } | CatalogError::Store(_) => {
+            errors::unavailable(message)
+        }
     }
 }
 
@@ -179,14 +181,20 @@ impl StatementContext {
     }
 
     /// The catalog versions `reads` names, as far as the user may see them.
-    pub(crate) async fn resolve(&self, reads: &Reads) -> Result<catalog::CatalogSnapshot, QueryError> {
+    pub(crate) async fn resolve(
+        &self,
+        reads: &Reads,
+    ) -> Result<catalog::CatalogSnapshot, QueryError> {
         let snapshot = catalog::resolve(&self.store, reads)
             .await
             .map_err(|e| catalog_error(e.into()))?;
         Ok(self.visible(snapshot))
     }
 
-    pub(crate) async fn session_context(&self, reads: &Reads) -> Result<SessionContext, QueryError> {
+    pub(crate) async fn session_context(
+        &self,
+        reads: &Reads,
+    ) -> Result<SessionContext, QueryError> {
         let snapshot = self.resolve(reads).await?;
         provider::session(&snapshot, &self.current_catalog(), &self.current_schema())
             .map_err(|e| errors::from_datafusion(&e, ""))
@@ -434,7 +442,6 @@ impl StatementContext {
             }
         }
     }
-
 }
 
 /// Whether `sql` only reads (a query, EXPLAIN, SHOW, DESCRIBE): running it again cannot change
