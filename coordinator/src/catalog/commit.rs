@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use shoal_state_store::{Condition, Op, ReadConsistency, StateStore, TxnRequest, TxnResponse};
 
 use super::{
-    check_name, commit_key, decode, dropped_key, encode, files_key, now_ms, schema_key, table_key,
-    tables_of, CatalogError, CatalogResult, FileBatch, SchemaRecord, TableRecord, DEFAULT_SCHEMA,
+    check_name, commit_key, decode, dropped_key, dropping_key, encode, files_key, now_ms,
+    schema_key, table_key, tables_of, CatalogError, CatalogResult, FileBatch, SchemaRecord,
+    TableRecord, DEFAULT_SCHEMA,
 };
 use crate::error::CoordinatorError;
 
@@ -119,35 +120,67 @@ fn exists_or(tolerated: bool, error: CatalogError) -> CatalogResult<bool> {
     }
 }
 
-/// Drop an empty schema; false if it did not exist and `if_exists`.
+/// Drop an empty schema; false if it did not exist and `if_exists`. The schema is marked as
+/// being dropped first, so no table can be created in it between the check that it is empty
+/// and its deletion.
 pub async fn drop_schema(store: &StateStore, name: &str, if_exists: bool) -> CatalogResult<bool> {
     if name == DEFAULT_SCHEMA {
         return Err(CatalogError::DefaultSchema);
     }
+    let key = schema_key(name);
+    let Some(schema) = store.get(&key, ReadConsistency::Linearizable).await? else {
+        return if if_exists {
+            Ok(false)
+        } else {
+            Err(CatalogError::SchemaNotFound(name.to_string()))
+        };
+    };
+    let mark = dropping_key(name);
+    store
+        .txn(txn(Vec::new(), vec![put(mark.clone(), Vec::new())]))
+        .await?;
     let tables = store
         .scan(&tables_of(name), ReadConsistency::Linearizable)
-        .await?;
-    if !tables.is_empty() {
-        return Err(CatalogError::SchemaNotEmpty(name.to_string()));
+        .await;
+    let empty = matches!(&tables, Ok(t) if t.is_empty());
+    let mut ops = vec![Op::Delete { key: mark.clone() }];
+    if empty {
+        ops.push(Op::Delete { key: key.clone() });
     }
-    if store.delete(&schema_key(name)).await? {
+    let condition = Condition::ModRevision {
+        key,
+        revision: schema.mod_revision,
+    };
+    let dropped = store.txn(txn(vec![condition], ops)).await?.succeeded && empty;
+    if !dropped {
+        store.delete(&mark).await?;
+    }
+    tables?;
+    if dropped {
         Ok(true)
-    } else if if_exists {
-        Ok(false)
+    } else if !empty {
+        Err(CatalogError::SchemaNotEmpty(name.to_string()))
     } else {
         Err(CatalogError::SchemaNotFound(name.to_string()))
     }
 }
 
-/// The condition that `schema` exists (the default schema always does).
+/// The conditions that `schema` exists and is not being dropped (the default schema always
+/// exists).
 fn schema_exists(schema: &str) -> Vec<Condition> {
     if schema == DEFAULT_SCHEMA {
         Vec::new()
     } else {
-        vec![Condition::Exists {
-            key: schema_key(schema),
-            exists: true,
-        }]
+        vec![
+            Condition::Exists {
+                key: schema_key(schema),
+                exists: true,
+            },
+            Condition::Exists {
+                key: dropping_key(schema),
+                exists: false,
+            },
+        ]
     }
 }
 
@@ -155,10 +188,8 @@ async fn schema_missing(store: &StateStore, schema: &str) -> CatalogResult<bool>
     if schema == DEFAULT_SCHEMA {
         return Ok(false);
     }
-    Ok(store
-        .get(&schema_key(schema), ReadConsistency::Linearizable)
-        .await?
-        .is_none())
+    let read = |key: String| async move { store.get(&key, ReadConsistency::Linearizable).await };
+    Ok(read(schema_key(schema)).await?.is_none() || read(dropping_key(schema)).await?.is_some())
 }
 
 /// Create a table without data; false if it existed and `if_not_exists`.

@@ -191,3 +191,38 @@ async fn a_settled_write_never_applies_later() {
     .await;
     assert_eq!(again.expect("settled"), Committed::Applied { rows: 3 });
 }
+
+#[tokio::test]
+async fn no_table_is_created_in_a_schema_being_dropped() {
+    let (_dir, store) = store().await;
+    assert!(create_schema(&store, "s", false).await.expect("schema"));
+    let mut table = record("t1", "t");
+    table.schema = "s".into();
+    create_table(&store, &table, false).await.expect("table");
+    let error = drop_schema(&store, "s", false)
+        .await
+        .expect_err("not empty");
+    assert!(matches!(error, CatalogError::SchemaNotEmpty(_)), "{error}");
+    // The refused drop leaves the schema usable.
+    let mut other = record("t2", "u");
+    other.schema = "s".into();
+    create_table(&store, &other, false)
+        .await
+        .expect("still usable");
+    // While the mark is there, creation is refused as in a missing schema.
+    store
+        .txn(txn(Vec::new(), vec![put(dropping_key("s"), Vec::new())]))
+        .await
+        .expect("mark");
+    let mut third = record("t3", "v");
+    third.schema = "s".into();
+    let error = create_table(&store, &third, false)
+        .await
+        .expect_err("being dropped");
+    assert!(matches!(error, CatalogError::SchemaNotFound(_)), "{error}");
+    store.delete(&dropping_key("s")).await.expect("unmark");
+    drop_table(&store, "s", "t").await.expect("drop t");
+    drop_table(&store, "s", "u").await.expect("drop u");
+    assert!(drop_schema(&store, "s", false).await.expect("empty now"));
+    assert!(!drop_schema(&store, "s", true).await.expect("if exists"));
+}

@@ -6,7 +6,8 @@
 //! - `catalog/files/<table id>/<version>`: the data files one commit added to a managed table;
 //! - `catalog/commits/<query id>`: that a query's write committed (or was fenced off), so a
 //!   commit applies exactly once;
-//! - `catalog/dropped/<table id>`: a dropped managed table whose files are still to be removed.
+//! - `catalog/dropped/<table id>`: a dropped managed table whose files are still to be removed;
+//! - `catalog/dropping/<schema>`: a schema being dropped (no table may be created in it).
 //!
 //! Names are data: each is one key segment with `%` and `/` escaped, never a path. Every
 //! change goes through [`commit`]; reads resolve only the tables a statement uses.
@@ -35,6 +36,7 @@ const TABLES: &str = "catalog/tables/";
 const FILES: &str = "catalog/files/";
 const COMMITS: &str = "catalog/commits/";
 const DROPPED: &str = "catalog/dropped/";
+const DROPPING: &str = "catalog/dropping/";
 
 /// The schema every catalog has; it cannot be dropped.
 pub const DEFAULT_SCHEMA: &str = "default";
@@ -88,6 +90,11 @@ fn files_key(table_id: &str, version: u64) -> String {
 
 fn commit_key(query_id: &str) -> String {
     format!("{COMMITS}{query_id}")
+}
+
+/// Present while a schema is being dropped: no table may be created in it then.
+fn dropping_key(schema: &str) -> String {
+    format!("{DROPPING}{}", segment(schema))
 }
 
 fn dropped_key(table_id: &str) -> String {
