@@ -187,6 +187,12 @@ impl AccessControl {
             )
     }
 
+    /// Whether the rules have a `queries` section (without one, Trino lets every user view and
+    /// kill every query; callers with a stricter default of their own keep it then).
+    pub fn has_query_rules(&self) -> bool {
+        self.rules().queries.is_some()
+    }
+
     /// Whether `who` may run queries at all.
     pub fn check_can_execute_query(&self, who: &Identity) -> Result<(), AccessDenied> {
         let allowed = self.rules().query_allows(who, None, QueryModes::EXECUTE);

@@ -104,6 +104,29 @@ impl Coordinator {
     }
 
     /// The live workers as a distribution for a statement run in this coordinator, if any.
+    /// Whether `viewer` may see queries of `owner`: their own, every query for users in
+    /// `query.admin-users`, and what the access-control `queries` rules allow.
+    pub fn may_view_query(&self, viewer: &str, owner: &str) -> bool {
+        viewer == owner
+            || self.config.is_admin(viewer)
+            || (self.access.has_query_rules()
+                && self
+                    .access
+                    .check_can_view_query_owned_by(&self.access.identity(viewer), owner)
+                    .is_ok())
+    }
+
+    /// Whether `user` may cancel queries of `owner` (as [`Self::may_view_query`], for kill).
+    pub fn may_kill_query(&self, user: &str, owner: &str) -> bool {
+        user == owner
+            || self.config.is_admin(user)
+            || (self.access.has_query_rules()
+                && self
+                    .access
+                    .check_can_kill_query_owned_by(&self.access.identity(user), owner)
+                    .is_ok())
+    }
+
     pub fn distribution(&self) -> Option<Distribution> {
         let urls: Vec<String> = self
             .workers

@@ -50,8 +50,8 @@ async fn cluster(State(node): State<Arc<Coordinator>>, headers: HeaderMap) -> Re
         .collect();
     let mut records = record::list(&node.store).await.unwrap_or_default();
     let viewer = headers.get("x-trino-user").and_then(|v| v.to_str().ok());
-    if let Some(viewer) = viewer.filter(|v| !node.config.is_admin(v)) {
-        records.retain(|r| r.user == viewer);
+    if let Some(viewer) = viewer {
+        records.retain(|r| node.may_view_query(viewer, &r.user));
     }
     records.sort_by(|a, b| {
         (a.state.is_done(), std::cmp::Reverse(a.created_ms))

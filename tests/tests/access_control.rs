@@ -15,8 +15,25 @@ const RULES: &str = r#"{
     {"user": "alice", "privileges": ["SELECT", "INSERT", "DELETE", "UPDATE", "OWNERSHIP"]},
     {"user": "bob", "schema": "sales", "privileges": ["SELECT", "INSERT"]},
     {"user": "carol", "schema": "sales", "table": "orders", "privileges": ["SELECT"]}
+  ],
+  "queries": [
+    {"user": "alice", "allow": ["execute", "view", "kill"]},
+    {"allow": ["execute"]}
   ]
 }"#;
+
+/// The users whose queries `client` sees in `system.runtime.queries`.
+fn query_owners(client: &mut TrinoClient) -> Vec<String> {
+    let mut users: Vec<String> = client
+        .execute("SELECT DISTINCT \"user\" FROM system.runtime.queries")
+        .expect("queries")
+        .rows
+        .iter()
+        .map(|r| r[0].as_str().expect("a user").to_string())
+        .collect();
+    users.sort();
+    users
+}
 
 fn denied(result: Result<StatementResult, TrinoError>, message: &str) {
     match result {
@@ -143,6 +160,14 @@ fn three_users_get_what_the_rules_allow() {
     assert_eq!(tables(&mut alice), vec!["orders", "secret"]);
     assert_eq!(tables(&mut bob), vec!["orders", "secret"]);
     assert_eq!(tables(&mut carol), vec!["orders"]);
+
+    // The queries rules: alice views everyone's queries, the others only their own.
+    // (The harness waits for the cluster with queries of its own.)
+    assert_eq!(
+        query_owners(&mut alice),
+        vec!["alice", "bob", "carol", "harness"]
+    );
+    assert_eq!(query_owners(&mut carol), vec!["carol"]);
 
     // Nothing denied changed anything.
     let rows = alice

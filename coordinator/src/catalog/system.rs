@@ -45,12 +45,11 @@ fn failed(e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::External(format!("cannot read the cluster state: {e}").into())
 }
 
-/// The query history as `viewer` may see it: everyone's for an admin, else their own.
+/// The query history as `viewer` may see it: their own, everyone's for an admin, and what
+/// the access-control `queries` rules allow.
 async fn queries(node: &Coordinator, viewer: &str) -> Result<Arc<MemTable>> {
     let mut records = record::list(&node.store).await.map_err(failed)?;
-    if !node.config.is_admin(viewer) {
-        records.retain(|r| r.user == viewer);
-    }
+    records.retain(|r| node.may_view_query(viewer, &r.user));
     let millis = |v: Vec<Option<i64>>| -> ArrayRef {
         Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC"))
     };

@@ -246,7 +246,7 @@ async fn query_info(
         Ok(Some(record))
             if !viewer
                 .as_deref()
-                .is_some_and(|v| v == record.user || node.config.is_admin(v)) =>
+                .is_some_and(|v| node.may_view_query(v, &record.user)) =>
         {
             (
                 StatusCode::FORBIDDEN,

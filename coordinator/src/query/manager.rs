@@ -258,7 +258,7 @@ impl Queries {
         user: Option<&str>,
     ) -> Result<(), QueryError> {
         let record = self.record(node, id, slug).await?;
-        let allowed = user.is_some_and(|u| u == record.user || node.config.is_admin(u));
+        let allowed = user.is_some_and(|u| node.may_kill_query(u, &record.user));
         if !allowed {
             return Err(errors::permission_denied(format!(
                 "Access Denied: {} cannot cancel query {id} of user {}",
