@@ -251,6 +251,11 @@ impl StateStore {
         })
     }
 
+    /// Watches whose watcher is still running (each ends soon after its stream is dropped).
+    pub fn live_watches(&self) -> usize {
+        self.inner.forwarder.sm.hub.watchers()
+    }
+
     /// Every change under `prefix` with revision `from_revision` or later (0: from now on).
     pub fn watch(&self, prefix: &str, from_revision: u64) -> StoreResult<WatchStream> {
         watch::start(

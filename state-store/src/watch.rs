@@ -47,6 +47,11 @@ impl WatchHub {
     pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.tx.subscribe()
     }
+
+    /// Watchers alive now.
+    pub fn watchers(&self) -> usize {
+        self.tx.receiver_count()
+    }
 }
 
 /// A stream of events under one prefix. Ends with an error if the watch cannot continue without
@@ -137,7 +142,13 @@ impl Watcher {
 
     async fn follow_live(&mut self, live: &mut broadcast::Receiver<Published>) -> LiveEnd {
         loop {
-            match live.recv().await {
+            // A dropped stream ends its watcher at once, also when nothing under its prefix
+            // changes any more (the watcher would otherwise take every applied batch forever).
+            let received = tokio::select! {
+                _ = self.tx.closed() => return LiveEnd::Finished,
+                received = live.recv() => received,
+            };
+            match received {
                 Ok(Published::Events(events)) => {
                     for event in events.iter() {
                         if event.revision() >= self.next && self.send(event.clone()).await.is_err()

@@ -87,7 +87,7 @@ fn history_survives_a_dead_coordinator_and_a_full_restart() {
 #[test]
 fn history_is_bounded_and_abandoned_queries_are_released() {
     let mut cluster = ProcessCluster::new(1);
-    cluster.extra_config = "query.max-history=3\nquery.client.timeout=1s\n".into();
+    cluster.extra_config = "query.max-history=3\nquery.client.timeout=3s\n".into();
     cluster.start(1);
     wait_for(Duration::from_secs(30), "coordinator joins", || {
         cluster.joined_state(1)
