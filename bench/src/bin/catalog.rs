@@ -40,6 +40,30 @@ struct Args {
 struct Latencies {
     select_1_p50_ms: f64,
     count_p50_ms: f64,
+    /// CPU time the coordinator and the worker spent per timed query (user + system).
+    coordinator_cpu_ms_per_query: f64,
+    worker_cpu_ms_per_query: f64,
+}
+
+/// CPU time (user + system) of process `pid` so far, in milliseconds; 0 where unknown.
+fn cpu_ms(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) * 10.0
 }
 
 #[derive(Debug, Serialize)]
@@ -77,15 +101,25 @@ fn p50(client: &mut TrinoClient, sql: &str, samples: usize) -> anyhow::Result<f6
     Ok(summarise(latencies, started.elapsed()).p50_ms)
 }
 
-fn measure(client: &mut TrinoClient, samples: usize) -> anyhow::Result<Latencies> {
+fn measure(
+    client: &mut TrinoClient,
+    samples: usize,
+    pids: (Option<u32>, Option<u32>),
+) -> anyhow::Result<Latencies> {
     // Warm up both paths first, as many runs as are timed: what is left over of the work
     // before (a snapshot of the state machine being built, the log purged) settles then,
     // in both measurements alike.
     p50(client, "SELECT 1", samples)?;
     p50(client, "SELECT count(*) FROM bench.one", samples)?;
+    let cpu_before = (cpu_ms(pids.0), cpu_ms(pids.1));
+    let select_1 = p50(client, "SELECT 1", samples)?;
+    let count = p50(client, "SELECT count(*) FROM bench.one", samples)?;
+    let queries = (2 * samples).max(1) as f64;
     Ok(Latencies {
-        select_1_p50_ms: round3(p50(client, "SELECT 1", samples)?),
-        count_p50_ms: round3(p50(client, "SELECT count(*) FROM bench.one", samples)?),
+        select_1_p50_ms: round3(select_1),
+        count_p50_ms: round3(count),
+        coordinator_cpu_ms_per_query: round3((cpu_ms(pids.0) - cpu_before.0) / queries),
+        worker_cpu_ms_per_query: round3((cpu_ms(pids.1) - cpu_before.1) / queries),
     })
 }
 
@@ -142,7 +176,11 @@ fn main() -> anyhow::Result<()> {
     in_parallel(&urls, args.writers, args.fill_history, |_| {
         "SELECT 1".to_string()
     })?;
-    let empty = measure(&mut client, args.samples)?;
+    let pids = (
+        cluster.pid(1),
+        cluster.workers.values().next().map(|w| w.id()),
+    );
+    let empty = measure(&mut client, args.samples, pids)?;
 
     let columns: Vec<String> = (0..COLUMNS)
         .map(|c| format!("c{c} {}", if c % 2 == 0 { "BIGINT" } else { "VARCHAR" }))
@@ -161,7 +199,7 @@ fn main() -> anyhow::Result<()> {
         rows == Some(args.inserts as i64),
         "appended holds {rows:?} rows"
     );
-    let big = measure(&mut client, args.samples)?;
+    let big = measure(&mut client, args.samples, pids)?;
     let many = p50(
         &mut client,
         "SELECT count(*) FROM bench.appended",
