@@ -1,7 +1,7 @@
 //! Loading tests: properties files in a temporary etc directory, group files, refresh.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -175,6 +175,25 @@ fn json_pointer_selects_nested_rules() {
     assert!(ac.check_can_access_catalog(&user("x"), "b").is_err());
 }
 
+/// Poll `condition` until it holds, failing after a deadline (refreshes run on the next check
+/// after their period, so the condition is re-checked, not slept on).
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Check that `condition` keeps holding for `window`.
+fn keeps_holding(what: &str, window: Duration, mut condition: impl FnMut() -> bool) {
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        assert!(condition(), "stopped holding: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn refresh_picks_up_changes_and_keeps_old_rules_on_a_broken_file() {
     let (_dir, etc) = install();
@@ -189,7 +208,6 @@ fn refresh_picks_up_changes_and_keeps_old_rules_on_a_broken_file() {
     );
     let ac = AccessControl::load(&etc).unwrap();
     let x = user("x");
-    let wait = || std::thread::sleep(Duration::from_millis(40));
     assert!(ac.check_can_access_catalog(&x, "a").is_ok());
     assert!(ac.check_can_access_catalog(&x, "b").is_err());
 
@@ -197,14 +215,18 @@ fn refresh_picks_up_changes_and_keeps_old_rules_on_a_broken_file() {
         &rules,
         r#"{"catalogs": [{"catalog": "b", "allow": "all"}]}"#,
     );
-    wait();
-    assert!(ac.check_can_access_catalog(&x, "b").is_ok());
+    eventually("the changed rules", || {
+        ac.check_can_access_catalog(&x, "b").is_ok()
+    });
     assert!(ac.check_can_access_catalog(&x, "a").is_err());
     assert_eq!(ac.last_reload_error(), None);
 
     // Broken JSON: the previous rules stay, and the error is kept.
     write(&rules, r#"{"catalogs": [{"catalog": "c", "#);
-    wait();
+    eventually("the broken file reported", || {
+        let _ = ac.check_can_access_catalog(&x, "b");
+        ac.last_reload_error().is_some()
+    });
     assert!(ac.check_can_access_catalog(&x, "b").is_ok());
     assert!(ac.check_can_access_catalog(&x, "c").is_err());
     let error = ac.last_reload_error().unwrap();
@@ -212,16 +234,20 @@ fn refresh_picks_up_changes_and_keeps_old_rules_on_a_broken_file() {
 
     // A vanished file also keeps the rules.
     std::fs::remove_file(&rules).unwrap();
-    wait();
+    eventually("the vanished file reported", || {
+        let _ = ac.check_can_access_catalog(&x, "b");
+        ac.last_reload_error()
+            .is_some_and(|e| e.contains("cannot read"))
+    });
     assert!(ac.check_can_access_catalog(&x, "b").is_ok());
-    assert!(ac.last_reload_error().unwrap().contains("cannot read"));
 
     write(
         &rules,
         r#"{"catalogs": [{"catalog": "c", "allow": "all"}]}"#,
     );
-    wait();
-    assert!(ac.check_can_access_catalog(&x, "c").is_ok());
+    eventually("the repaired rules", || {
+        ac.check_can_access_catalog(&x, "c").is_ok()
+    });
     assert_eq!(ac.last_reload_error(), None);
 }
 
@@ -242,9 +268,14 @@ fn without_refresh_period_the_file_is_read_once() {
         &rules,
         r#"{"catalogs": [{"catalog": "b", "allow": "all"}]}"#,
     );
-    std::thread::sleep(Duration::from_millis(20));
-    assert!(ac.check_can_access_catalog(&user("x"), "a").is_ok());
-    assert!(ac.check_can_access_catalog(&user("x"), "b").is_err());
+    keeps_holding(
+        "the rules read at start",
+        Duration::from_millis(100),
+        || {
+            ac.check_can_access_catalog(&user("x"), "a").is_ok()
+                && ac.check_can_access_catalog(&user("x"), "b").is_err()
+        },
+    );
 }
 
 #[test]
@@ -259,12 +290,16 @@ fn group_file_is_refreshed() {
     let ac = AccessControl::load(&etc).unwrap();
     assert_eq!(ac.identity("bob").groups, Vec::<String>::new());
     write(&groups, "admin:alice,bob\nbroken line\n");
-    std::thread::sleep(Duration::from_millis(40));
+    eventually("the broken group file reported", || {
+        let _ = ac.identity("bob");
+        ac.last_reload_error().is_some()
+    });
     assert!(ac.identity("bob").groups.is_empty());
     assert!(ac.last_reload_error().unwrap().contains("groups.txt:2"));
     write(&groups, "admin:alice,bob\n");
-    std::thread::sleep(Duration::from_millis(40));
-    assert_eq!(ac.identity("bob").groups, vec!["admin"]);
+    eventually("the repaired group file", || {
+        ac.identity("bob").groups == vec!["admin"]
+    });
     assert_eq!(ac.last_reload_error(), None);
 }
 
