@@ -189,11 +189,6 @@ pub async fn resolve(store: &StateStore, reads: &Reads) -> Result<CatalogSnapsho
     Ok(snapshot)
 }
 
-/// Every schema and every table's record, without data files.
-pub async fn snapshot(store: &StateStore) -> Result<CatalogSnapshot> {
-    resolve(store, &Reads::everything()).await
-}
-
 /// The data files of `table`'s version: those of every commit up to it.
 async fn files_of(
     store: &StateStore,

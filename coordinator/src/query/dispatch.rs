@@ -11,12 +11,10 @@ use shoal_engine::pages::BufferLimits;
 use shoal_proto::client::QueryError;
 use shoal_state_store::RaftRole;
 
-use crate::catalog;
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
 use crate::query::admission::{self, Holder, Limits};
-use crate::query::manager::store_unavailable;
 use crate::query::record::{self, QueryRecord, QueryState};
 use crate::query::recovery;
 use crate::query::statements::StatementContext;
@@ -167,11 +165,7 @@ async fn drive_request(
     // Only the tables the query reads travel, each with its current version's files.
     let reads = statement.reads_of_sql(&record.sql);
     statement.authorize_reads(&reads)?;
-    let snapshot = statement.visible(
-        catalog::resolve(&node.store, &reads)
-            .await
-            .map_err(store_unavailable)?,
-    );
+    let snapshot = statement.resolve(&reads).await?;
     let (schemas, tables) = snapshot.to_parts();
     let request = DriveRequest {
         query_id: record.id.clone(),
