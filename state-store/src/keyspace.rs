@@ -185,7 +185,7 @@ impl<KS: KeySpace> Space<KS> {
     pub fn raw_keys_from(
         &self,
         start: &KS::Key,
-    ) -> impl Iterator<Item = StoreResult<sled::IVec>> + '_ {
+    ) -> impl DoubleEndedIterator<Item = StoreResult<sled::IVec>> + '_ {
         let end = [KS::PREFIX + 1];
         self.tree
             .range(Self::key_bytes(start)..end.to_vec())

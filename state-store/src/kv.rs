@@ -12,6 +12,9 @@ use crate::types::{Condition, Event, EventKind, KeyValue, Op, TxnRequest, TxnRes
 /// The stored form of a key's value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredValue {
+    /// Encoded as bytes, not as a sequence of numbers: the same bincode layout, decoded in one
+    /// copy instead of one call per byte.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     pub create_revision: u64,
     pub mod_revision: u64,
@@ -199,5 +202,47 @@ impl<'a> Applier<'a> {
             }
         }
         Ok(self.events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+
+    /// The layout before values were encoded as bytes.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct AsSequence {
+        value: Vec<u8>,
+        create_revision: u64,
+        mod_revision: u64,
+        version: u64,
+    }
+
+    #[test]
+    fn values_encoded_as_bytes_keep_the_layout_of_a_sequence() {
+        for len in [0usize, 1, 250, 251, 70_000] {
+            let value: Vec<u8> = (0..len).map(|n| (n % 256) as u8).collect();
+            let old = AsSequence {
+                value: value.clone(),
+                create_revision: 3,
+                mod_revision: 900,
+                version: 70_000,
+            };
+            let new = StoredValue {
+                value,
+                create_revision: 3,
+                mod_revision: 900,
+                version: 70_000,
+            };
+            let old_bytes = codec::encode(&old).expect("encode");
+            assert_eq!(
+                old_bytes,
+                codec::encode(&new).expect("encode"),
+                "{len} bytes"
+            );
+            let read: StoredValue = codec::decode(&old_bytes).expect("decode");
+            assert_eq!(read, new);
+        }
     }
 }

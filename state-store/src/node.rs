@@ -71,6 +71,8 @@ impl StateStore {
         ondisk::upgrade(&db, &path, header, config.max_encoded_len)?;
         let log_store = LogStore::open(&db)?;
         let sm = SmShared::open_limited(&db, config.event_retention, config.max_encoded_len)?;
+        // Chunks of a snapshot whose writing a crash interrupted.
+        sm.snapshots.remove_stale_chunks()?;
         let client = RpcClient::new(&config.cluster_secret);
         let raft_config = config
             .raft_config()

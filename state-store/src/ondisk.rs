@@ -12,7 +12,8 @@ use crate::snapshot_store;
 ///
 /// - 1: the current snapshot is one value in the `snapshot` tree.
 /// - 2: it is a stream of records cut into chunks in the `state_machine` tree.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 3: the chunks are in a tree of their own, `snapshot_chunks`, by generation.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What the header records about the data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +81,9 @@ pub fn upgrade(
     }
     if found == 1 {
         snapshot_store::upgrade_from_v1(db, max_encoded_len)?;
+    }
+    if found <= 2 {
+        snapshot_store::upgrade_from_v2(db, max_encoded_len)?;
     }
     let upgraded = Header {
         format_version: FORMAT_VERSION,
@@ -159,6 +163,8 @@ pub fn inspect(path: &std::path::Path) -> StoreResult<DataDirSummary> {
         learners,
         snapshot_id: if header.format_version < 2 {
             snapshot_store::legacy_snapshot_id(&db)?
+        } else if header.format_version == 2 {
+            snapshot_store::v2_snapshot_id(&db)?
         } else {
             sm.current_snapshot_id()?
         },

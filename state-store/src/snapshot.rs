@@ -13,6 +13,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::keyspace::{KeySpace, Space};
 use crate::kv::KvSpace;
 use crate::snapshot_format::{SnapshotStream, StreamWriter};
+use crate::snapshot_store::SnapshotStore;
 use crate::state_machine::{AppliedSpace, AppliedState, SmShared, APPLIED};
 use crate::types::{SnapshotMeta, StorageError, TypeConfig};
 
@@ -50,8 +51,9 @@ impl SmShared {
         let stream = SnapshotStream::open(&data, self.max_encoded_len, &meta.snapshot_id)?;
         let header = stream.header();
         let _guard = self.snapshots.lock();
+        let manifest = self.snapshots.stage(meta, &data)?;
         let mut batch = sled::Batch::default();
-        // Everything in the tree goes: keys, events, the applied state and the old snapshot.
+        // Everything in the tree goes: keys, events, the applied state and the old manifest.
         for item in self.kv.tree().iter().keys() {
             batch.remove(item.map_err(|e| StoreError::sled(KvSpace::NAME, e))?);
         }
@@ -65,9 +67,10 @@ impl SmShared {
             oldest_event_revision: header.revision + 1,
         };
         Space::<AppliedSpace>::batch_insert(&mut batch, &APPLIED.to_string(), &state)?;
-        let manifest = self.snapshots.write_into(&mut batch, meta, &data)?;
+        SnapshotStore::commit_into(&mut batch, &manifest)?;
         self.kv.apply_batch(batch)?;
         self.kv.flush()?;
+        self.snapshots.remove_stale_chunks()?;
         self.applied_index
             .store(meta.last_log_id.map_or(0, |l| l.index), Ordering::SeqCst);
         self.set_applied_revision(header.revision);

@@ -32,6 +32,7 @@ pub type StorageError = openraft::StorageError<NodeId>;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
     pub key: String,
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Revision of the write that created the key (since its last deletion).
     pub create_revision: u64,
@@ -47,7 +48,11 @@ pub enum Condition {
     /// The key's modification revision equals `revision`; 0 means the key must be absent.
     ModRevision { key: String, revision: u64 },
     /// The key exists and its value equals `value`.
-    ValueEquals { key: String, value: Vec<u8> },
+    ValueEquals {
+        key: String,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
     /// The key exists (`true`) or is absent (`false`).
     Exists { key: String, exists: bool },
 }
@@ -55,9 +60,17 @@ pub enum Condition {
 /// A write inside a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
-    DeletePrefix { prefix: String },
+    Put {
+        key: String,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
+    DeletePrefix {
+        prefix: String,
+    },
 }
 
 /// A transaction: when every condition holds, `success` is applied, otherwise `failure`.
