@@ -42,7 +42,7 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
     KeySpec {
         key: "query.max-history",
         default: Some("1000"),
-        doc: "Finished queries kept in the replicated query history; the oldest are removed first.",
+        doc: "Finished queries kept in the replicated query history; the oldest are removed first, in batches of an eighth of this number.",
     },
     KeySpec {
         key: "query.client.timeout",

@@ -66,6 +66,8 @@ pub struct Coordinator {
     pub queries: crate::query::manager::Queries,
     pub workers: crate::workers::Workers,
     pub metrics: crate::metrics::Metrics,
+    /// When this coordinator trims the query history next.
+    pub history: crate::query::record::HistoryTrim,
     /// gRPC channels to workers for the stages of statements run here (None if the secret
     /// cannot be a header value).
     channels: Option<SecretChannels>,
@@ -85,6 +87,7 @@ impl Coordinator {
         let channels = SecretChannels::new(&config.secret).ok();
         let queries = crate::query::manager::Queries::new(config.node_id);
         let workers = crate::workers::Workers::new(config.worker_timeout);
+        let history = crate::query::record::HistoryTrim::new(config.max_query_history);
         Arc::new(Coordinator {
             config,
             store,
@@ -98,6 +101,7 @@ impl Coordinator {
             queries,
             workers,
             metrics: crate::metrics::Metrics::default(),
+            history,
             channels,
             joined: AtomicBool::new(false),
         })

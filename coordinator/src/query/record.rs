@@ -3,10 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 use shoal_proto::client::QueryError;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use shoal_state_store::{CasOutcome, ReadConsistency, StateStore};
+use shoal_state_store::{CasOutcome, Op, ReadConsistency, StateStore, TxnRequest};
 
 use crate::error::{CoordinatorError, Result};
 
@@ -142,21 +143,65 @@ pub async fn unfinished(store: &StateStore) -> Result<Vec<(u64, QueryRecord)>> {
     Ok(out)
 }
 
+/// When a coordinator trims the query history: after every `every` of its completions, an
+/// eighth of `query.max-history` (at least one). Each trim reads the history once, so a
+/// completion costs a constant share of a scan however long the history is, and the history
+/// holds at most about `max_history` plus `every` finished records per coordinator.
+#[derive(Debug)]
+pub struct HistoryTrim {
+    since: AtomicUsize,
+    every: usize,
+}
+
+impl HistoryTrim {
+    pub fn new(max_history: usize) -> Self {
+        HistoryTrim {
+            since: AtomicUsize::new(0),
+            every: (max_history / 8).max(1),
+        }
+    }
+
+    /// Count one completion; true when it is time to trim.
+    pub fn completed(&self) -> bool {
+        let since = self.since.fetch_add(1, Ordering::Relaxed) + 1;
+        if since >= self.every {
+            self.since.store(0, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The part of a record that trimming reads (the rest is skipped, not decoded).
+#[derive(Deserialize)]
+struct Brief {
+    id: String,
+    state: QueryState,
+}
+
 /// Remove the oldest finished records beyond `max_history`.
 pub async fn trim_history(store: &StateStore, max_history: usize) -> Result<()> {
-    let records = list(store).await?;
-    let done: Vec<&QueryRecord> = records.iter().filter(|r| r.state.is_done()).collect();
+    let mut done = Vec::new();
+    for kv in store.scan(PREFIX, ReadConsistency::Local).await? {
+        let brief: Brief = serde_json::from_slice(&kv.value)
+            .map_err(|e| CoordinatorError::Internal(format!("unreadable query record: {e}")))?;
+        if brief.state.is_done() {
+            done.push(brief.id);
+        }
+    }
     if done.len() <= max_history {
         return Ok(());
     }
-    let trimmed: Vec<String> = done[..done.len() - max_history]
-        .iter()
-        .map(|r| r.id.clone())
-        .collect();
-    for id in &trimmed {
-        store.delete(&key(id)).await?;
-    }
-    crate::catalog::commit::forget_commits(store, &trimmed)
+    done.truncate(done.len() - max_history);
+    let deletes = done.iter().map(|id| Op::Delete { key: key(id) }).collect();
+    store
+        .txn(TxnRequest {
+            success: deletes,
+            ..TxnRequest::default()
+        })
+        .await?;
+    crate::catalog::commit::forget_commits(store, &done)
         .await
         .map_err(|e| CoordinatorError::Internal(e.to_string()))
 }
@@ -198,4 +243,82 @@ pub async fn wait_for_change(store: &StateStore, id: &str, wait: Duration) -> Re
     let mut changes = store.watch(&key(id), revision + 1)?;
     let _ = tokio::time::timeout(wait, changes.next()).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use shoal_state_store::StoreConfig;
+
+    use super::*;
+
+    fn record(id: &str, state: QueryState) -> QueryRecord {
+        QueryRecord {
+            id: id.to_string(),
+            slug: "s".into(),
+            sql: "SELECT 1".into(),
+            user: "u".into(),
+            source: None,
+            catalog: None,
+            schema: None,
+            coordinator: 1,
+            driver_url: String::new(),
+            attempt: 0,
+            delivered: false,
+            state,
+            created_ms: 0,
+            ended_ms: None,
+            rows: 0,
+            bytes: 0,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn trimming_keeps_the_newest_finished_records_and_every_unfinished_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = StoreConfig::new(1, dir.path().join("raft"), "http://127.0.0.1:1");
+        config.cluster_secret = "record-tests".into();
+        let store = StateStore::open(config).await.expect("open");
+        store
+            .initialize(BTreeMap::from([(1, "http://127.0.0.1:1".to_string())]))
+            .await
+            .expect("initialize");
+        store
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        for n in 0..20 {
+            let state = if n % 5 == 0 {
+                QueryState::Running
+            } else {
+                QueryState::Finished
+            };
+            put(&store, &record(&format!("q{n:02}"), state))
+                .await
+                .expect("put");
+        }
+        trim_history(&store, 6).await.expect("trim");
+        let kept: Vec<String> = list(&store)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            kept,
+            ["q00", "q05", "q10", "q13", "q14", "q15", "q16", "q17", "q18", "q19"]
+        );
+        store.shutdown().await.expect("shutdown");
+    }
+
+    #[test]
+    fn a_trim_comes_every_eighth_of_the_history() {
+        let trim = HistoryTrim::new(1000);
+        let due: Vec<usize> = (1..=400).filter(|_| trim.completed()).collect();
+        assert_eq!(due.len(), 3, "125 completions apart");
+        let every_time = HistoryTrim::new(3);
+        assert!((0..5).all(|_| every_time.completed()));
+    }
 }

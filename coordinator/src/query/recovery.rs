@@ -68,8 +68,12 @@ pub async fn complete(
             node.metrics
                 .observe_query(ended_ms.saturating_sub(record.created_ms) as f64 / 1000.0);
             admission::release(&node.store, limits(node), id).await;
-            if let Err(e) = record::trim_history(&node.store, node.config.max_query_history).await {
-                tracing::debug!(error = %e, "cannot trim query history");
+            if node.history.completed() {
+                if let Err(e) =
+                    record::trim_history(&node.store, node.config.max_query_history).await
+                {
+                    tracing::debug!(error = %e, "cannot trim query history");
+                }
             }
             true
         }
