@@ -67,6 +67,9 @@ pub struct ProgressReport {
     pub state: DriveState,
     pub rows: u64,
     pub bytes: u64,
+    /// Pages of results produced so far (at the end: all of them).
+    #[serde(default)]
+    pub pages: u64,
     pub elapsed_ms: u64,
     pub error: Option<QueryError>,
     /// With [`DriveState::Lost`]: the query's workers the driver could not reach.

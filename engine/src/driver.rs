@@ -42,6 +42,8 @@ pub struct Driver {
 pub struct Outcome {
     pub rows: u64,
     pub bytes: u64,
+    /// Pages of results produced: page tokens `0..pages` hold rows, token `pages` is the end.
+    pub pages: u64,
     pub error: Option<QueryError>,
 }
 
@@ -214,6 +216,11 @@ impl Driver {
         self.delivered.load(Ordering::SeqCst)
     }
 
+    /// Whether results are still being produced (not finished, failed or stopped).
+    pub fn is_running(&self) -> bool {
+        !self.is_stopped() && self.with_buffer(|b| !b.finished && b.error.is_none())
+    }
+
     pub fn is_moved(&self) -> bool {
         self.moved.load(Ordering::SeqCst)
     }
@@ -251,6 +258,11 @@ impl Driver {
     /// Rows produced so far and their size in Arrow memory.
     pub fn progress(&self) -> (u64, u64) {
         self.with_buffer(|b| (b.rows, b.bytes))
+    }
+
+    /// Pages of results produced so far.
+    pub fn pages(&self) -> u64 {
+        self.with_buffer(|b| b.produced)
     }
 
     /// Bytes of pages held in memory and in spill files.

@@ -184,6 +184,7 @@ impl Buffer {
         Outcome {
             rows: self.rows,
             bytes: self.bytes,
+            pages: self.produced,
             error: self.error.clone(),
         }
     }

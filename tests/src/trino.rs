@@ -152,6 +152,18 @@ pub fn post_statement(url: &str, user: &str, sql: &str) -> Value {
         .expect("a JSON answer")
 }
 
+/// `POST /v1/statement`, or None when the coordinator cannot be reached or does not answer
+/// with JSON (it is starting, for example).
+pub fn try_post_statement(url: &str, user: &str, sql: &str) -> Option<Value> {
+    ureq::post(format!("{url}/v1/statement"))
+        .header("X-Trino-User", user)
+        .send(sql)
+        .ok()?
+        .body_mut()
+        .read_json()
+        .ok()
+}
+
 /// `GET url` as JSON.
 pub fn get_json(url: &str) -> Value {
     ureq::get(url)

@@ -149,6 +149,7 @@ impl Drivers {
             state,
             rows,
             bytes,
+            pages: driver.pages(),
             elapsed_ms: driver.elapsed().as_millis() as u64,
             error,
             unreachable: Vec::new(),

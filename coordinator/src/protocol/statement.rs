@@ -14,6 +14,7 @@ use shoal_proto::client::{QueryError, QueryResults, StatementStats};
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
+use crate::query::manager::PageToken;
 use crate::query::record;
 use shoal_engine::pages::PageReply;
 
@@ -126,8 +127,13 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
             id: record.id.clone(),
             info_uri: format!("{base}/v1/query/{}", record.id),
             next_uri: Some(format!(
-                "{base}/v1/statement/executing/{}/{}/0",
-                record.id, record.slug
+                "{base}/v1/statement/executing/{}/{}/{}",
+                record.id,
+                record.slug,
+                PageToken {
+                    attempt: record.attempt,
+                    page: 0
+                }
             )),
             stats: stats("QUEUED", 0, 0),
             ..QueryResults::default()
@@ -180,14 +186,18 @@ fn use_statement(sql: &str, session: &ClientSession, base: &str) -> Option<Respo
     Some((headers, Json(results)).into_response())
 }
 
-fn results(id: &str, slug: &str, base: &str, reply: PageReply) -> QueryResults {
+fn results(
+    id: &str,
+    slug: &str,
+    base: &str,
+    reply: PageReply,
+    next: Option<PageToken>,
+) -> QueryResults {
     QueryResults {
         id: id.to_string(),
         info_uri: format!("{base}/v1/query/{id}"),
         partial_cancel_uri: None,
-        next_uri: reply
-            .next_token
-            .map(|token| format!("{base}/v1/statement/executing/{id}/{slug}/{token}")),
+        next_uri: next.map(|token| format!("{base}/v1/statement/executing/{id}/{slug}/{token}")),
         columns: reply.columns,
         data: (!reply.rows.is_empty()).then_some(reply.rows),
         stats: stats(&reply.state, reply.processed_rows, reply.elapsed_ms),
@@ -200,12 +210,16 @@ fn results(id: &str, slug: &str, base: &str, reply: PageReply) -> QueryResults {
 
 async fn next_page(
     State(node): State<Arc<Coordinator>>,
-    Path((id, slug, token)): Path<(String, String, u64)>,
+    Path((id, slug, token)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
     let base = base_url(&headers, &node);
+    let token: PageToken = match token.parse() {
+        Ok(token) => token,
+        Err(message) => return bad_request(message),
+    };
     match node.queries.page(&node, &id, &slug, token).await {
-        Ok(reply) => Json(results(&id, &slug, &base, reply)).into_response(),
+        Ok((reply, next)) => Json(results(&id, &slug, &base, reply, next)).into_response(),
         Err(error) if error.error_name == "NOT_FOUND" => {
             (StatusCode::NOT_FOUND, error.message).into_response()
         }
@@ -215,7 +229,7 @@ async fn next_page(
 
 async fn cancel(
     State(node): State<Arc<Coordinator>>,
-    Path((id, slug, _token)): Path<(String, String, u64)>,
+    Path((id, slug, _token)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
     let user = ClientSession::from_headers(&headers).ok().map(|s| s.user);

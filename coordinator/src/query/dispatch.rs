@@ -34,7 +34,8 @@ pub fn limits(node: &Coordinator) -> Limits {
 /// its admission slot.
 pub fn start(node: Arc<Coordinator>, record: QueryRecord, session: ClientSession, admit: bool) {
     let driver = Driver::new(BufferLimits::in_memory(LOCAL_BUFFER_BYTES));
-    node.queries.keep(&record.id, driver.clone());
+    node.queries
+        .keep(&record.id, record.attempt, driver.clone());
     tokio::spawn(async move { run(&node, record, session, &driver, admit).await });
 }
 
@@ -119,16 +120,7 @@ async fn run_here(
     let outcome = driver
         .run(async move { statement.prepare(&sql).await }, &record.sql)
         .await;
-    recovery::complete(
-        node,
-        &record.id,
-        record.attempt,
-        &me,
-        outcome.rows,
-        outcome.bytes,
-        outcome.error,
-    )
-    .await;
+    recovery::complete(node, &record.id, record.attempt, &me, outcome).await;
 }
 
 /// Live workers, least loaded first; ties are spread by the query id.

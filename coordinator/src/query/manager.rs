@@ -27,8 +27,49 @@ const NEW_RECORD_RETRY: Duration = Duration::from_secs(3);
 
 pub struct Queries {
     ids: QueryIds,
-    /// Drivers in this process: queries running here, and queries waiting to be handed on.
-    drivers: Mutex<HashMap<String, Arc<Driver>>>,
+    /// Drivers in this process, with the attempt each runs: queries running here, and queries
+    /// waiting to be handed on.
+    drivers: Mutex<HashMap<String, (u32, Arc<Driver>)>>,
+}
+
+/// A page of one attempt of a query, as it appears in the client's `nextUri`: `attempt.page`
+/// (a bare number is page of attempt 0). Pages of one attempt are never served for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageToken {
+    pub attempt: u32,
+    pub page: u64,
+}
+
+impl std::str::FromStr for PageToken {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{text:?} is not a page token");
+        let (attempt, page) = match text.split_once('.') {
+            Some((attempt, page)) => (attempt.parse().map_err(|_| bad())?, page),
+            None => (0, text),
+        };
+        Ok(PageToken {
+            attempt,
+            page: page.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl std::fmt::Display for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.attempt, self.page)
+    }
+}
+
+/// Whether `record`, settled, answers page `token` by itself: a failure always does; a
+/// finished run only at the end of its results (earlier pages exist only at its driver).
+pub(crate) fn answers_alone(record: &QueryRecord, token: u64) -> bool {
+    match record.state {
+        QueryState::Failed => true,
+        QueryState::Finished => token >= record.pages,
+        QueryState::Queued | QueryState::Running => false,
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -46,6 +87,8 @@ pub(crate) fn reply_from_record(record: &QueryRecord, token: u64) -> PageReply {
         .unwrap_or_else(now_ms)
         .saturating_sub(record.created_ms);
     let (state, next_token) = match record.state {
+        // Pages before the end are at the driver: ask again (the driver's loss settles it).
+        QueryState::Finished if token < record.pages => ("RUNNING", Some(token)),
         QueryState::Finished => ("FINISHED", None),
         QueryState::Failed => ("FAILED", None),
         QueryState::Queued => ("QUEUED", Some(token)),
@@ -73,12 +116,19 @@ impl Queries {
     }
 
     pub(crate) fn driver(&self, id: &str) -> Option<Arc<Driver>> {
-        self.drivers.lock().ok()?.get(id).cloned()
+        Some(self.drivers.lock().ok()?.get(id)?.1.clone())
     }
 
-    pub(crate) fn keep(&self, id: &str, driver: Arc<Driver>) {
+    /// The driver here of attempt `attempt` of query `id`.
+    fn driver_of(&self, id: &str, attempt: u32) -> Option<Arc<Driver>> {
+        let drivers = self.drivers.lock().ok()?;
+        let (kept, driver) = drivers.get(id)?;
+        (*kept == attempt).then(|| driver.clone())
+    }
+
+    pub(crate) fn keep(&self, id: &str, attempt: u32, driver: Arc<Driver>) {
         if let Ok(mut drivers) = self.drivers.lock() {
-            drivers.insert(id.to_string(), driver);
+            drivers.insert(id.to_string(), (attempt, driver));
         }
     }
 
@@ -125,6 +175,7 @@ impl Queries {
             ended_ms: None,
             rows: 0,
             bytes: 0,
+            pages: 0,
             error: None,
         };
         record::put_new(&node.store, &record, NEW_RECORD_RETRY)
@@ -134,20 +185,50 @@ impl Queries {
         Ok(record)
     }
 
-    /// The page `token` of query `id`, from its driver wherever that is.
+    /// Page `token` of query `id`, from its driver wherever that is, with the token of the
+    /// page after it. A page of an attempt that is no longer the query's is refused: page 0
+    /// excepted (nothing was delivered yet), which is served from the current attempt.
     pub async fn page(
         &self,
         node: &Arc<Coordinator>,
         id: &str,
         slug: &str,
+        token: PageToken,
+    ) -> Result<(PageReply, Option<PageToken>), QueryError> {
+        let mut record = self.record(node, id, slug).await?;
+        if record.attempt < token.attempt {
+            record = self.latest(node, id).await?;
+        }
+        if record.attempt != token.attempt && token.page > 0 {
+            return Err(errors::driver_lost(format!(
+                "query {id} was run again (attempt {}) after its driver died; the pages of attempt {} are gone, run the query again",
+                record.attempt, token.attempt
+            )));
+        }
+        let attempt = record.attempt;
+        let reply = self.page_of(node, record, token.page).await?;
+        let next = reply.next_token.map(|page| PageToken { attempt, page });
+        Ok((reply, next))
+    }
+
+    async fn page_of(
+        &self,
+        node: &Arc<Coordinator>,
+        mut record: QueryRecord,
         token: u64,
     ) -> Result<PageReply, QueryError> {
-        let mut record = self.record(node, id, slug).await?;
-        if let Some(driver) = self.driver(id) {
+        let id = record.id.clone();
+        let id = id.as_str();
+        if let Some(driver) = self.driver_of(id, record.attempt) {
             let reply = driver.page(token, PAGE_WAIT).await;
             if !driver.is_moved() {
                 if reply.next_token.is_none() {
                     self.forget(id);
+                }
+                if driver.is_running() {
+                    // Delivered rows of a query still running here must never be produced
+                    // again by a re-run after this coordinator's death.
+                    return recovery::delivering(node, &record, token, reply).await;
                 }
                 return Ok(reply);
             }
@@ -164,13 +245,12 @@ impl Queries {
                 record = self.latest(node, id).await?;
             }
         }
-        if record.driver_url.is_empty() || record.state == QueryState::Failed {
+        if record.driver_url.is_empty() || answers_alone(&record, token) {
             return Ok(reply_from_record(&record, token));
         }
         if record.driver_url == node.internal_url {
-            if record.state.is_done() {
-                return Ok(reply_from_record(&record, token));
-            }
+            // Driven here, but not by this process's driver: it died with an earlier run of
+            // this coordinator.
             return recovery::driver_lost(node, &record, token).await;
         }
         let request = PageRequest {
@@ -194,8 +274,8 @@ impl Queries {
             }
             Err(RpcFailure::Remote(e)) if e.code == ErrorCode::NotFound => {
                 // The driver does not know the query: it finished and let go, or it restarted.
-                let record = self.record(node, id, slug).await?;
-                if record.state.is_done() {
+                let record = self.latest(node, id).await?;
+                if answers_alone(&record, token) {
                     return Ok(reply_from_record(&record, token));
                 }
                 recovery::driver_forgot(node, &record, token).await
@@ -227,8 +307,8 @@ impl Queries {
         let abandoned: Vec<(String, Arc<Driver>)> = match self.drivers.lock() {
             Ok(drivers) => drivers
                 .iter()
-                .filter(|(_, d)| d.idle() > max_idle)
-                .map(|(id, d)| (id.clone(), d.clone()))
+                .filter(|(_, (_, d))| d.idle() > max_idle)
+                .map(|(id, (_, d))| (id.clone(), d.clone()))
                 .collect(),
             Err(_) => return,
         };

@@ -62,6 +62,10 @@ pub struct QueryRecord {
     pub ended_ms: Option<u64>,
     pub rows: u64,
     pub bytes: u64,
+    /// Pages of results the finished run produced: tokens below it hold rows (only its
+    /// driver has them), the token equal to it is the end of the results.
+    #[serde(default)]
+    pub pages: u64,
     pub error: Option<QueryError>,
 }
 
@@ -271,6 +275,7 @@ mod tests {
             ended_ms: None,
             rows: 0,
             bytes: 0,
+            pages: 0,
             error: None,
         }
     }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use shoal_engine::drive::{DriveState, ProgressReport};
+use shoal_engine::driver::Outcome;
 use shoal_engine::pages::PageReply;
 use shoal_proto::client::QueryError;
 use shoal_state_store::RaftRole;
@@ -16,7 +17,7 @@ use crate::protocol::errors;
 use crate::protocol::session::{ClientSession, Family};
 use crate::query::admission::{self, Holder};
 use crate::query::dispatch::{self, limits};
-use crate::query::manager::{now_ms, reply_from_record, PAGE_WAIT};
+use crate::query::manager::{answers_alone, now_ms, reply_from_record, PAGE_WAIT};
 use crate::query::record::{self, QueryRecord, QueryState};
 use crate::query::statements;
 
@@ -38,10 +39,14 @@ pub async fn complete(
     id: &str,
     attempt: u32,
     driver_url: &str,
-    rows: u64,
-    bytes: u64,
-    error: Option<QueryError>,
+    outcome: Outcome,
 ) -> bool {
+    let Outcome {
+        rows,
+        bytes,
+        pages,
+        error,
+    } = outcome;
     let ended = record::update(&node.store, id, |r| {
         if r.attempt != attempt || r.state.is_done() {
             return false;
@@ -58,6 +63,7 @@ pub async fn complete(
         r.ended_ms = Some(now_ms());
         r.rows = rows;
         r.bytes = bytes;
+        r.pages = pages;
         r.error = error.clone();
         true
     })
@@ -88,16 +94,13 @@ pub async fn complete(
 /// Settle a query that is not running anywhere as failed with `error`.
 pub async fn finish(node: &Coordinator, record: &QueryRecord, error: QueryError) {
     let driver_url = record.driver_url.clone();
-    complete(
-        node,
-        &record.id,
-        record.attempt,
-        &driver_url,
-        record.rows,
-        record.bytes,
-        Some(error),
-    )
-    .await;
+    let outcome = Outcome {
+        rows: record.rows,
+        bytes: record.bytes,
+        pages: record.pages,
+        error: Some(error),
+    };
+    complete(node, &record.id, record.attempt, &driver_url, outcome).await;
 }
 
 /// A driver's report: progress while it runs, the outcome at the end. Reports of an earlier
@@ -159,14 +162,18 @@ async fn lost(node: &Arc<Coordinator>, report: &ProgressReport) -> Result<(), Co
 
 /// Record the outcome a driver reported.
 async fn complete_as_reported(node: &Coordinator, report: &ProgressReport) {
+    let outcome = Outcome {
+        rows: report.rows,
+        bytes: report.bytes,
+        pages: report.pages,
+        error: report.error.clone(),
+    };
     complete(
         node,
         &report.query_id,
         report.attempt,
         &report.driver_url,
-        report.rows,
-        report.bytes,
-        report.error.clone(),
+        outcome,
     )
     .await;
 }
@@ -187,7 +194,7 @@ pub async fn delivering(
     token: u64,
     reply: PageReply,
 ) -> Result<PageReply, QueryError> {
-    if record.delivered || token > 0 || reply.rows.is_empty() {
+    if record.delivered || reply.rows.is_empty() {
         return Ok(reply);
     }
     let noted = record::update(&node.store, &record.id, |r| {
@@ -265,7 +272,10 @@ pub async fn driver_forgot(
         .ok()
         .flatten()
         .unwrap_or_else(|| record.clone());
-    if now.state.is_done() || now.attempt != record.attempt || now.driver_url != record.driver_url {
+    if answers_alone(&now, token)
+        || now.attempt != record.attempt
+        || now.driver_url != record.driver_url
+    {
         return Ok(reply_from_record(&now, token));
     }
     recovered(node, &now, token).await
