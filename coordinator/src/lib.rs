@@ -34,7 +34,10 @@ pub use config::CoordinatorConfig;
 pub use error::{CoordinatorError, Result};
 pub use node::Coordinator;
 
-const SERVER_DRAIN: Duration = Duration::from_secs(5);
+/// How long requests in flight may take to finish when the coordinator stops.
+const SERVER_DRAIN: Duration = Duration::from_secs(3);
+/// How long each other step of stopping may take.
+const STOP_STEP: Duration = Duration::from_secs(2);
 
 /// Run a coordinator on already-bound listeners until `shutdown` completes; then leave the seed
 /// directory, stop serving and close the state store.
@@ -140,19 +143,42 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!(node_id = config.node_id, "coordinator stopping");
-    publisher.stop().await;
-    let _ = stop.send(true);
-    let _ = formation.await;
-    let _ = reaper.await;
-    let _ = cleaner.await;
-    for server in [internal_server, client_server] {
-        if tokio::time::timeout(SERVER_DRAIN, server).await.is_err() {
-            tracing::warn!("a listener did not drain in time");
-        }
+    // Every step is bounded: without a quorum, store calls of the background tasks and of
+    // requests in flight would otherwise wait out their own timeouts one after another.
+    if tokio::time::timeout(STOP_STEP, publisher.stop())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the seed was not withdrawn in time");
     }
-    node.store.shutdown().await?;
+    let _ = stop.send(true);
+    futures::future::join3(
+        stop_task("formation", formation),
+        stop_task("reaper", reaper),
+        stop_task("cleaner", cleaner),
+    )
+    .await;
+    let drained = futures::future::join(internal_server, client_server);
+    if tokio::time::timeout(SERVER_DRAIN, drained).await.is_err() {
+        tracing::warn!("the listeners did not drain in time");
+    }
+    match tokio::time::timeout(STOP_STEP, node.store.shutdown()).await {
+        Ok(closed) => closed?,
+        Err(_) => tracing::warn!("the state store did not close in time"),
+    }
     tracing::info!(node_id = config.node_id, "coordinator stopped");
     Ok(())
+}
+
+/// Wait up to [`STOP_STEP`] for a background task told to stop, then abort it.
+async fn stop_task(name: &str, mut task: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(STOP_STEP, &mut task).await.is_err() {
+        tracing::warn!(
+            task = name,
+            "a background task did not stop in time; aborting it"
+        );
+        task.abort();
+    }
 }
 
 /// Queries whose client stopped reading for `query.client.timeout` are cancelled; on the Raft

@@ -369,3 +369,45 @@ fn a_coordinator_with_a_wrong_secret_does_not_join() {
         "the intruder is not part of the cluster"
     );
 }
+
+#[test]
+fn a_coordinator_without_a_quorum_stops_within_seconds_of_sigterm() {
+    let mut cluster = ProcessCluster::new(3);
+    cluster.start_joined(3);
+    cluster.kill(2);
+    cluster.kill(3);
+    let url = cluster.client_url(1);
+    wait_until(
+        Duration::from_secs(60),
+        "coordinator 1 refuses queries for want of a quorum",
+        || {
+            shoal_tests::trino::try_post_statement(&url, "stop", "SELECT 1")
+                .is_some_and(|answer| answer.get("error").is_some())
+        },
+    );
+    // Requests in flight that wait on the store, which has no quorum any more.
+    let clients: Vec<_> = (0..3)
+        .map(|n| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                shoal_tests::trino::try_post_statement(&url, "stop", &format!("SELECT {n}"))
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let status = cluster.stop(1).expect("coordinator 1 was running");
+    let took = started.elapsed();
+    eprintln!("coordinator 1 stopped {took:?} after SIGTERM");
+    assert!(
+        status.success(),
+        "coordinator 1 did not stop by itself after SIGTERM ({status:?}):\n{}",
+        cluster.coordinators[&1].log_text()
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "coordinator 1 took {took:?} to stop"
+    );
+    for client in clients {
+        let _ = client.join();
+    }
+}
