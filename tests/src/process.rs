@@ -145,6 +145,8 @@ pub struct ProcessCluster {
     pub bootstrap_expect: u64,
     /// Lines added to every coordinator's config.properties.
     pub extra_config: String,
+    /// `catalog.cleanup-interval` of the coordinators: 1s, so tests see files go soon.
+    pub cleanup_interval: String,
     /// Lines added to every worker's config.properties.
     pub worker_extra_config: String,
     /// Environment of coordinators started from now on (e.g. `SHOAL_FAILPOINTS`).
@@ -166,6 +168,7 @@ impl ProcessCluster {
             secret: "process-test-secret".into(),
             bootstrap_expect,
             extra_config: String::new(),
+            cleanup_interval: "1s".into(),
             worker_extra_config: String::new(),
             coordinator_env: Vec::new(),
             coordinators: BTreeMap::new(),
@@ -197,11 +200,12 @@ impl ProcessCluster {
                         "node.id={id}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address=127.0.0.1\n\
                          http-server.http.port={client}\ninternal-communication.http.port={internal}\n\
                          internal-communication.shared-secret={}\ncatalog.warehouse-dir={}\n\
-                         catalog.external-locations={}\ncatalog.cleanup-interval=1s\n{}",
+                         catalog.external-locations={}\ncatalog.cleanup-interval={}\n{}",
                         node_dir.join("data").display(),
                         self.secret,
                         self.dir.path().join("warehouse").display(),
                         self.external_dir().display(),
+                        self.cleanup_interval,
                         self.extra_config
                     ),
                 ),
