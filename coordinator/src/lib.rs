@@ -195,7 +195,7 @@ async fn reap_abandoned_queries(node: std::sync::Arc<Coordinator>, stopped: watc
             _ = &mut stop => return,
             _ = ticks.tick() => {
                 node.queries.reap_abandoned(timeout);
-                let leader = node.store.status().await.leader;
+                let leader = node.store.current_leader();
                 node.metrics.observe_leader(leader);
                 if leader == Some(node.id()) {
                     query::recovery::sweep(&node).await;
@@ -217,7 +217,7 @@ async fn clean_warehouse(node: std::sync::Arc<Coordinator>, stopped: watch::Rece
         tokio::select! {
             _ = &mut stop => return,
             _ = ticks.tick() => {
-                if node.store.status().await.leader != Some(node.id()) {
+                if node.store.current_leader() != Some(node.id()) {
                     continue;
                 }
                 match catalog::cleanup::sweep(&node.store, &node.warehouse).await {

@@ -2,8 +2,9 @@
 //! API (get, put, delete, compare-and-set, transactions, scans, watches) and membership changes.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use openraft::error::{InitializeError, RaftError};
 use openraft::BasicNode;
@@ -27,6 +28,32 @@ pub const MAX_KEY_LEN: usize = 4 * 1024;
 pub const MAX_VALUE_LEN: usize = 16 * 1024 * 1024;
 
 const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often the background refresh asks every member for its report.
+const STATUS_REFRESH: Duration = Duration::from_millis(500);
+/// A refreshed status older than this is not used; the members are asked again.
+const STATUS_STALE: Duration = Duration::from_secs(3);
+
+/// Ask every member for its report every [`STATUS_REFRESH`] until the store is closed or
+/// dropped, keeping the answer for [`StateStore::recent_status`].
+async fn refresh_status(inner: Weak<Inner>) {
+    let mut ticks = tokio::time::interval(STATUS_REFRESH);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if inner.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let store = StateStore { inner };
+        let status = store.status().await;
+        store
+            .inner
+            .recent
+            .send_replace(Some((Instant::now(), status)));
+    }
+}
 
 /// The outcome of a compare-and-set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +74,9 @@ struct Inner {
     forwarder: Forwarder,
     batcher: Batcher,
     db: sled::Db,
+    /// The members' status as the background refresh last saw it, and when.
+    recent: tokio::sync::watch::Sender<Option<(Instant, StoreStatus)>>,
+    closed: AtomicBool,
 }
 
 impl StateStore {
@@ -99,13 +129,17 @@ impl StateStore {
             config.max_batches_in_flight,
         );
         tracing::info!(node_id = config.node_id, data_dir = %path, "state store opened");
-        Ok(StateStore {
+        let store = StateStore {
             inner: Arc::new(Inner {
                 forwarder,
                 batcher,
                 db,
+                recent: tokio::sync::watch::channel(None).0,
+                closed: AtomicBool::new(false),
             }),
-        })
+        };
+        tokio::spawn(refresh_status(Arc::downgrade(&store.inner)));
+        Ok(store)
     }
 
     pub fn id(&self) -> NodeId {
@@ -324,7 +358,19 @@ impl StateStore {
         status
     }
 
-    /// Every member's role, term, log and applied index, and the leader's view of its lag.
+    /// [`StateStore::status`] as the background refresh last saw it (every half second),
+    /// without asking anyone now: for the paths of queries, where an unreachable member must
+    /// not add its timeout. Asks now only when no recent refresh is at hand.
+    pub async fn recent_status(&self) -> StoreStatus {
+        let recent = self.inner.recent.borrow().clone();
+        match recent {
+            Some((at, status)) if at.elapsed() < STATUS_STALE => status,
+            _ => self.status().await,
+        }
+    }
+
+    /// Every member's role, term, log and applied index, and the leader's view of its lag,
+    /// asked of every member now.
     pub async fn status(&self) -> StoreStatus {
         let metrics = self.raft().metrics().borrow().clone();
         let membership = metrics.membership_config.membership().clone();
@@ -396,6 +442,7 @@ impl StateStore {
 
     /// Stop the Raft node and flush the database.
     pub async fn shutdown(&self) -> StoreResult<()> {
+        self.inner.closed.store(true, Ordering::SeqCst);
         let result = self.raft().shutdown().await;
         self.inner
             .db

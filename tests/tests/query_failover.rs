@@ -459,3 +459,43 @@ fn a_query_sent_to_a_just_restarted_coordinator_survives_its_death_exactly_once(
         });
     }
 }
+
+/// Median time of `runs` runs of `sql` through `client`.
+fn median_latency(client: &mut TrinoClient, sql: &str, runs: usize) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            client.execute(sql).expect("query");
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+#[test]
+fn a_paused_coordinator_adds_no_latency_to_queries_on_the_others() {
+    let (cluster, _client) = cluster("");
+    let leader = leader(&cluster, &[1, 2, 3]);
+    // Pause a follower (a paused leader stops every write until an election), and query
+    // through a coordinator that is not paused.
+    let paused = [2, 3]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let via = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != paused)
+        .expect("another coordinator");
+    let mut client = TrinoClient::new(vec![cluster.client_url(via)], "failover");
+    let sql = "SELECT count(*) FROM numbers";
+    let before = median_latency(&mut client, sql, 5);
+    cluster.pause(paused);
+    let during = median_latency(&mut client, sql, 9);
+    cluster.resume(paused);
+    eprintln!("median before {before:?}, with coordinator {paused} paused {during:?}");
+    assert!(
+        during < before + Duration::from_millis(300),
+        "a paused coordinator slowed queries on coordinator {via}: {before:?} before, {during:?} while paused"
+    );
+}

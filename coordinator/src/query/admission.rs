@@ -87,7 +87,7 @@ async fn write(store: &StateStore, slots: &Slots, expected: u64) -> Result<bool,
 /// Coordinators that are members and answer, and the workers in `workers`.
 async fn alive(store: &StateStore, workers: &Workers) -> Alive {
     let coordinators = store
-        .status()
+        .recent_status()
         .await
         .members
         .into_iter()

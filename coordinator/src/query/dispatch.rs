@@ -137,7 +137,7 @@ fn by_load(mut workers: Vec<LiveWorker>, query_id: &str) -> Vec<LiveWorker> {
 async fn coordinator_urls(node: &Coordinator) -> Vec<String> {
     let mut urls: Vec<String> = node
         .store
-        .status()
+        .recent_status()
         .await
         .members
         .into_iter()

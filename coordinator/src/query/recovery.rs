@@ -237,7 +237,7 @@ async fn alive(node: &Coordinator, url: &str) -> bool {
         return true;
     }
     node.store
-        .status()
+        .recent_status()
         .await
         .members
         .iter()
@@ -392,7 +392,7 @@ pub async fn sweep(node: &Arc<Coordinator>) {
     };
     let coordinators: Vec<u64> = node
         .store
-        .status()
+        .recent_status()
         .await
         .members
         .iter()
