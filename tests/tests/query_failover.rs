@@ -499,3 +499,34 @@ fn a_paused_coordinator_adds_no_latency_to_queries_on_the_others() {
         "a paused coordinator slowed queries on coordinator {via}: {before:?} before, {during:?} while paused"
     );
 }
+
+#[test]
+fn a_reported_outcome_that_was_not_recorded_is_reported_again() {
+    let mut cluster = ProcessCluster::new(1);
+    // The first two outcomes a driver reports are not written to the record.
+    cluster.coordinator_env = vec![(
+        "SHOAL_FAILPOINTS".into(),
+        "query-outcome-not-recorded=2*return".into(),
+    )];
+    cluster.start_joined(1);
+    cluster.start_workers_seen(&["w1"], 1);
+    let url = cluster.client_url(1);
+    let first = post_statement(
+        &url,
+        "failover",
+        "SELECT value FROM generate_series(1, 5000) AS t(value)",
+    );
+    let id = first["id"].as_str().expect("an id").to_string();
+    let rows = outcome(&url, &first).expect("the query completes");
+    assert_eq!(rows.len(), 5000);
+    let record = wait_for(Duration::from_secs(30), "the record says FINISHED", || {
+        let record = info(&url, &id);
+        (record["state"] == "FINISHED").then_some(record)
+    });
+    assert_eq!(record["queryStats"]["outputPositions"], 5000, "{record}");
+    let log = cluster.coordinators[&1].log_text();
+    assert!(
+        log.contains("failpoint query-outcome-not-recorded"),
+        "the failpoint fired (the outcome was reported again after it): {record}"
+    );
+}

@@ -120,7 +120,15 @@ async fn run_here(
     let outcome = driver
         .run(async move { statement.prepare(&sql).await }, &record.sql)
         .await;
-    recovery::complete(node, &record.id, record.attempt, &me, outcome).await;
+    recovery::complete_here(
+        node,
+        &record.id,
+        record.attempt,
+        &me,
+        outcome,
+        node.config.query_client_timeout,
+    )
+    .await;
 }
 
 /// Live workers, least loaded first; ties are spread by the query id.

@@ -34,13 +34,15 @@ fn session_of(record: &QueryRecord) -> ClientSession {
 }
 
 /// Record the end of run `attempt` of query `id`, driven at `driver_url`, and free its slot.
+/// False when the record declined it (another attempt or driver, or settled already); an
+/// error when it could not be written, so that whoever reports it tries again.
 pub async fn complete(
     node: &Coordinator,
     id: &str,
     attempt: u32,
     driver_url: &str,
     outcome: Outcome,
-) -> bool {
+) -> Result<bool, CoordinatorError> {
     let Outcome {
         rows,
         bytes,
@@ -81,13 +83,38 @@ pub async fn complete(
                     tracing::debug!(error = %e, "cannot trim query history");
                 }
             }
-            true
+            Ok(true)
         }
-        Ok(None) => false,
+        Ok(None) => Ok(false),
         Err(e) => {
             tracing::warn!(query = %id, error = %e, "cannot record the end of a query");
-            false
+            Err(e)
         }
+    }
+}
+
+/// [`complete`] for an outcome this coordinator's own driver produced: tried again (for up
+/// to `within`) until the record has it, since nobody else will report it.
+pub async fn complete_here(
+    node: &Coordinator,
+    id: &str,
+    attempt: u32,
+    driver_url: &str,
+    outcome: Outcome,
+    within: std::time::Duration,
+) {
+    let give_up = tokio::time::Instant::now() + within;
+    let mut pause = std::time::Duration::from_millis(50);
+    while complete(node, id, attempt, driver_url, outcome.clone())
+        .await
+        .is_err()
+    {
+        if tokio::time::Instant::now() >= give_up {
+            tracing::warn!(query = %id, "gave up recording the end of a query; the sweep settles it");
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(2));
     }
 }
 
@@ -100,7 +127,7 @@ pub async fn finish(node: &Coordinator, record: &QueryRecord, error: QueryError)
         pages: record.pages,
         error: Some(error),
     };
-    complete(node, &record.id, record.attempt, &driver_url, outcome).await;
+    let _ = complete(node, &record.id, record.attempt, &driver_url, outcome).await;
 }
 
 /// A driver's report: progress while it runs, the outcome at the end. Reports of an earlier
@@ -113,8 +140,9 @@ pub async fn on_progress(
         return lost(node, report).await;
     }
     if report.state != DriveState::Running {
-        complete_as_reported(node, report).await;
-        return Ok(());
+        return complete_as_reported(node, report).await.inspect_err(|e| {
+            tracing::warn!(query = %report.query_id, driver = %report.driver_url, error = %e, "cannot record the outcome a driver reported; it reports it again");
+        });
     }
     record::update(&node.store, &report.query_id, |r| {
         let same_driver = r.driver_url.is_empty() || r.driver_url == report.driver_url;
@@ -148,8 +176,7 @@ async fn lost(node: &Arc<Coordinator>, report: &ProgressReport) -> Result<(), Co
         && statements::reads_only(&record.sql)
         && record.attempt < node.config.query_retry_attempts;
     if !again {
-        complete_as_reported(node, report).await;
-        return Ok(());
+        return complete_as_reported(node, report).await;
     }
     let Some(again) = mark_for_rerun(node, &record).await else {
         return Ok(());
@@ -160,8 +187,17 @@ async fn lost(node: &Arc<Coordinator>, report: &ProgressReport) -> Result<(), Co
     Ok(())
 }
 
-/// Record the outcome a driver reported.
-async fn complete_as_reported(node: &Coordinator, report: &ProgressReport) {
+/// Record the outcome a driver reported; an error (for the driver to try again) when the
+/// record could not be written. A failpoint lets tests lose the write.
+async fn complete_as_reported(
+    node: &Coordinator,
+    report: &ProgressReport,
+) -> Result<(), CoordinatorError> {
+    fail::fail_point!("query-outcome-not-recorded", |_| {
+        Err(CoordinatorError::Internal(
+            "failpoint query-outcome-not-recorded".into(),
+        ))
+    });
     let outcome = Outcome {
         rows: report.rows,
         bytes: report.bytes,
@@ -175,7 +211,8 @@ async fn complete_as_reported(node: &Coordinator, report: &ProgressReport) {
         &report.driver_url,
         outcome,
     )
-    .await;
+    .await?;
+    Ok(())
 }
 
 /// "Not yet": the client asks for `token` again.
