@@ -17,6 +17,8 @@ pub mod protocol;
 pub mod query;
 pub mod registry;
 pub mod sync_status;
+#[cfg(test)]
+mod test_store;
 pub mod tls;
 pub mod web;
 pub mod workers;

@@ -2,29 +2,14 @@
 //! it is committed, never lands in a table created again under the same name, CREATE TABLE
 //! AS publishes table and data together, and a settled (fenced) write never applies later.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use datafusion::arrow::datatypes::Schema;
-use shoal_state_store::{StateStore, StoreConfig};
+use shoal_state_store::StateStore;
 
 use super::*;
 use crate::catalog::{resolve, DataFile, Reads, TableFormat};
 
 async fn store() -> (tempfile::TempDir, StateStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = StoreConfig::new(1, dir.path().join("raft"), "http://127.0.0.1:1");
-    config.cluster_secret = "commit-tests".into();
-    let store = StateStore::open(config).await.expect("open");
-    store
-        .initialize(BTreeMap::from([(1, "http://127.0.0.1:1".to_string())]))
-        .await
-        .expect("initialize");
-    store
-        .wait_for_leader(Duration::from_secs(10))
-        .await
-        .expect("leader");
-    (dir, store)
+    crate::test_store::one_member_store().await
 }
 
 fn record(id: &str, name: &str) -> TableRecord {

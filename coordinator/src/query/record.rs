@@ -251,10 +251,6 @@ pub async fn wait_for_change(store: &StateStore, id: &str, wait: Duration) -> Re
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use shoal_state_store::StoreConfig;
-
     use super::*;
 
     fn record(id: &str, state: QueryState) -> QueryRecord {
@@ -282,18 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn trimming_keeps_the_newest_finished_records_and_every_unfinished_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = StoreConfig::new(1, dir.path().join("raft"), "http://127.0.0.1:1");
-        config.cluster_secret = "record-tests".into();
-        let store = StateStore::open(config).await.expect("open");
-        store
-            .initialize(BTreeMap::from([(1, "http://127.0.0.1:1".to_string())]))
-            .await
-            .expect("initialize");
-        store
-            .wait_for_leader(Duration::from_secs(10))
-            .await
-            .expect("leader");
+        let (_dir, store) = crate::test_store::one_member_store().await;
         for n in 0..20 {
             let state = if n % 5 == 0 {
                 QueryState::Running
