@@ -1,5 +1,6 @@
 //! The Raft log and vote on sled: entries in the `raft_log` tree, vote, committed and purged
-//! pointers in the `raft_state` tree. Every append and vote is flushed before it is reported.
+//! pointers in the `raft_state` tree, in a database of their own (the state machine's pages
+//! are not synced with every append). Every append and vote is flushed before it is reported.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -73,6 +74,64 @@ impl LogStore {
             vote: Space::open(db)?,
             pointers: Space::open(db)?,
         })
+    }
+
+    /// Copy the log's trees of a format-3 data directory's database `from` into the log's own
+    /// database `to`, replacing whatever an interrupted copy left there, and flush it. Where
+    /// `from` holds no log at all there is nothing to move, and `to` is left as it is.
+    pub(crate) fn move_to(from: &sled::Db, to: &sled::Db) -> StoreResult<()> {
+        let names = [LogEntries::TREE, VoteSpace::TREE];
+        let mut empty = true;
+        for name in names {
+            if from
+                .tree_names()
+                .iter()
+                .any(|t| t.as_ref() == name.as_bytes())
+            {
+                let tree = from
+                    .open_tree(name)
+                    .map_err(|e| StoreError::sled(LogEntries::NAME, e))?;
+                empty &= tree.is_empty();
+            }
+        }
+        if empty {
+            return Ok(());
+        }
+        for name in names {
+            let source = from
+                .open_tree(name)
+                .map_err(|e| StoreError::sled(LogEntries::NAME, e))?;
+            let target = to
+                .open_tree(name)
+                .map_err(|e| StoreError::sled(LogEntries::NAME, e))?;
+            target
+                .clear()
+                .map_err(|e| StoreError::sled(LogEntries::NAME, e))?;
+            let mut batch = sled::Batch::default();
+            for item in source.iter() {
+                let (key, value) = item.map_err(|e| StoreError::sled(LogEntries::NAME, e))?;
+                batch.insert(key, value);
+            }
+            target
+                .apply_batch(batch)
+                .map_err(|e| StoreError::sled(LogEntries::NAME, e))?;
+        }
+        to.flush()
+            .map_err(|e| StoreError::sled(LogEntries::NAME, e))?;
+        Ok(())
+    }
+
+    /// Remove the log's trees from the state machine's database once they were moved.
+    pub(crate) fn drop_moved(db: &sled::Db) -> StoreResult<()> {
+        for name in [LogEntries::TREE, VoteSpace::TREE] {
+            if db
+                .drop_tree(name)
+                .map_err(|e| StoreError::sled(LogEntries::NAME, e))?
+            {
+                tracing::info!(tree = name, "removed the raft log's old tree");
+            }
+        }
+        Ok(())
     }
 
     fn last_purged(&self) -> StoreResult<Option<LogId>> {

@@ -74,6 +74,7 @@ struct Inner {
     forwarder: Forwarder,
     batcher: Batcher,
     db: sled::Db,
+    log_db: sled::Db,
     /// The members' status as the background refresh last saw it, and when.
     recent: tokio::sync::watch::Sender<Option<(Instant, StoreStatus)>>,
     closed: AtomicBool,
@@ -97,9 +98,18 @@ impl StateStore {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| StoreError::sled("database", e))?;
+        // A directory that had a header in format 4 or later must still have its log; the log
+        // of a new one is created before its header, so a crash between leaves no such gap.
+        let expect_log = match ondisk::read_header(&db)? {
+            Some(_) => {
+                ondisk::check_or_write_header(&db, &path, config.node_id)?.format_version >= 4
+            }
+            None => false,
+        };
+        let log_db = ondisk::open_log_db(&config.data_dir, config.node_id, expect_log)?;
         let header = ondisk::check_or_write_header(&db, &path, config.node_id)?;
-        ondisk::upgrade(&db, &path, header, config.max_encoded_len)?;
-        let log_store = LogStore::open(&db)?;
+        ondisk::upgrade(&db, &log_db, &path, header, config.max_encoded_len)?;
+        let log_store = LogStore::open(&log_db)?;
         let sm = SmShared::open_limited(&db, config.event_retention, config.max_encoded_len)?;
         // Chunks of a snapshot whose writing a crash interrupted.
         sm.snapshots.remove_stale_chunks()?;
@@ -134,6 +144,7 @@ impl StateStore {
                 forwarder,
                 batcher,
                 db,
+                log_db,
                 recent: tokio::sync::watch::channel(None).0,
                 closed: AtomicBool::new(false),
             }),
@@ -449,6 +460,11 @@ impl StateStore {
             .flush_async()
             .await
             .map_err(|e| StoreError::sled("database", e))?;
+        self.inner
+            .log_db
+            .flush_async()
+            .await
+            .map_err(|e| StoreError::sled("raft log database", e))?;
         result.map_err(|e| StoreError::Raft(format!("raft task ended abnormally: {e}")))?;
         tracing::info!(node_id = self.id(), "state store stopped");
         Ok(())

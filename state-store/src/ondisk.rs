@@ -1,6 +1,8 @@
 //! The on-disk format version of a store's data directory, written at creation and checked at
 //! every open so that a build never misreads data written by a newer one.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{StoreError, StoreResult};
@@ -13,7 +15,12 @@ use crate::snapshot_store;
 /// - 1: the current snapshot is one value in the `snapshot` tree.
 /// - 2: it is a stream of records cut into chunks in the `state_machine` tree.
 /// - 3: the chunks are in a tree of their own, `snapshot_chunks`, by generation.
-pub const FORMAT_VERSION: u32 = 3;
+/// - 4: the Raft log and vote are in a database of their own, in [`LOG_DIR`], so that syncing
+///   every append writes only the log, not the state machine's pages.
+pub const FORMAT_VERSION: u32 = 4;
+
+/// The subdirectory of a data directory that holds the Raft log's database.
+pub const LOG_DIR: &str = "raft-log";
 
 /// What the header records about the data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,16 +69,62 @@ pub fn check_or_write_header(db: &sled::Db, path: &str, node_id: u64) -> StoreRe
     }
 }
 
+/// Open the Raft log's database of the data directory `dir`, creating it for a new or older
+/// directory, and check that it belongs to node `node_id`. When `expect_log` (the directory's
+/// header says format 4 or later), the log must be there: a member that lost its vote and log
+/// must not rejoin as the voter it was, so that is an error naming the way back.
+pub fn open_log_db(dir: &Path, node_id: u64, expect_log: bool) -> StoreResult<sled::Db> {
+    let log_dir = dir.join(LOG_DIR);
+    let has_log = log_dir.join("conf").exists() || log_dir.join("db").exists();
+    if expect_log && !has_log {
+        return Err(StoreError::InvalidArgument(format!(
+            "the data directory {} has no Raft log ({LOG_DIR} is missing): this member lost \
+             its vote and log and must not rejoin as node {node_id}; remove it from the \
+             cluster (shoal haadmin remove-coordinator {node_id}), empty its data directory \
+             and add it again (shoal haadmin add-coordinator --id {node_id})",
+            dir.display(),
+        )));
+    }
+    let db = sled::Config::new()
+        .path(&log_dir)
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(64 * 1024 * 1024)
+        .open()
+        .map_err(|e| StoreError::sled("raft log database", e))?;
+    let space = Space::<HeaderSpace>::open(&db)?;
+    match space.get(&HEADER_KEY.to_string())? {
+        Some(found) if found.node_id != node_id => Err(StoreError::InvalidArgument(format!(
+            "the Raft log in {} belongs to node {}, not node {node_id}",
+            log_dir.display(),
+            found.node_id,
+        ))),
+        Some(_) => Ok(db),
+        None => {
+            let header = Header {
+                format_version: FORMAT_VERSION,
+                node_id,
+            };
+            space.insert(&HEADER_KEY.to_string(), &header)?;
+            space.flush()?;
+            Ok(db)
+        }
+    }
+}
+
 /// Bring a directory written by an older format (as its checked `header` says) up to this one,
-/// then record the new version. Opening a directory of the current format changes nothing.
+/// then record the new version. Opening a directory of the current format changes nothing
+/// but removing what an interrupted upgrade left behind.
 pub fn upgrade(
     db: &sled::Db,
+    log_db: &sled::Db,
     path: &str,
     header: Header,
     max_encoded_len: u64,
 ) -> StoreResult<Header> {
     let found = header.format_version;
     if found >= FORMAT_VERSION {
+        // The log's trees of format 3, if an upgrade stopped after recording format 4.
+        crate::log_store::LogStore::drop_moved(db)?;
         return Ok(header);
     }
     if found < 1 {
@@ -85,6 +138,9 @@ pub fn upgrade(
     if found <= 2 {
         snapshot_store::upgrade_from_v2(db, max_encoded_len)?;
     }
+    if found <= 3 {
+        crate::log_store::LogStore::move_to(db, log_db)?;
+    }
     let upgraded = Header {
         format_version: FORMAT_VERSION,
         ..header
@@ -96,6 +152,7 @@ pub fn upgrade(
         to = FORMAT_VERSION,
         "upgraded the on-disk format"
     );
+    crate::log_store::LogStore::drop_moved(db)?;
     Ok(upgraded)
 }
 

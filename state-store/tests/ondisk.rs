@@ -119,11 +119,12 @@ async fn corrupt_log_entry_is_a_storage_error_naming_the_log() {
         store_with(dir.path(), "a", "1").await;
         let mut first = vec![b'l'];
         first.extend_from_slice(&1u64.to_be_bytes());
-        overwrite(dir.path(), "raft_log", &first, |old| {
+        let log_dir = dir.path().join(ondisk::LOG_DIR);
+        overwrite(&log_dir, "raft_log", &first, |old| {
             old[..old.len() / 2].to_vec()
         })
         .await;
-        let db = open_db(dir.path()).await;
+        let db = open_db(&log_dir).await;
         let mut log = LogStore::open(&db).expect("log store");
         let error = log
             .try_get_log_entries(0..100)
@@ -299,6 +300,136 @@ async fn a_format_1_directory_with_a_snapshot_is_upgraded_when_opened() {
         };
         assert_eq!(summary.format_version, FORMAT_VERSION);
         assert_eq!(summary.snapshot_id.as_deref(), Some("format-1-snapshot"));
+    })
+    .await;
+}
+
+/// Every entry of `tree` in `db`, as raw bytes.
+fn raw_entries(db: &sled::Db, tree: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    db.open_tree(tree)
+        .expect("tree")
+        .iter()
+        .map(|item| {
+            let (k, v) = item.expect("entry");
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_3_directory_has_its_raft_log_moved_to_its_own_database_when_opened() {
+    within(60, "test", async {
+        let dir = TempDir::new().expect("tempdir");
+        store_with(dir.path(), "a", "1").await;
+        let log_dir = dir.path().join(ondisk::LOG_DIR);
+
+        // Turn the directory into a format-3 one: the log's trees in the main database.
+        let (log, state) = {
+            let log_db = open_db(&log_dir).await;
+            (
+                raw_entries(&log_db, "raft_log"),
+                raw_entries(&log_db, "raft_state"),
+            )
+        };
+        assert!(
+            !log.is_empty() && !state.is_empty(),
+            "a log and a vote to move"
+        );
+        std::fs::remove_dir_all(&log_dir).expect("remove the log database");
+        {
+            let db = open_db(dir.path()).await;
+            for (name, entries) in [("raft_log", &log), ("raft_state", &state)] {
+                let tree = db.open_tree(name).expect("tree");
+                for (k, v) in entries {
+                    tree.insert(k.as_slice(), v.as_slice()).expect("insert");
+                }
+            }
+            ondisk::write_header(
+                &db,
+                &Header {
+                    format_version: 3,
+                    node_id: 1,
+                },
+            )
+            .expect("write header");
+            db.flush().expect("flush");
+        }
+
+        // The upgrade moves both trees as they were.
+        {
+            let db = open_db(dir.path()).await;
+            let header = ondisk::read_header(&db).expect("header").expect("present");
+            let log_db = ondisk::open_log_db(dir.path(), 1, false).expect("log database");
+            let path = dir.path().display().to_string();
+            let upgraded =
+                ondisk::upgrade(&db, &log_db, &path, header, 256 << 20).expect("upgrade");
+            assert_eq!(upgraded.format_version, FORMAT_VERSION);
+            assert_eq!(raw_entries(&log_db, "raft_log"), log);
+            assert_eq!(raw_entries(&log_db, "raft_state"), state);
+            let names: Vec<Vec<u8>> = db.tree_names().iter().map(|n| n.to_vec()).collect();
+            assert!(
+                !names.contains(&b"raft_log".to_vec()) && !names.contains(&b"raft_state".to_vec()),
+                "the old trees are gone from the main database"
+            );
+            // Re-running it (as an open after a crash right after the header would) is a no-op.
+            ondisk::upgrade(&db, &log_db, &path, upgraded, 256 << 20).expect("again");
+            assert_eq!(raw_entries(&log_db, "raft_log"), log);
+        }
+
+        let store = open_retrying(config(dir.path())).await;
+        store
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .expect("leader after the upgrade");
+        let value = store
+            .get("a", ReadConsistency::Local)
+            .await
+            .expect("read")
+            .expect("present");
+        assert_eq!(value.value, b"1");
+        store
+            .put("b", "2")
+            .await
+            .expect("a write after the upgrade");
+        store.shutdown().await.expect("shutdown");
+        drop(store);
+        let log_db = open_db(&log_dir).await;
+        let moved = raw_entries(&log_db, "raft_log");
+        assert_eq!(
+            moved.first(),
+            log.first(),
+            "the log's first entry is where it was"
+        );
+        assert!(
+            moved.len() > log.len(),
+            "the write after the upgrade was appended"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_lost_its_raft_log_refuses_to_rejoin_as_itself() {
+    within(60, "test", async {
+        let dir = TempDir::new().expect("tempdir");
+        store_with(dir.path(), "a", "1").await;
+        let log_dir = dir.path().join(ondisk::LOG_DIR);
+        // Wait for the stopped store to release the log before removing it.
+        drop(open_db(&log_dir).await);
+        std::fs::remove_dir_all(&log_dir).expect("remove the log database");
+        let error = loop {
+            match StateStore::open(config(dir.path())).await {
+                Err(StoreError::Sled { .. }) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => break e,
+                Ok(_) => panic!("a member without its vote and log must not start"),
+            }
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains("no Raft log") && message.contains("haadmin remove-coordinator 1"),
+            "{message}"
+        );
+        assert!(!log_dir.exists(), "refusing creates no new log");
     })
     .await;
 }
