@@ -426,6 +426,8 @@ impl CoordinatorConfig {
         store.election_timeout_max = settings.election_timeout_max;
         store.snapshot_after_logs = settings.snapshot_log_count;
         store.request_timeout = settings.request_timeout;
+        // Formation admits an empty store only once the cluster does not know it as a voter.
+        store.wait_to_accept_raft = true;
         store
     }
 }

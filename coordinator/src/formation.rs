@@ -2,7 +2,10 @@
 //! belongs to the store (a restart with its data) has nothing to do. Otherwise it asks the
 //! live coordinators it finds whether a cluster exists and joins it; if none exists and
 //! `state-store.bootstrap-expect` coordinators are live, the one with the smallest id claims
-//! the bootstrap (a file created at most once) and initialises the cluster.
+//! the bootstrap (a file created at most once) and initialises the cluster. A coordinator
+//! with an empty store whose id the cluster knows as a voter that ran before (it has a
+//! registry record) lost its data directory: it refuses to start rather than rejoin as that
+//! voter without the vote it cast.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,19 +18,33 @@ use crate::error::{CoordinatorError, Result};
 use crate::node::{paths, ClusterInfo, Coordinator, JoinRequest};
 use crate::registry::{self, CoordinatorRecord, Mode};
 
+/// Why a coordinator must not become a member.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// Run until this coordinator is a voter of the cluster (or `stop` fires), then register it.
-pub async fn run(node: Arc<Coordinator>, watcher: SeedWatcher, mut stop: watch::Receiver<bool>) {
+/// An error means it must not join at all: the coordinator stops.
+pub async fn run(
+    node: Arc<Coordinator>,
+    watcher: SeedWatcher,
+    mut stop: watch::Receiver<bool>,
+) -> std::result::Result<(), Refused> {
     let pause = (node.config.seed_store.heartbeat / 2).max(Duration::from_millis(100));
     let watcher = Arc::new(std::sync::Mutex::new(watcher));
     loop {
         match step(&node, &watcher).await {
-            Ok(true) => break,
-            Ok(false) => {}
+            Ok(Step::Voter) => break,
+            Ok(Step::NotYet) => {}
+            Ok(Step::Refused(refused)) => {
+                tracing::error!(reason = %refused, "refusing to join the cluster");
+                return Err(refused);
+            }
             Err(e) => tracing::warn!(error = %e, "cluster formation step failed; retrying"),
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return Ok(()),
         }
     }
     tracing::info!(node_id = node.id(), "coordinator is a voter of the cluster");
@@ -45,10 +62,17 @@ pub async fn run(node: Arc<Coordinator>, watcher: SeedWatcher, mut stop: watch::
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return Ok(()),
         }
     }
     node.mark_joined();
+    Ok(())
+}
+
+enum Step {
+    Voter,
+    NotYet,
+    Refused(Refused),
 }
 
 async fn scan(watcher: &Arc<std::sync::Mutex<SeedWatcher>>) -> Result<Vec<LiveSeed>> {
@@ -61,19 +85,24 @@ async fn scan(watcher: &Arc<std::sync::Mutex<SeedWatcher>>) -> Result<Vec<LiveSe
     .map_err(|e| CoordinatorError::Internal(e.to_string()))?
 }
 
-/// One attempt; true once this coordinator is a voter.
+/// One attempt.
 async fn step(
     node: &Arc<Coordinator>,
     watcher: &Arc<std::sync::Mutex<SeedWatcher>>,
-) -> Result<bool> {
+) -> Result<Step> {
     if node.is_voter() {
-        return Ok(true);
+        node.store.accept_raft();
+        return Ok(Step::Voter);
     }
     let live = scan(watcher).await?;
     let others: Vec<&LiveSeed> = live.iter().filter(|l| l.seed.id != node.id()).collect();
     if node.cluster_info().initialized {
+        node.store.accept_raft();
         // A member that is not (yet) a voter: ask to be admitted.
-        return join_through(node, &others).await;
+        return Ok(match join_through(node, &others).await? {
+            true => Step::Voter,
+            false => Step::NotYet,
+        });
     }
     for seed in &others {
         let url = &seed.seed.internal_url;
@@ -83,17 +112,29 @@ async fn step(
             .await;
         match answer {
             Ok(info) if info.initialized => {
-                if !info.voters.contains(&node.id()) && !info.learners.contains(&node.id()) {
+                let id = node.id();
+                if info.voters.contains(&id) && info.registered.contains(&id) {
+                    return Ok(Step::Refused(Refused(format!(
+                        "this coordinator's state store is empty, but the cluster has node {id} \
+                         as a voter that ran before: its data directory was lost, and without \
+                         the vote it cast it must not rejoin as node {id}; remove it \
+                         (shoal haadmin remove-coordinator {id} --server <a coordinator>), \
+                         then start it again with an empty data directory to join as a new member"
+                    ))));
+                }
+                // A bootstrap member (a voter that never ran) or a member to be.
+                node.store.accept_raft();
+                if !info.voters.contains(&id) && !info.learners.contains(&id) {
                     request_join(node, url).await?;
                 }
-                return Ok(false);
+                return Ok(Step::NotYet);
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(peer = seed.seed.id, error = %e, "peer did not answer"),
         }
     }
     bootstrap_if_due(node, &others).await?;
-    Ok(false)
+    Ok(Step::NotYet)
 }
 
 async fn join_through(node: &Arc<Coordinator>, others: &[&LiveSeed]) -> Result<bool> {

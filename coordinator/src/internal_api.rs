@@ -21,6 +21,7 @@ pub fn router(node: Arc<Coordinator>) -> Router {
     let own = Router::new()
         .route(paths::CLUSTER_INFO, post(cluster_info))
         .route(paths::JOIN, post(join))
+        .route(paths::ADMITTED, post(admitted))
         .route(query_paths::PAGE, post(query_page))
         .route(query_paths::CANCEL, post(query_cancel))
         .route(query_paths::PROGRESS, post(query_progress))
@@ -37,7 +38,10 @@ async fn cluster_info(State(node): State<Arc<Coordinator>>, body: Bytes) -> Resp
     if let Err(e) = decode::<()>(&body) {
         return failure(&e);
     }
-    answer(&node.cluster_info())
+    match node.cluster_info_with_registry().await {
+        Ok(info) => answer(&info),
+        Err(e) => failure(&e.to_service_error()),
+    }
 }
 
 async fn join(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {
@@ -49,6 +53,14 @@ async fn join(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {
         Ok(()) => answer(&()),
         Err(e) => failure(&e.to_service_error()),
     }
+}
+
+async fn admitted(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {
+    if let Err(e) = decode::<()>(&body) {
+        return failure(&e);
+    }
+    node.store.accept_raft();
+    answer(&())
 }
 
 async fn query_page(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {

@@ -136,14 +136,22 @@ pub async fn run(
     let publisher = SeedPublisher::start(seed_store.clone(), seed)?;
     let reaper = tokio::spawn(reap_abandoned_queries(node.clone(), stopped.clone()));
     let cleaner = tokio::spawn(clean_warehouse(node.clone(), stopped.clone()));
-    let formation = tokio::spawn(formation::run(
-        node.clone(),
-        SeedWatcher::new(seed_store),
-        stopped,
-    ));
+    let (refusal, refused) = tokio::sync::oneshot::channel();
+    let formation = tokio::spawn({
+        let (node, watcher) = (node.clone(), SeedWatcher::new(seed_store));
+        async move {
+            if let Err(refused) = formation::run(node, watcher, stopped).await {
+                let _ = refusal.send(refused);
+            }
+        }
+    });
     tracing::info!(node_id = config.node_id, %client_url, %internal_url, cluster = %config.cluster, "coordinator started");
 
-    shutdown.await;
+    // A refusal to join stops the coordinator as a shutdown does, then fails its start.
+    let refused = tokio::select! {
+        _ = shutdown => None,
+        Ok(refused) = refused => Some(refused),
+    };
     tracing::info!(node_id = config.node_id, "coordinator stopping");
     // Every step is bounded: without a quorum, store calls of the background tasks and of
     // requests in flight would otherwise wait out their own timeouts one after another.
@@ -169,7 +177,10 @@ pub async fn run(
         Err(_) => tracing::warn!("the state store did not close in time"),
     }
     tracing::info!(node_id = config.node_id, "coordinator stopped");
-    Ok(())
+    match refused {
+        Some(refused) => Err(CoordinatorError::InvalidArgument(refused.0)),
+        None => Ok(()),
+    }
 }
 
 /// Wait up to [`STOP_STEP`] for a background task told to stop, then abort it.

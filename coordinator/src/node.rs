@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use shoal_engine::distributed::{Distribution, ScheduledWorkers, SecretChannels};
 use shoal_state_store::network::RpcClient;
-use shoal_state_store::{RaftRole, StateStore};
+use shoal_state_store::{RaftRole, ReadConsistency, StateStore};
 
 use crate::config::CoordinatorConfig;
 use crate::error::Result;
@@ -18,6 +18,8 @@ use crate::registry::{self, Mode};
 pub mod paths {
     pub const CLUSTER_INFO: &str = "/cluster/v1/info";
     pub const JOIN: &str = "/cluster/v1/join";
+    /// Told by the member admitting a coordinator: accept Raft requests from now on.
+    pub const ADMITTED: &str = "/cluster/v1/admitted";
 }
 
 /// What a coordinator says about the cluster it belongs to.
@@ -28,6 +30,9 @@ pub struct ClusterInfo {
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
     pub leader: Option<u64>,
+    /// Coordinators with a record in the registry: each was a voter once (a record is written
+    /// after a coordinator became a voter and removed when it is removed from the cluster).
+    pub registered: Vec<u64>,
 }
 
 /// A coordinator asking to become a member.
@@ -182,7 +187,19 @@ impl Coordinator {
             voters: membership.voter_ids().collect(),
             learners: membership.learner_ids().collect(),
             leader: metrics.current_leader,
+            registered: Vec::new(),
         }
+    }
+
+    /// [`Coordinator::cluster_info`] with the coordinators this member's registry holds.
+    pub async fn cluster_info_with_registry(&self) -> Result<ClusterInfo> {
+        let mut info = self.cluster_info();
+        info.registered = registry::list(&self.store, ReadConsistency::Local)
+            .await?
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        Ok(info)
     }
 
     pub async fn ha_state(&self) -> Result<HaState> {
@@ -212,6 +229,19 @@ impl Coordinator {
             return Ok(());
         }
         if !info.learners.contains(&request.id) {
+            // A coordinator added by hand may know no peer that could tell it it is admitted.
+            let told: std::result::Result<(), _> = self
+                .rpc
+                .call(
+                    &request.internal_url,
+                    paths::ADMITTED,
+                    &(),
+                    self.rpc_timeout(),
+                )
+                .await;
+            if let Err(e) = told {
+                tracing::warn!(id = request.id, error = %e, "cannot tell the coordinator it is admitted");
+            }
             tracing::info!(id = request.id, url = %request.internal_url, "adding coordinator as learner");
             self.store
                 .add_learner(request.id, &request.internal_url)

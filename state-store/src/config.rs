@@ -38,6 +38,10 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Batches of one member replicating at once; what arrives meanwhile forms the next batch.
     pub max_batches_in_flight: usize,
+    /// A member whose store holds no membership yet answers no Raft RPC (append, vote,
+    /// snapshot) until [`crate::StateStore::accept_raft`] or `initialize`: its owner first
+    /// checks that the cluster does not know it as a voter that lost its data. Off by default.
+    pub wait_to_accept_raft: bool,
     /// Largest encoded record: each internal RPC body and each record of a snapshot (a snapshot
     /// as a whole has no limit; it is stored and sent in pieces of at most half of this).
     /// Only tests lower it; keep the default, `MAX_ENCODED_LEN` (256 MiB).
@@ -67,6 +71,7 @@ impl StoreConfig {
             event_retention: 100_000,
             max_batch: 1024,
             max_batches_in_flight: 1,
+            wait_to_accept_raft: false,
             max_encoded_len: MAX_ENCODED_LEN,
         }
     }

@@ -134,6 +134,11 @@ impl LogStore {
         Ok(())
     }
 
+    /// Whether a vote was ever saved (this member voted or heard a leader).
+    pub(crate) fn has_vote(&self) -> StoreResult<bool> {
+        Ok(self.vote.get(&VOTE.to_string())?.is_some())
+    }
+
     fn last_purged(&self) -> StoreResult<Option<LogId>> {
         self.pointers.get(&LAST_PURGED.to_string())
     }

@@ -78,6 +78,8 @@ struct Inner {
     /// The members' status as the background refresh last saw it, and when.
     recent: tokio::sync::watch::Sender<Option<(Instant, StoreStatus)>>,
     closed: AtomicBool,
+    /// Whether Raft RPCs from other members are served (see `StoreConfig::wait_to_accept_raft`).
+    accepting_raft: AtomicBool,
 }
 
 impl StateStore {
@@ -111,6 +113,8 @@ impl StateStore {
         ondisk::upgrade(&db, &log_db, &path, header, config.max_encoded_len)?;
         let log_store = LogStore::open(&log_db)?;
         let sm = SmShared::open_limited(&db, config.event_retention, config.max_encoded_len)?;
+        // A member that ever voted, heard a leader or applied a membership.
+        let member = log_store.has_vote()? || sm.applied_state()?.membership.log_id().is_some();
         // Chunks of a snapshot whose writing a crash interrupted.
         sm.snapshots.remove_stale_chunks()?;
         let client = RpcClient::new(&config.cluster_secret);
@@ -126,6 +130,7 @@ impl StateStore {
         )
         .await
         .map_err(|e| StoreError::Raft(e.to_string()))?;
+        let accepting_raft = AtomicBool::new(member || !config.wait_to_accept_raft);
         let forwarder = Forwarder {
             id: config.node_id,
             raft,
@@ -138,7 +143,7 @@ impl StateStore {
             config.max_batch,
             config.max_batches_in_flight,
         );
-        tracing::info!(node_id = config.node_id, data_dir = %path, "state store opened");
+        tracing::info!(node_id = config.node_id, data_dir = %path, member, "state store opened");
         let store = StateStore {
             inner: Arc::new(Inner {
                 forwarder,
@@ -147,6 +152,7 @@ impl StateStore {
                 log_db,
                 recent: tokio::sync::watch::channel(None).0,
                 closed: AtomicBool::new(false),
+                accepting_raft,
             }),
         };
         tokio::spawn(refresh_status(Arc::downgrade(&store.inner)));
@@ -176,9 +182,22 @@ impl StateStore {
         crate::server::router(self.clone())
     }
 
+    /// Serve Raft RPCs from now on (a member opened with `wait_to_accept_raft` and an empty
+    /// store serves none before).
+    pub fn accept_raft(&self) {
+        if !self.inner.accepting_raft.swap(true, Ordering::SeqCst) {
+            tracing::info!(node_id = self.id(), "accepting raft requests");
+        }
+    }
+
+    pub(crate) fn accepts_raft(&self) -> bool {
+        self.inner.accepting_raft.load(Ordering::SeqCst)
+    }
+
     /// Form a new cluster of `members` (id to internal URL). Returns false, changing nothing,
     /// when this member already belongs to a cluster.
     pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> StoreResult<bool> {
+        self.accept_raft();
         let nodes: BTreeMap<NodeId, BasicNode> = members
             .into_iter()
             .map(|(id, url)| (id, BasicNode::new(url)))

@@ -146,17 +146,36 @@ macro_rules! decoded {
     };
 }
 
+/// The answer to a Raft RPC while this member does not accept them yet.
+fn not_accepting(store: &StateStore) -> Option<Response> {
+    (!store.accepts_raft()).then(|| {
+        failure(&ServiceError::new(
+            ErrorCode::Unavailable,
+            "this member does not accept raft requests until it is admitted to the cluster",
+        ))
+    })
+}
+
 async fn append(State(store): State<StateStore>, body: Bytes) -> Response {
+    if let Some(refused) = not_accepting(&store) {
+        return refused;
+    }
     let request: AppendEntriesRequest<TypeConfig> = decoded!(&body);
     answer(&store.raft().append_entries(request).await)
 }
 
 async fn vote(State(store): State<StateStore>, body: Bytes) -> Response {
+    if let Some(refused) = not_accepting(&store) {
+        return refused;
+    }
     let request: VoteRequest<NodeId> = decoded!(&body);
     answer(&store.raft().vote(request).await)
 }
 
 async fn snapshot(State(store): State<StateStore>, body: Bytes) -> Response {
+    if let Some(refused) = not_accepting(&store) {
+        return refused;
+    }
     let request: InstallSnapshotRequest<TypeConfig> = decoded!(&body);
     answer(&store.raft().install_snapshot(request).await)
 }

@@ -133,6 +133,21 @@ impl CoordinatorProcess {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// How the process ended, once it has (None while it runs or when it was never started).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// The node's data directory (its state store among it).
+    pub fn data_dir(&self) -> PathBuf {
+        self.etc
+            .parent()
+            .map(|dir| dir.join("data"))
+            .unwrap_or_else(|| self.etc.join("data"))
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -43,6 +43,11 @@ fn agreed_leader(cluster: &ProcessCluster, ids: &[u64]) -> (u64, u64) {
         let log = cluster.coordinators[id].log_text();
         let tail: Vec<&str> = log.lines().rev().take(25).collect();
         report.push_str(&format!("--- coordinator {id}: {state:?}\n"));
+        // A panic is the first thing to see, wherever in the log it is.
+        for line in log.lines().filter(|l| l.contains("panicked at")).take(3) {
+            report.push_str(line);
+            report.push('\n');
+        }
         for line in tail.into_iter().rev() {
             report.push_str(line);
             report.push('\n');
@@ -410,4 +415,55 @@ fn a_coordinator_without_a_quorum_stops_within_seconds_of_sigterm() {
     for client in clients {
         let _ = client.join();
     }
+}
+
+#[test]
+fn a_coordinator_that_lost_its_data_directory_does_not_rejoin_as_the_voter_it_was() {
+    let mut cluster = ProcessCluster::new(3);
+    cluster.start_joined(3);
+    let (leader, _) = agreed_leader(&cluster, &[1, 2, 3]);
+    let lost = if leader == 3 { 2 } else { 3 };
+    let others: Vec<u64> = (1..=3).filter(|id| *id != lost).collect();
+
+    // kill -9, its data directory gone, started again with the same id.
+    cluster.kill(lost);
+    let data = cluster.coordinators[&lost].data_dir();
+    std::fs::remove_dir_all(&data).expect("remove the data directory");
+    cluster.start(lost);
+    let status = wait_for(
+        FORM,
+        "the coordinator without its data refuses to start",
+        || {
+            cluster
+                .coordinators
+                .get_mut(&lost)
+                .and_then(|c| c.exit_status())
+        },
+    );
+    assert!(!status.success(), "{status:?}");
+    let log = cluster.coordinators[&lost].log_text();
+    assert!(
+        log.contains("must not rejoin as node") && log.contains("haadmin remove-coordinator"),
+        "{log}"
+    );
+    // It never became a member again meanwhile: the others still are the quorum.
+    agreed_leader(&cluster, &others);
+
+    // The way back the message names: remove it, then start it with an empty directory.
+    let removed = cluster.haadmin(&[
+        "remove-coordinator",
+        "--server",
+        &cluster.client_url(others[0]),
+        &lost.to_string(),
+    ]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    all_synchronized(&cluster, others[0], &others);
+    std::fs::remove_dir_all(&data).expect("empty the data directory");
+    cluster.start(lost);
+    agreed_leader(&cluster, &[1, 2, 3]);
+    all_synchronized(&cluster, others[0], &[1, 2, 3]);
 }
