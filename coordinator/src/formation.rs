@@ -57,7 +57,21 @@ pub async fn run(
             started_at_ms: node.started_at_ms,
         };
         match registry::register(&node.store, record).await {
-            Ok(_) => break,
+            Ok(_) => {
+                // Slots of this coordinator's earlier starts are nobody's now.
+                let limits = crate::query::dispatch::limits(&node);
+                if let Err(e) = crate::query::admission::release_earlier(
+                    &node.store,
+                    limits,
+                    node.id(),
+                    node.started_at_ms,
+                )
+                .await
+                {
+                    tracing::warn!(error = %e.message, "cannot release the slots of an earlier start");
+                }
+                break;
+            }
             Err(e) => tracing::warn!(error = %e, "cannot register the coordinator; retrying"),
         }
         tokio::select! {

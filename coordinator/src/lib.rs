@@ -212,6 +212,12 @@ async fn reap_abandoned_queries(node: std::sync::Arc<Coordinator>, stopped: watc
                 node.metrics.observe_leader(leader);
                 if leader == Some(node.id()) {
                     query::recovery::sweep(&node).await;
+                    let limits = query::dispatch::limits(&node);
+                    match query::admission::sweep(&node.store, limits).await {
+                        Ok(0) => {}
+                        Ok(freed) => tracing::info!(freed, "admission slots of ended queries freed"),
+                        Err(e) => tracing::debug!(error = %e.message, "cannot sweep admission slots"),
+                    }
                 }
             }
         }

@@ -64,6 +64,10 @@ pub struct ProgressReport {
     pub query_id: String,
     pub attempt: u32,
     pub driver_url: String,
+    /// The driver's incarnation (its start time): a report of an earlier start of the same
+    /// node is told apart. 0 where unknown.
+    #[serde(default)]
+    pub driver_incarnation: u64,
     pub state: DriveState,
     pub rows: u64,
     pub bytes: u64,

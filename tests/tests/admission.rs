@@ -130,3 +130,58 @@ fn only_the_owner_or_an_admin_cancels_a_query() {
     });
     assert_eq!(error, "USER_CANCELED");
 }
+
+/// Read query `first` (a statement's first answer) to its end; the page with an error, if any.
+fn read_to_end(first: &serde_json::Value) -> Option<serde_json::Value> {
+    let mut uri = first["nextUri"].as_str().map(str::to_string);
+    while let Some(current) = uri {
+        let page = get_json(&current);
+        if page.get("error").is_some() {
+            return Some(page);
+        }
+        uri = page["nextUri"].as_str().map(str::to_string);
+    }
+    None
+}
+
+#[test]
+fn a_coordinator_restarted_at_once_holds_no_slot_and_its_queries_are_settled() {
+    let mut cluster = ProcessCluster::new(3);
+    cluster.extra_config = "query.max-concurrent=1\nquery.max-queued=4\n".into();
+    cluster.start_joined(3);
+    let urls = cluster.client_urls(3);
+    // Coordinator 3 drives a long query (no workers here) and has one waiting behind it.
+    let (running, _) = start_long(&urls[2]);
+    let waiting = post_statement(&urls[2], "admission", "SELECT 42");
+    let waiting = waiting["id"].as_str().expect("id").to_string();
+    wait_for(Duration::from_secs(20), "the second query waits", || {
+        (state(&urls[0], &waiting, "admission") == "QUEUED").then_some(())
+    });
+
+    // kill -9 and started again at once, same id and data: the others may never see it gone.
+    cluster.kill(3);
+    cluster.start(3);
+    wait_for(Duration::from_secs(60), "coordinator 3 rejoined", || {
+        cluster.joined_state(3)
+    });
+
+    // Its earlier start's slot and queue entry hold nothing: a new query runs at once.
+    let fresh = post_statement(&urls[0], "admission", "SELECT 7");
+    let failed = read_to_end(&fresh);
+    assert!(failed.is_none(), "{failed:?}");
+
+    // And its queries do not stay RUNNING or QUEUED: the one that delivered rows failed (its
+    // driver is gone), the one that never ran was taken over and ran.
+    let fresh = fresh["id"].as_str().expect("id").to_string();
+    wait_for(Duration::from_secs(30), "the new query finished", || {
+        (state(&urls[1], &fresh, "admission") == "FINISHED").then_some(())
+    });
+    let error = wait_for(Duration::from_secs(30), "the long query is settled", || {
+        let info = query_info(&urls[0], &running, "admission");
+        (info["state"] == "FAILED").then(|| info["errorCode"]["name"].clone())
+    });
+    assert_eq!(error, "REMOTE_HOST_GONE");
+    wait_for(Duration::from_secs(30), "the waiting query ran", || {
+        (state(&urls[0], &waiting, "admission") == "FINISHED").then_some(())
+    });
+}

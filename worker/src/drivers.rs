@@ -42,6 +42,8 @@ struct Driven {
 /// This worker's drivers, by query id.
 pub struct Drivers {
     url: String,
+    /// This worker's start time, as its heartbeats carry it.
+    incarnation: u64,
     rpc: RpcClient,
     channels: SecretChannels,
     buffers: BufferSettings,
@@ -51,12 +53,14 @@ pub struct Drivers {
 impl Drivers {
     pub fn new(
         url: String,
+        incarnation: u64,
         rpc: RpcClient,
         channels: SecretChannels,
         buffers: BufferSettings,
     ) -> Self {
         Drivers {
             url,
+            incarnation,
             rpc,
             channels,
             buffers,
@@ -146,6 +150,7 @@ impl Drivers {
             query_id: request.query_id.clone(),
             attempt: request.attempt,
             driver_url: self.url.clone(),
+            driver_incarnation: self.incarnation,
             state,
             rows,
             bytes,

@@ -68,6 +68,7 @@ pub async fn run(
     }
     let drivers = Arc::new(Drivers::new(
         internal_url.clone(),
+        heartbeat.started_at_ms,
         RpcClient::new(&config.secret),
         channels.clone(),
         BufferSettings {

@@ -1,9 +1,12 @@
 //! Cluster-wide admission: at most `query.max-concurrent` queries run and at most
 //! `query.max-queued` wait, counted over every coordinator together in one state-store key
-//! changed only by compare-and-set. A slot is held by the coordinator that admitted the query
-//! and then by the worker driving it; slots of a holder that is gone are released.
+//! changed only by compare-and-set. A slot is a lease of one incarnation of its holder (the
+//! coordinator that admitted the query, then the worker driving it), named by the holder's
+//! start time as its seed, registry record and heartbeats carry it: slots of a holder that is
+//! gone or restarted since are released, by a restarted coordinator at once, by anyone who
+//! needs the room, and by the Raft leader's sweep for queries that ended without giving back.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,18 +16,22 @@ use shoal_proto::client::QueryError;
 use shoal_state_store::{CasOutcome, RaftRole, ReadConsistency, StateStore};
 
 use crate::protocol::errors;
+use crate::registry;
 use crate::workers::Workers;
 
-const KEY: &str = "admission/slots";
+/// Format 2 of the slots (holders with incarnations); format 1 was `admission/slots`.
+const KEY: &str = "admission/leases";
 const LIVENESS_RECHECK: Duration = Duration::from_secs(1);
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How long a change of the slots is retried before it is reported as failed.
+const CHANGE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Who answers for a slot: while it lives, the slot is taken.
+/// Who answers for a slot: while this incarnation of it lives, the slot is taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Holder {
-    Coordinator(u64),
-    Worker(String),
+    Coordinator { id: u64, incarnation: u64 },
+    Worker { id: String, incarnation: u64 },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,17 +42,27 @@ struct Slots {
     queued: BTreeMap<String, Holder>,
 }
 
-/// The nodes alive now, for releasing slots of the dead.
+/// The nodes alive now and the incarnation of each, for releasing slots of the dead.
 pub struct Alive {
-    coordinators: BTreeSet<u64>,
-    workers: BTreeSet<String>,
+    /// Coordinators that are members and answer; `None` where no registry record says which
+    /// start it is (a coordinator between joining and registering).
+    coordinators: BTreeMap<u64, Option<u64>>,
+    workers: BTreeMap<String, u64>,
 }
 
 impl Alive {
+    /// A slot of an earlier incarnation than the live one is stale (incarnations are start
+    /// times, so a later one is the live one or newer than what this node has heard yet).
     fn holds(&self, holder: &Holder) -> bool {
         match holder {
-            Holder::Coordinator(id) => self.coordinators.contains(id),
-            Holder::Worker(id) => self.workers.contains(id),
+            Holder::Coordinator { id, incarnation } => match self.coordinators.get(id) {
+                Some(Some(live)) => incarnation >= live,
+                Some(None) => true,
+                None => false,
+            },
+            Holder::Worker { id, incarnation } => {
+                self.workers.get(id).is_some_and(|live| incarnation >= live)
+            }
         }
     }
 }
@@ -84,38 +101,50 @@ async fn write(store: &StateStore, slots: &Slots, expected: u64) -> Result<bool,
     Ok(matches!(outcome, CasOutcome::Swapped { .. }))
 }
 
-/// Coordinators that are members and answer, and the workers in `workers`.
+/// Coordinators that are members and answer, and the workers in `workers`, with the
+/// incarnation of each.
 async fn alive(store: &StateStore, workers: &Workers) -> Alive {
+    let started: BTreeMap<u64, u64> = registry::list(store, ReadConsistency::Local)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.id, r.started_at_ms))
+        .collect();
     let coordinators = store
         .recent_status()
         .await
         .members
         .into_iter()
         .filter(|m| m.role != RaftRole::Unknown)
-        .map(|m| m.id)
+        .map(|m| (m.id, started.get(&m.id).copied()))
         .collect();
-    let workers = workers.live().into_iter().map(|w| w.heartbeat.id).collect();
+    let workers = workers
+        .live()
+        .into_iter()
+        .map(|w| (w.heartbeat.id, w.heartbeat.started_at_ms))
+        .collect();
     Alive {
         coordinators,
         workers,
     }
 }
 
-/// Wait for a slot for query `id` of coordinator `coordinator`; an error if the queue is full.
+/// Wait for a slot for query `id`, held by `me`; an error if the queue is full.
 pub async fn acquire(
     store: &StateStore,
     limits: Limits,
     id: &str,
-    coordinator: u64,
+    me: Holder,
     workers: &Workers,
 ) -> Result<(), QueryError> {
-    let me = Holder::Coordinator(coordinator);
     if limits.max_concurrent == 0 {
         return Ok(());
     }
     loop {
         let (mut slots, revision) = read(store).await?;
-        if slots.running.len() >= limits.max_concurrent {
+        // Room taken or a queue head other than this query: whatever the dead hold is free.
+        let other_first = slots.queued.keys().next().is_some_and(|first| first != id);
+        if slots.running.len() >= limits.max_concurrent || other_first {
             let alive = alive(store, workers).await;
             slots.running.retain(|_, holder| alive.holds(holder));
             slots.queued.retain(|_, holder| alive.holds(holder));
@@ -145,7 +174,7 @@ pub async fn acquire(
             }
         }
         // Wake on the next change of the slots; look again after a while anyway, since a
-        // coordinator that died frees its slots without writing anything.
+        // holder that died frees its slots without writing anything.
         let _ = tokio::time::timeout(LIVENESS_RECHECK, changes.next()).await;
     }
 }
@@ -161,7 +190,12 @@ pub async fn counts(store: &StateStore) -> (usize, usize) {
 }
 
 /// Query `id`'s running slot is held by `holder` from now on.
-pub async fn hand_over(store: &StateStore, limits: Limits, id: &str, holder: Holder) {
+pub async fn hand_over(
+    store: &StateStore,
+    limits: Limits,
+    id: &str,
+    holder: Holder,
+) -> Result<(), QueryError> {
     change(store, limits, id, |slots| match slots.running.get_mut(id) {
         Some(current) if *current != holder => {
             *current = holder.clone();
@@ -173,34 +207,102 @@ pub async fn hand_over(store: &StateStore, limits: Limits, id: &str, holder: Hol
 }
 
 /// Give back query `id`'s slot (running or queued).
-pub async fn release(store: &StateStore, limits: Limits, id: &str) {
+pub async fn release(store: &StateStore, limits: Limits, id: &str) -> Result<(), QueryError> {
     change(store, limits, id, |slots| {
         slots.running.remove(id).is_some() | slots.queued.remove(id).is_some()
     })
     .await
 }
 
-/// Apply `edit` to the slots by compare-and-set; `edit` returns false when nothing changed.
+/// Give back every slot of earlier incarnations of coordinator `id` (it restarted as
+/// `incarnation`): their queries were taken over or failed by the others meanwhile.
+pub async fn release_earlier(
+    store: &StateStore,
+    limits: Limits,
+    id: u64,
+    incarnation: u64,
+) -> Result<(), QueryError> {
+    let earlier = |holder: &Holder| {
+        matches!(holder, Holder::Coordinator { id: held, incarnation: at }
+            if *held == id && *at < incarnation)
+    };
+    change(store, limits, "earlier incarnations", |slots| {
+        let before = slots.running.len() + slots.queued.len();
+        slots.running.retain(|_, holder| !earlier(holder));
+        slots.queued.retain(|_, holder| !earlier(holder));
+        slots.running.len() + slots.queued.len() != before
+    })
+    .await
+}
+
+/// On the Raft leader: give back the slots of queries whose record says they ended (or that
+/// have no record), which a holder could not give back itself. Returns how many.
+pub async fn sweep(store: &StateStore, limits: Limits) -> Result<usize, QueryError> {
+    if limits.max_concurrent == 0 {
+        return Ok(0);
+    }
+    let (slots, _) = read(store).await?;
+    let mut ended = Vec::new();
+    for id in slots.running.keys().chain(slots.queued.keys()) {
+        match crate::query::record::get(store, id).await {
+            Ok(Some(record)) if !record.state.is_done() => {}
+            Ok(_) => ended.push(id.clone()),
+            Err(e) => return Err(unavailable(e)),
+        }
+    }
+    if ended.is_empty() {
+        return Ok(0);
+    }
+    change(store, limits, "ended queries", |slots| {
+        let before = slots.running.len() + slots.queued.len();
+        for id in &ended {
+            slots.running.remove(id);
+            slots.queued.remove(id);
+        }
+        slots.running.len() + slots.queued.len() != before
+    })
+    .await?;
+    Ok(ended.len())
+}
+
+/// Apply `edit` to the slots by compare-and-set, retrying conflicts and store errors for up
+/// to [`CHANGE_DEADLINE`]; `edit` returns false when nothing changed. `what` names the change
+/// in the error.
 async fn change(
     store: &StateStore,
     limits: Limits,
-    id: &str,
+    what: &str,
     mut edit: impl FnMut(&mut Slots) -> bool,
-) {
+) -> Result<(), QueryError> {
     if limits.max_concurrent == 0 {
-        return;
+        return Ok(());
     }
-    for _ in 0..50 {
-        let Ok((mut slots, revision)) = read(store).await else {
-            tokio::time::sleep(RETRY_PAUSE).await;
-            continue;
+    let deadline = tokio::time::Instant::now() + CHANGE_DEADLINE;
+    let mut last_error = String::from("every compare-and-set conflicted");
+    while tokio::time::Instant::now() < deadline {
+        let (mut slots, revision) = match read(store).await {
+            Ok(read) => read,
+            Err(e) => {
+                last_error = e.message;
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
         };
         if !edit(&mut slots) {
-            return;
+            return Ok(());
         }
-        if let Ok(true) = write(store, &slots, revision).await {
-            return;
+        match write(store, &slots, revision).await {
+            Ok(true) => return Ok(()),
+            // Someone else changed the slots: read again at once.
+            Ok(false) => {}
+            Err(e) => {
+                last_error = e.message;
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
         }
     }
-    tracing::warn!(query = %id, "could not change an admission slot; it is freed when its holder leaves");
+    tracing::error!(query = %what, error = %last_error, "could not change the admission slots");
+    Err(unavailable(format!(
+        "could not change the admission slots ({what}) within {CHANGE_DEADLINE:?}: {last_error}"
+    )))
 }

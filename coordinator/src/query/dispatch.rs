@@ -23,6 +23,14 @@ use crate::workers::LiveWorker;
 /// Result bytes a query running in a coordinator keeps ahead of its client.
 const LOCAL_BUFFER_BYTES: u64 = 64 << 20;
 
+/// This incarnation of this coordinator, as an admission slot's holder.
+pub fn holder(node: &Coordinator) -> Holder {
+    Holder::Coordinator {
+        id: node.id(),
+        incarnation: node.started_at_ms,
+    }
+}
+
 pub fn limits(node: &Coordinator) -> Limits {
     Limits {
         max_concurrent: node.config.max_concurrent_queries,
@@ -55,7 +63,7 @@ async fn run(
 ) {
     if admit {
         let admitted = tokio::select! {
-            admitted = admission::acquire(&node.store, limits(node), &record.id, node.id(), &node.workers) => admitted,
+            admitted = admission::acquire(&node.store, limits(node), &record.id, holder(node), &node.workers) => admitted,
             reason = driver.stopped() => Err(reason),
         };
         if let Err(error) = admitted {
@@ -103,6 +111,7 @@ async fn run_here(
         }
         r.state = QueryState::Running;
         r.driver_url = me.clone();
+        r.driver_incarnation = node.started_at_ms;
         true
     })
     .await;
@@ -218,16 +227,18 @@ async fn hand_to_worker(
                 r.state = QueryState::Running;
             }
             r.driver_url = url.clone();
+            r.driver_incarnation = worker.heartbeat.started_at_ms;
             true
         })
         .await;
-        admission::hand_over(
-            &node.store,
-            limits(node),
-            &record.id,
-            Holder::Worker(worker.heartbeat.id.clone()),
-        )
-        .await;
+        let holder = Holder::Worker {
+            id: worker.heartbeat.id.clone(),
+            incarnation: worker.heartbeat.started_at_ms,
+        };
+        if let Err(e) = admission::hand_over(&node.store, limits(node), &record.id, holder).await {
+            // The slot stays this coordinator's: it counts while this coordinator lives.
+            tracing::warn!(query = %record.id, error = %e.message, "the admission slot was not handed to the driver");
+        }
         let settled = !matches!(handed, Ok(Some(ref r)) if !r.state.is_done());
         if driver.is_stopped() || matches!(handed, Ok(None)) {
             cancel_on(node, &url, &record.id).await;

@@ -47,10 +47,17 @@ pub struct QueryRecord {
     pub source: Option<String>,
     pub catalog: Option<String>,
     pub schema: Option<String>,
-    /// The coordinator that accepted the query.
+    /// The coordinator that accepted the query (or adopted it).
     pub coordinator: u64,
+    /// That coordinator's incarnation (its start time): a restarted coordinator is a new one.
+    /// 0 where unknown (records of an older version).
+    #[serde(default)]
+    pub owner_incarnation: u64,
     /// Internal URL of the node holding the query's result pages; empty until a driver has it.
     pub driver_url: String,
+    /// The driver's incarnation (its start time); 0 where unknown.
+    #[serde(default)]
+    pub driver_incarnation: u64,
     /// Which run of the query this is; a re-run after its driver died counts up.
     #[serde(default)]
     pub attempt: u32,
@@ -263,7 +270,9 @@ mod tests {
             catalog: None,
             schema: None,
             coordinator: 1,
+            owner_incarnation: 1,
             driver_url: String::new(),
+            driver_incarnation: 0,
             attempt: 0,
             delivered: false,
             state,

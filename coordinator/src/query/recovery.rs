@@ -3,23 +3,25 @@
 //! rows were already delivered, and adopting queries whose coordinator died before handing
 //! them to a driver.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use shoal_engine::drive::{DriveState, ProgressReport};
 use shoal_engine::driver::Outcome;
 use shoal_engine::pages::PageReply;
 use shoal_proto::client::QueryError;
-use shoal_state_store::RaftRole;
+use shoal_state_store::{RaftRole, ReadConsistency};
 
 use crate::error::CoordinatorError;
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::{ClientSession, Family};
-use crate::query::admission::{self, Holder};
-use crate::query::dispatch::{self, limits};
+use crate::query::admission;
+use crate::query::dispatch::{self, holder, limits};
 use crate::query::manager::{answers_alone, now_ms, reply_from_record, PAGE_WAIT};
 use crate::query::record::{self, QueryRecord, QueryState};
 use crate::query::statements;
+use crate::registry;
 
 /// The session a query was submitted with, as far as its record keeps it.
 fn session_of(record: &QueryRecord) -> ClientSession {
@@ -75,7 +77,7 @@ pub async fn complete(
             let ended_ms = record.ended_ms.unwrap_or(record.created_ms);
             node.metrics
                 .observe_query(ended_ms.saturating_sub(record.created_ms) as f64 / 1000.0);
-            admission::release(&node.store, limits(node), id).await;
+            give_back(node, id).await;
             if node.history.completed() {
                 if let Err(e) =
                     record::trim_history(&node.store, node.config.max_query_history).await
@@ -151,6 +153,9 @@ pub async fn on_progress(
         }
         if r.rows == report.rows && r.state == QueryState::Running {
             return false;
+        }
+        if r.driver_url.is_empty() {
+            r.driver_incarnation = report.driver_incarnation;
         }
         r.driver_url = report.driver_url.clone();
         r.state = QueryState::Running;
@@ -255,30 +260,39 @@ pub async fn delivering(
     }
 }
 
-/// Whether the node at `url` (a worker or a coordinator) is alive as far as this coordinator
-/// knows. Shortly after this coordinator started it has not heard every worker yet, so every
-/// node counts as alive then.
-async fn alive(node: &Coordinator, url: &str) -> bool {
+/// Whether the node at `url`, in the incarnation `incarnation` (its start time; 0 where
+/// unknown), is alive: a node that restarted since is a new one that has none of the old
+/// one's queries.
+async fn alive(node: &Coordinator, url: &str, incarnation: u64) -> bool {
+    let same = |live: u64| incarnation == 0 || live <= incarnation;
+    if url == node.internal_url {
+        return same(node.started_at_ms);
+    }
     if node.started.elapsed() < node.config.worker_timeout {
         return true;
     }
-    if url == node.internal_url {
-        return true;
-    }
-    if node
+    if let Some(worker) = node
         .workers
         .live()
         .iter()
-        .any(|w| w.heartbeat.internal_url == url)
+        .find(|w| w.heartbeat.internal_url == url)
     {
-        return true;
+        return same(worker.heartbeat.started_at_ms);
     }
-    node.store
+    let member = node
+        .store
         .recent_status()
         .await
         .members
-        .iter()
-        .any(|m| m.url == url && m.role != RaftRole::Unknown)
+        .into_iter()
+        .find(|m| m.url == url && m.role != RaftRole::Unknown);
+    let Some(member) = member else {
+        return false;
+    };
+    match registry::get(&node.store, member.id, ReadConsistency::Local).await {
+        Ok(Some(registered)) => same(registered.started_at_ms),
+        _ => true,
+    }
 }
 
 /// The driver of `record` did not answer for page `token`. If it is alive, the client asks
@@ -289,7 +303,7 @@ pub async fn driver_lost(
     token: u64,
 ) -> Result<PageReply, QueryError> {
     let local_driver_gone = record.driver_url == node.internal_url;
-    if local_driver_gone || !alive(node, &record.driver_url).await {
+    if local_driver_gone || !alive(node, &record.driver_url, record.driver_incarnation).await {
         return recovered(node, record, token).await;
     }
     let _ = record::wait_for_change(&node.store, &record.id, PAGE_WAIT).await;
@@ -374,7 +388,15 @@ async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool)
     })
     .await;
     if let Ok(Some(_)) = failed {
-        admission::release(&node.store, limits(node), &record.id).await;
+        give_back(node, &record.id).await;
+    }
+}
+
+/// Give back an ended query's admission slot; one that could not be given back is freed by
+/// the leader's sweep of slots of ended queries.
+async fn give_back(node: &Coordinator, id: &str) {
+    if let Err(e) = admission::release(&node.store, limits(node), id).await {
+        tracing::warn!(query = %id, error = %e.message, "admission slot not given back; the leader's sweep frees it");
     }
 }
 
@@ -392,9 +414,11 @@ async fn mark_for_rerun(node: &Coordinator, record: &QueryRecord) -> Option<Quer
         }
         r.attempt += 1;
         r.driver_url.clear();
+        r.driver_incarnation = 0;
         r.state = QueryState::Queued;
         r.ended_ms = None;
         r.coordinator = me;
+        r.owner_incarnation = node.started_at_ms;
         true
     })
     .await;
@@ -403,13 +427,9 @@ async fn mark_for_rerun(node: &Coordinator, record: &QueryRecord) -> Option<Quer
 
 /// Start the attempt `again` made by [`mark_for_rerun`], keeping the query's admission slot.
 async fn rerun(node: &Arc<Coordinator>, again: QueryRecord) {
-    admission::hand_over(
-        &node.store,
-        limits(node),
-        &again.id,
-        Holder::Coordinator(node.id()),
-    )
-    .await;
+    if let Err(e) = admission::hand_over(&node.store, limits(node), &again.id, holder(node)).await {
+        tracing::warn!(query = %again.id, error = %e.message, "the admission slot of a re-run stays with its previous holder");
+    }
     let session = session_of(&again);
     dispatch::start(node.clone(), again, session, false);
 }
@@ -436,12 +456,29 @@ pub async fn sweep(node: &Arc<Coordinator>) {
         .filter(|m| m.role != RaftRole::Unknown)
         .map(|m| m.id)
         .collect();
+    let started: BTreeMap<u64, u64> = registry::list(&node.store, ReadConsistency::Local)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.id, r.started_at_ms))
+        .collect();
+    // The owner is gone when it is no member that answers, or restarted since it took the query.
+    let owner_gone = |q: &QueryRecord| {
+        let restarted = |live: u64| q.owner_incarnation != 0 && live > q.owner_incarnation;
+        if q.coordinator == node.id() {
+            return restarted(node.started_at_ms);
+        }
+        !coordinators.contains(&q.coordinator)
+            || started
+                .get(&q.coordinator)
+                .is_some_and(|live| restarted(*live))
+    };
     for query in records.iter().filter(|r| !r.state.is_done()) {
         if query.driver_url.is_empty() {
-            if query.coordinator != node.id() && !coordinators.contains(&query.coordinator) {
+            if owner_gone(query) {
                 adopt(node, query).await;
             }
-        } else if query.driver_url != node.internal_url && !alive(node, &query.driver_url).await {
+        } else if !alive(node, &query.driver_url, query.driver_incarnation).await {
             recover(node, query, false).await;
         }
     }
@@ -451,10 +488,15 @@ pub async fn sweep(node: &Arc<Coordinator>) {
 async fn adopt(node: &Arc<Coordinator>, query: &QueryRecord) {
     let me = node.id();
     let adopted = record::update(&node.store, &query.id, |r| {
-        if !r.driver_url.is_empty() || r.state.is_done() || r.coordinator != query.coordinator {
+        if !r.driver_url.is_empty()
+            || r.state.is_done()
+            || r.coordinator != query.coordinator
+            || r.owner_incarnation != query.owner_incarnation
+        {
             return false;
         }
         r.coordinator = me;
+        r.owner_incarnation = node.started_at_ms;
         true
     })
     .await;
