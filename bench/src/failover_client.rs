@@ -28,6 +28,8 @@ pub struct FailoverClient {
     pub switches: u64,
     /// Send each statement to the next coordinator in turn (else stay on the current one).
     pub rotate: bool,
+    /// The id of the last statement submitted, and the coordinator it was sent to.
+    pub last_query: Option<(String, usize)>,
 }
 
 impl FailoverClient {
@@ -45,6 +47,7 @@ impl FailoverClient {
             deadline: Duration::from_secs(60),
             switches: 0,
             rotate: false,
+            last_query: None,
         }
     }
 
@@ -63,10 +66,12 @@ impl FailoverClient {
         if self.rotate {
             self.current = (self.current + 1) % self.urls.len();
         }
+        self.last_query = None;
         let mut results = match self.submit(sql, give_up) {
             Ok(results) => results,
             Err(error) => return Outcome::GaveUp { error },
         };
+        self.last_query = Some((results.id.clone(), self.current));
         let mut rows = 0u64;
         loop {
             if let Some(error) = results.error {

@@ -67,6 +67,19 @@ struct Kill {
     resync_s: f64,
 }
 
+/// One long query: where it was sent, who drove it, how it ended.
+#[derive(Debug, Clone, Serialize)]
+struct LongQuery {
+    query_id: String,
+    /// The coordinator the client sent it to (clients rotate over all of them).
+    sent_to: u64,
+    /// The node that drove its last attempt (`coordinator N` or a worker's name), as the
+    /// query history has it at the end of the run.
+    driver: String,
+    attempts: u64,
+    outcome: String,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     bench: &'static str,
@@ -79,6 +92,7 @@ struct Report {
     failed_short_queries: usize,
     long_queries: usize,
     lost_running_queries: usize,
+    long: Vec<LongQuery>,
     resync_median_s: f64,
     resync_s: f64,
     client_switches: u64,
@@ -92,6 +106,7 @@ struct Seen {
     short_failures: Vec<String>,
     long_finished: usize,
     long_lost: Vec<String>,
+    long: Vec<LongQuery>,
     switches: u64,
 }
 
@@ -121,6 +136,8 @@ fn short_client(shared: Arc<Shared>, index: usize) {
 
 fn long_client(shared: Arc<Shared>, index: usize, rows: u64, pace: Duration) {
     let mut client = FailoverClient::new(shared.urls.clone(), index, "long");
+    // Each long query goes to the next coordinator, the one restarted last included.
+    client.rotate = true;
     while !shared.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         // The load itself: a client that reads at a steady pace keeps its query running for
@@ -130,15 +147,69 @@ fn long_client(shared: Arc<Shared>, index: usize, rows: u64, pace: Duration) {
             std::thread::sleep(due.saturating_sub(started.elapsed()));
         });
         let mut seen = shared.seen.lock().expect("results");
-        match outcome {
-            Outcome::Finished { rows: got } if got == rows => seen.long_finished += 1,
-            Outcome::Finished { rows: got } => {
-                seen.long_lost.push(format!("{got} rows instead of {rows}"))
+        let ended = match outcome {
+            Outcome::Finished { rows: got } if got == rows => {
+                seen.long_finished += 1;
+                "complete".to_string()
             }
-            Outcome::Failed { error } | Outcome::GaveUp { error } => seen.long_lost.push(error),
+            Outcome::Finished { rows: got } => {
+                let short = format!("{got} rows instead of {rows}");
+                seen.long_lost.push(short.clone());
+                short
+            }
+            Outcome::Failed { error } | Outcome::GaveUp { error } => {
+                seen.long_lost.push(error.clone());
+                error
+            }
+        };
+        if let Some((query_id, sent_to)) = client.last_query.clone() {
+            seen.long.push(LongQuery {
+                query_id,
+                sent_to: sent_to as u64 + 1,
+                driver: String::new(),
+                attempts: 0,
+                outcome: ended,
+            });
         }
     }
     shared.seen.lock().expect("results").switches += client.switches;
+}
+
+/// `long` with the driver and attempts of each query filled in from the query history.
+fn drivers_of(cluster: &ProcessCluster, long: &[LongQuery]) -> Vec<LongQuery> {
+    let mut names: Vec<(String, String)> = cluster
+        .coordinators
+        .values()
+        .map(|c| (c.internal_url.clone(), format!("coordinator {}", c.id)))
+        .collect();
+    names.extend(
+        cluster
+            .workers
+            .keys()
+            .map(|name| (cluster.worker_url(name), name.clone())),
+    );
+    let mut client = TrinoClient::new(cluster.client_urls(COORDINATORS), "bench");
+    let history = client
+        .execute(
+            "SELECT query_id, driver, attempt FROM system.runtime.queries WHERE \"user\" = 'long'",
+        )
+        .map(|r| r.rows)
+        .unwrap_or_default();
+    long.iter()
+        .map(|query| {
+            let mut query = query.clone();
+            if let Some(row) = history.iter().find(|row| row[0] == query.query_id.as_str()) {
+                let url = row[1].as_str().unwrap_or_default();
+                query.driver = names
+                    .iter()
+                    .find(|(u, _)| u == url)
+                    .map(|(_, name)| name.clone())
+                    .unwrap_or_else(|| url.to_string());
+                query.attempts = row[2].as_u64().unwrap_or_default() + 1;
+            }
+            query
+        })
+        .collect()
 }
 
 /// GET an admin path on coordinator `id` with the cluster secret.
@@ -214,7 +285,8 @@ fn synchronized(cluster: &ProcessCluster, id: u64) -> bool {
 fn start_cluster(args: &Args) -> anyhow::Result<(ProcessCluster, u64)> {
     let mut cluster = ProcessCluster::new(COORDINATORS);
     // The benchmark's own user looks at every client's running queries.
-    cluster.extra_config = "query.admin-users=bench\n".into();
+    // A history long enough to still hold every long query at the end of the run.
+    cluster.extra_config = "query.admin-users=bench\nquery.max-history=1000000\n".into();
     let data = cluster.external_dir().join("tpch-data");
     generate(&data, args.sf)?;
     cluster.start_joined(COORDINATORS);
@@ -329,6 +401,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let unavailability: Vec<f64> = kills.iter().map(|k| k.unavailability_s).collect();
     let resync: Vec<f64> = kills.iter().map(|k| k.resync_s).collect();
+    let long = drivers_of(&cluster, &seen.long);
     errors.extend(seen.short_failures.iter().take(5).cloned());
     errors.extend(seen.long_lost.iter().take(5).cloned());
     let report = Report {
@@ -341,6 +414,7 @@ fn main() -> anyhow::Result<()> {
         failed_short_queries: seen.short_failures.len(),
         long_queries: seen.long_finished + seen.long_lost.len(),
         lost_running_queries: seen.long_lost.len(),
+        long,
         resync_median_s: round3(median(&resync)),
         resync_s: resync.iter().copied().fold(0.0, f64::max),
         client_switches: seen.switches,
