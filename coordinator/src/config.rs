@@ -42,7 +42,7 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
     KeySpec {
         key: "query.max-history",
         default: Some("1000"),
-        doc: "Finished queries kept in the replicated query history; the oldest are removed first, in batches of an eighth of this number.",
+        doc: "Finished queries kept in the replicated query history; the oldest are removed first, in batches of an eighth of this number, but never one whose client may still read it: a coordinator removes its own queries once their client read the last page or abandoned them (query.client.timeout), and those of a coordinator that is gone once they ended query.client.timeout ago.",
     },
     KeySpec {
         key: "query.client.timeout",

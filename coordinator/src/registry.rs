@@ -125,6 +125,25 @@ pub async fn set_mode(store: &StateStore, id: u64, mode: Mode) -> Result<Coordin
     }
 }
 
+/// Coordinators that are members and answer now (the store's recent status), each with the
+/// start (incarnation) its registry record names, None where it has no record yet.
+pub async fn live_starts(store: &StateStore) -> std::collections::BTreeMap<u64, Option<u64>> {
+    let started: std::collections::BTreeMap<u64, u64> = list(store, ReadConsistency::Local)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.id, r.started_at_ms))
+        .collect();
+    store
+        .recent_status()
+        .await
+        .members
+        .into_iter()
+        .filter(|m| m.role != shoal_state_store::RaftRole::Unknown)
+        .map(|m| (m.id, started.get(&m.id).copied()))
+        .collect()
+}
+
 pub async fn remove(store: &StateStore, id: u64) -> Result<()> {
     store.delete(&key(id)).await?;
     Ok(())

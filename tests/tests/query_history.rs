@@ -134,3 +134,83 @@ fn history_is_bounded_and_abandoned_queries_are_released() {
         "the newest are kept: {kept:?}"
     );
 }
+
+/// Read on from `page` to the end of its query; the numbers in the first column, or the error.
+fn numbers_from(mut page: Value, numbers: &mut Vec<i64>) -> Result<(), Value> {
+    loop {
+        if let Some(error) = page.get("error") {
+            return Err(error.clone());
+        }
+        for row in page["data"].as_array().cloned().unwrap_or_default() {
+            numbers.push(row[0].as_i64().expect("a number"));
+        }
+        let Some(next) = page["nextUri"].as_str() else {
+            return Ok(());
+        };
+        page = get_json(next);
+    }
+}
+
+#[test]
+fn trimming_the_history_never_cuts_a_slow_reader() {
+    let mut cluster = ProcessCluster::new(1);
+    cluster.extra_config = "query.max-history=3\n".into();
+    cluster.start(1);
+    wait_for(Duration::from_secs(30), "coordinator joins", || {
+        cluster.joined_state(1)
+    });
+    let url = cluster.client_url(1);
+
+    // A stream of many pages whose client reads slowly: its query finishes (every page waits
+    // at its driver) long before its client is done.
+    const COUNT: i64 = 300_000;
+    let first = post_statement(
+        &url,
+        "slow",
+        &format!("SELECT value FROM generate_series(1, {COUNT}) AS t(value)"),
+    );
+    let id = first["id"].as_str().expect("id").to_string();
+    let mut page = first;
+    let mut numbers = Vec::new();
+    while numbers.is_empty() {
+        let next = page["nextUri"].as_str().expect("more pages").to_string();
+        page = get_json(&next);
+        for row in page["data"].as_array().cloned().unwrap_or_default() {
+            numbers.push(row[0].as_i64().expect("a number"));
+        }
+    }
+    assert!(
+        page["nextUri"].is_string(),
+        "the first rows are not all of them"
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the query finished at its driver",
+        || (query_info(&url, &id, "slow")["state"] == "FINISHED").then_some(()),
+    );
+
+    // Meanwhile other queries end, many times query.max-history: the history is trimmed.
+    let mut client = TrinoClient::new(vec![url.clone()], "busy");
+    for i in 0..40 {
+        client.execute(&format!("SELECT {i}")).expect("query");
+    }
+    let kept = client
+        .execute("SELECT count(*) FROM system.runtime.queries WHERE \"user\" = 'busy'")
+        .expect("history");
+    assert!(
+        kept.rows[0][0].as_i64().unwrap_or(i64::MAX) <= 10,
+        "the finished queries were trimmed: {:?}",
+        kept.rows
+    );
+
+    // The slow client reads on and gets every row exactly once.
+    let next = page["nextUri"].as_str().expect("more pages").to_string();
+    let rest = numbers_from(get_json(&next), &mut numbers);
+    assert!(rest.is_ok(), "the slow reader was cut: {rest:?}");
+    numbers.sort_unstable();
+    assert!(
+        numbers.iter().copied().eq(1..=COUNT),
+        "{} rows instead of 1..={COUNT}",
+        numbers.len()
+    );
+}

@@ -13,7 +13,7 @@ use futures::StreamExt;
 
 use serde::{Deserialize, Serialize};
 use shoal_proto::client::QueryError;
-use shoal_state_store::{CasOutcome, RaftRole, ReadConsistency, StateStore};
+use shoal_state_store::{CasOutcome, ReadConsistency, StateStore};
 
 use crate::protocol::errors;
 use crate::registry;
@@ -104,20 +104,7 @@ async fn write(store: &StateStore, slots: &Slots, expected: u64) -> Result<bool,
 /// Coordinators that are members and answer, and the workers in `workers`, with the
 /// incarnation of each.
 async fn alive(store: &StateStore, workers: &Workers) -> Alive {
-    let started: BTreeMap<u64, u64> = registry::list(store, ReadConsistency::Local)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| (r.id, r.started_at_ms))
-        .collect();
-    let coordinators = store
-        .recent_status()
-        .await
-        .members
-        .into_iter()
-        .filter(|m| m.role != RaftRole::Unknown)
-        .map(|m| (m.id, started.get(&m.id).copied()))
-        .collect();
+    let coordinators = registry::live_starts(store).await;
     let workers = workers
         .live()
         .into_iter()

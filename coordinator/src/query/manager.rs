@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shoal_engine::drive::{paths, PageRequest};
 use shoal_engine::driver::Driver;
@@ -16,7 +16,7 @@ use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
 use crate::query::id::{random_token, QueryIds};
-use crate::query::record::{self, QueryRecord, QueryState};
+use crate::query::record::{self, QueryRecord, QueryState, Reader};
 use crate::query::{dispatch, recovery};
 use crate::registry::{self, Mode};
 
@@ -30,6 +30,9 @@ pub struct Queries {
     /// Drivers in this process, with the attempt each runs: queries running here, and queries
     /// waiting to be handed on.
     drivers: Mutex<HashMap<String, (u32, Arc<Driver>)>>,
+    /// Queries whose pages clients read through this coordinator: when a client last asked,
+    /// and whether it got the last page. Trimming the history never cuts such a reader.
+    readers: Mutex<HashMap<String, (Instant, bool)>>,
 }
 
 /// A page of one attempt of a query, as it appears in the client's `nextUri`: `attempt.page`
@@ -69,6 +72,24 @@ pub(crate) fn answers_alone(record: &QueryRecord, token: u64) -> bool {
         QueryState::Failed => true,
         QueryState::Finished => token >= record.pages,
         QueryState::Queued | QueryState::Running => false,
+    }
+}
+
+/// Trim the query history as far as [`record::TrimRule`] allows: no reader is cut.
+pub(crate) async fn trim_history(node: &Coordinator) {
+    let timeout = node.config.query_client_timeout;
+    let rule = record::TrimRule {
+        me: node.id(),
+        my_incarnation: node.started_at_ms,
+        now_ms: now_ms(),
+        client_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        live: registry::live_starts(&node.store).await,
+    };
+    let may_go =
+        |brief: &record::Brief| rule.may_go(brief, node.queries.reader(&brief.id, timeout));
+    match record::trim_history(&node.store, node.config.max_query_history, may_go).await {
+        Ok(gone) => node.queries.forget_readers(&gone),
+        Err(e) => tracing::debug!(error = %e, "cannot trim query history"),
     }
 }
 
@@ -112,6 +133,7 @@ impl Queries {
         Queries {
             ids: QueryIds::new(coordinator),
             drivers: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -129,6 +151,35 @@ impl Queries {
     pub(crate) fn keep(&self, id: &str, attempt: u32, driver: Arc<Driver>) {
         if let Ok(mut drivers) = self.drivers.lock() {
             drivers.insert(id.to_string(), (attempt, driver));
+        }
+    }
+
+    /// A client of query `id` was just answered; `last` when that was the end of its results.
+    fn note_read(&self, id: &str, last: bool) {
+        if let Ok(mut readers) = self.readers.lock() {
+            readers.insert(id.to_string(), (Instant::now(), last));
+        }
+    }
+
+    /// What this coordinator knows of the client of query `id`.
+    pub(crate) fn reader(&self, id: &str, client_timeout: Duration) -> Option<Reader> {
+        let readers = self.readers.lock().ok()?;
+        let (last_asked, done) = readers.get(id)?;
+        Some(if *done {
+            Reader::Done
+        } else if last_asked.elapsed() > client_timeout {
+            Reader::Idle
+        } else {
+            Reader::Active
+        })
+    }
+
+    /// The records of `ids` were trimmed.
+    pub(crate) fn forget_readers(&self, ids: &[String]) {
+        if let Ok(mut readers) = self.readers.lock() {
+            for id in ids {
+                readers.remove(id);
+            }
         }
     }
 
@@ -208,7 +259,10 @@ impl Queries {
             )));
         }
         let attempt = record.attempt;
-        let reply = self.page_of(node, record, token.page).await?;
+        let reply = self.page_of(node, record, token.page).await;
+        // An error ends the client's stream as the last page does.
+        self.note_read(id, reply.as_ref().map_or(true, |r| r.next_token.is_none()));
+        let reply = reply?;
         let next = reply.next_token.map(|page| PageToken { attempt, page });
         Ok((reply, next))
     }
@@ -318,6 +372,10 @@ impl Queries {
             tracing::info!(query = %id, "abandoned by its client; releasing its results");
             driver.abandon();
             self.forget(&id);
+        }
+        // Readers of queries another coordinator trims are forgotten here, long after.
+        if let Ok(mut readers) = self.readers.lock() {
+            readers.retain(|_, (last_asked, _)| last_asked.elapsed() <= max_idle * 4);
         }
     }
 

@@ -3,7 +3,6 @@
 //! rows were already delivered, and adopting queries whose coordinator died before handing
 //! them to a driver.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use shoal_engine::drive::{DriveState, ProgressReport};
@@ -79,11 +78,7 @@ pub async fn complete(
                 .observe_query(ended_ms.saturating_sub(record.created_ms) as f64 / 1000.0);
             give_back(node, id).await;
             if node.history.completed() {
-                if let Err(e) =
-                    record::trim_history(&node.store, node.config.max_query_history).await
-                {
-                    tracing::debug!(error = %e, "cannot trim query history");
-                }
+                crate::query::manager::trim_history(node).await;
             }
             Ok(true)
         }
@@ -447,31 +442,17 @@ pub async fn sweep(node: &Arc<Coordinator>) {
             return;
         }
     };
-    let coordinators: Vec<u64> = node
-        .store
-        .recent_status()
-        .await
-        .members
-        .iter()
-        .filter(|m| m.role != RaftRole::Unknown)
-        .map(|m| m.id)
-        .collect();
-    let started: BTreeMap<u64, u64> = registry::list(&node.store, ReadConsistency::Local)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| (r.id, r.started_at_ms))
-        .collect();
+    let live = registry::live_starts(&node.store).await;
     // The owner is gone when it is no member that answers, or restarted since it took the query.
     let owner_gone = |q: &QueryRecord| {
         let restarted = |live: u64| q.owner_incarnation != 0 && live > q.owner_incarnation;
         if q.coordinator == node.id() {
             return restarted(node.started_at_ms);
         }
-        !coordinators.contains(&q.coordinator)
-            || started
-                .get(&q.coordinator)
-                .is_some_and(|live| restarted(*live))
+        match live.get(&q.coordinator) {
+            None => true,
+            Some(start) => start.is_some_and(restarted),
+        }
     };
     for query in records.iter().filter(|r| !r.state.is_done()) {
         if query.driver_url.is_empty() {
