@@ -427,6 +427,29 @@ async fn settle(
     })
 }
 
+/// Settle the write of attempt `attempt` of query `query_id` whose driver died: fence its
+/// marker (a commit still on its way can then never apply) and read what the marker says.
+/// `Some(rows)` when the write committed, `None` when it never will.
+pub async fn settle_lost(
+    store: &StateStore,
+    query_id: &str,
+    attempt: u32,
+) -> CatalogResult<Option<u64>> {
+    let key = commit_key(query_id);
+    let fence = encode(&CommitMarker::Fenced { attempt })?;
+    store
+        .txn(txn(vec![absent(key.clone())], vec![put(key, fence)]))
+        .await?;
+    match marker(store, query_id).await? {
+        Some(CommitMarker::Committed { rows, .. }) => Ok(Some(rows)),
+        Some(_) => Ok(None),
+        None => Err(CatalogError::OutcomeUnknown {
+            query: query_id.to_string(),
+            reason: "the fence is not visible yet".into(),
+        }),
+    }
+}
+
 /// Drop table `schema.name` in the version read, leaving a tombstone for a managed table's
 /// files. Returns the dropped record, None if there was no such table.
 pub async fn drop_table(

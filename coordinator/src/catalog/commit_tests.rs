@@ -211,3 +211,24 @@ async fn no_table_is_created_in_a_schema_being_dropped() {
     assert!(drop_schema(&store, "s", false).await.expect("empty now"));
     assert!(!drop_schema(&store, "s", true).await.expect("if exists"));
 }
+
+#[tokio::test]
+async fn the_write_of_a_dead_driver_settles_as_committed_or_never_applies() {
+    let (_dir, store) = store().await;
+    create_table(&store, &record("d1", "t"), false)
+        .await
+        .expect("create");
+    // Its driver died before committing: settled as not applied, and a late commit is refused.
+    let lost = writer("q1", 0);
+    assert_eq!(settle_lost(&store, "q1", 0).await.expect("settle"), None);
+    let late = append(&store, DEFAULT_SCHEMA, "t", "d1", batch(&lost, 2), &lost).await;
+    assert!(late.is_err(), "{late:?}");
+    assert_eq!(table_now(&store, "t").await.rows, 0);
+    // Its driver died after committing: settled as committed, with its rows.
+    let done = writer("q2", 0);
+    append(&store, DEFAULT_SCHEMA, "t", "d1", batch(&done, 3), &done)
+        .await
+        .expect("commit");
+    assert_eq!(settle_lost(&store, "q2", 0).await.expect("settle"), Some(3));
+    assert_eq!(table_now(&store, "t").await.rows, 3);
+}

@@ -15,7 +15,8 @@ use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
 use crate::query::admission::{self, Holder, Limits};
-use crate::query::record::{self, QueryRecord, QueryState};
+use crate::query::lifecycle::{self, Transition};
+use crate::query::record::QueryRecord;
 use crate::query::recovery;
 use crate::query::statements::StatementContext;
 use crate::workers::LiveWorker;
@@ -104,25 +105,32 @@ async fn run_here(
     statement: StatementContext,
     driver: &Arc<Driver>,
 ) {
-    let me = node.internal_url.clone();
-    let started = record::update(&node.store, &record.id, |r| {
-        if r.attempt != record.attempt || r.state.is_done() {
-            return false;
-        }
-        r.state = QueryState::Running;
-        r.driver_url = me.clone();
-        r.driver_incarnation = node.started_at_ms;
-        true
-    })
+    let started = lifecycle::apply(
+        &node.store,
+        &record.id,
+        Transition::RunHere {
+            attempt: record.attempt,
+            owner: (node.id(), node.started_at_ms),
+            driver: (&node.internal_url, node.started_at_ms),
+        },
+    )
     .await;
+    // Run only what the record says this driver runs. Otherwise (the query was cancelled,
+    // adopted by another coordinator or run again elsewhere, or the start could not be
+    // recorded) the client's page requests follow the record from here on.
     match started {
         Ok(Some(_)) => {}
         Ok(None) => {
-            driver.fail(errors::cancelled());
+            tracing::info!(query = %record.id, attempt = record.attempt, "not started here: the record moved on");
+            node.queries.forget(&record.id);
+            driver.move_away();
             return;
         }
         Err(e) => {
-            tracing::warn!(query = %record.id, error = %e, "cannot record the start of a query");
+            tracing::warn!(query = %record.id, error = %e, "cannot record the start of a query; the record decides what happens to it");
+            node.queries.forget(&record.id);
+            driver.move_away();
+            return;
         }
     }
     let sql = record.sql.clone();
@@ -133,7 +141,7 @@ async fn run_here(
         node,
         &record.id,
         record.attempt,
-        &me,
+        &node.internal_url,
         outcome,
         node.config.query_client_timeout,
     )
@@ -219,17 +227,15 @@ async fn hand_to_worker(
             tracing::warn!(query = %record.id, worker = %worker.heartbeat.id, error = %e, "worker did not take the query; trying another");
             continue;
         }
-        let handed = record::update(&node.store, &record.id, |r| {
-            if r.attempt != record.attempt || (r.state.is_done() && !r.driver_url.is_empty()) {
-                return false;
-            }
-            if !r.state.is_done() {
-                r.state = QueryState::Running;
-            }
-            r.driver_url = url.clone();
-            r.driver_incarnation = worker.heartbeat.started_at_ms;
-            true
-        })
+        let handed = lifecycle::apply(
+            &node.store,
+            &record.id,
+            Transition::HandedTo {
+                attempt: record.attempt,
+                owner: (node.id(), node.started_at_ms),
+                driver: (&url, worker.heartbeat.started_at_ms),
+            },
+        )
         .await;
         let holder = Holder::Worker {
             id: worker.heartbeat.id.clone(),

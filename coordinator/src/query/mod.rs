@@ -6,6 +6,7 @@ pub mod admission;
 pub mod ddl;
 pub mod dispatch;
 pub mod id;
+pub mod lifecycle;
 pub mod manager;
 pub mod record;
 pub mod recovery;

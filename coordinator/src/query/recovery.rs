@@ -17,8 +17,9 @@ use crate::protocol::errors;
 use crate::protocol::session::{ClientSession, Family};
 use crate::query::admission;
 use crate::query::dispatch::{self, holder, limits};
-use crate::query::manager::{answers_alone, now_ms, reply_from_record, PAGE_WAIT};
-use crate::query::record::{self, QueryRecord, QueryState};
+use crate::query::lifecycle::{self, Transition};
+use crate::query::manager::{answers_alone, reply_from_record, PAGE_WAIT};
+use crate::query::record::{self, QueryRecord};
 use crate::query::statements;
 use crate::registry;
 
@@ -44,32 +45,15 @@ pub async fn complete(
     driver_url: &str,
     outcome: Outcome,
 ) -> Result<bool, CoordinatorError> {
-    let Outcome {
-        rows,
-        bytes,
-        pages,
-        error,
-    } = outcome;
-    let ended = record::update(&node.store, id, |r| {
-        if r.attempt != attempt || r.state.is_done() {
-            return false;
-        }
-        if !r.driver_url.is_empty() && r.driver_url != driver_url {
-            return false;
-        }
-        r.driver_url = driver_url.to_string();
-        r.state = if error.is_some() {
-            QueryState::Failed
-        } else {
-            QueryState::Finished
-        };
-        r.ended_ms = Some(now_ms());
-        r.rows = rows;
-        r.bytes = bytes;
-        r.pages = pages;
-        r.error = error.clone();
-        true
-    })
+    let ended = lifecycle::apply(
+        &node.store,
+        id,
+        Transition::Ended {
+            attempt,
+            driver_url,
+            outcome: &outcome,
+        },
+    )
     .await;
     match ended {
         Ok(Some(record)) => {
@@ -141,24 +125,7 @@ pub async fn on_progress(
             tracing::warn!(query = %report.query_id, driver = %report.driver_url, error = %e, "cannot record the outcome a driver reported; it reports it again");
         });
     }
-    record::update(&node.store, &report.query_id, |r| {
-        let same_driver = r.driver_url.is_empty() || r.driver_url == report.driver_url;
-        if r.attempt != report.attempt || r.state.is_done() || !same_driver {
-            return false;
-        }
-        if r.rows == report.rows && r.state == QueryState::Running {
-            return false;
-        }
-        if r.driver_url.is_empty() {
-            r.driver_incarnation = report.driver_incarnation;
-        }
-        r.driver_url = report.driver_url.clone();
-        r.state = QueryState::Running;
-        r.rows = report.rows;
-        r.bytes = report.bytes;
-        true
-    })
-    .await?;
+    lifecycle::apply(&node.store, &report.query_id, Transition::Progress(report)).await?;
     Ok(())
 }
 
@@ -234,13 +201,14 @@ pub async fn delivering(
     if record.delivered || reply.rows.is_empty() {
         return Ok(reply);
     }
-    let noted = record::update(&node.store, &record.id, |r| {
-        if r.attempt != record.attempt || r.driver_url != record.driver_url || r.delivered {
-            return false;
-        }
-        r.delivered = true;
-        true
-    })
+    let noted = lifecycle::apply(
+        &node.store,
+        &record.id,
+        Transition::Delivered {
+            attempt: record.attempt,
+            driver_url: &record.driver_url,
+        },
+    )
     .await;
     match noted {
         Ok(Some(_)) => Ok(reply),
@@ -354,6 +322,9 @@ async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool)
         }
         return;
     }
+    if !reads_only && statements::writes_with_marker(&record.sql) {
+        return settle_write(node, record).await;
+    }
     let message = if !reads_only {
         format!(
             "the node running statement {} ({}) died; whether its change took effect is unknown, check before running it again",
@@ -372,17 +343,73 @@ async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool)
     };
     tracing::warn!(query = %record.id, driver = %record.driver_url, "{message}");
     let error = errors::driver_lost(message);
-    let failed = record::update(&node.store, &record.id, |r| {
-        if r.attempt != record.attempt || r.state == QueryState::Failed {
-            return false;
-        }
-        r.state = QueryState::Failed;
-        r.ended_ms = Some(now_ms());
-        r.error = Some(error.clone());
-        true
-    })
+    let failed = lifecycle::apply(
+        &node.store,
+        &record.id,
+        Transition::DriverLost {
+            attempt: record.attempt,
+            error: &error,
+        },
+    )
     .await;
     if let Ok(Some(_)) = failed {
+        give_back(node, &record.id).await;
+    }
+}
+
+/// The driver of an INSERT or CREATE TABLE AS died: settle whether its write committed (its
+/// marker is fenced, so a commit still on its way can never apply) and tell the client which,
+/// not a guess. Only when even that cannot be read does the outcome stay unknown.
+async fn settle_write(node: &Arc<Coordinator>, record: &QueryRecord) {
+    let settled =
+        crate::catalog::commit::settle_lost(&node.store, &record.id, record.attempt).await;
+    let (outcome, what) = match settled {
+        Ok(Some(rows)) => (
+            Outcome {
+                rows,
+                bytes: 0,
+                pages: 0,
+                error: None,
+            },
+            "it committed",
+        ),
+        Ok(None) => (
+            Outcome {
+                rows: 0,
+                bytes: 0,
+                pages: 0,
+                error: Some(errors::driver_lost(format!(
+                    "the node running statement {} ({}) died before its change was committed; it did not take effect",
+                    record.id, record.driver_url
+                ))),
+            },
+            "it did not commit",
+        ),
+        Err(e) => (
+            Outcome {
+                rows: 0,
+                bytes: 0,
+                pages: 0,
+                error: Some(errors::driver_lost(format!(
+                    "the node running statement {} ({}) died; whether its change took effect is unknown ({e}), check before running it again",
+                    record.id, record.driver_url
+                ))),
+            },
+            "its outcome is unknown",
+        ),
+    };
+    tracing::warn!(query = %record.id, driver = %record.driver_url, "the driver of a write died; {what}");
+    let ended = lifecycle::apply(
+        &node.store,
+        &record.id,
+        Transition::Ended {
+            attempt: record.attempt,
+            driver_url: &record.driver_url,
+            outcome: &outcome,
+        },
+    )
+    .await;
+    if let Ok(Some(_)) = ended {
         give_back(node, &record.id).await;
     }
 }
@@ -398,24 +425,15 @@ async fn give_back(node: &Coordinator, id: &str) {
 /// Make `record`'s next attempt in its record (waiting, no driver, adopted by this
 /// coordinator), unless someone else changed it first or rows were delivered.
 async fn mark_for_rerun(node: &Coordinator, record: &QueryRecord) -> Option<QueryRecord> {
-    let me = node.id();
-    let again = record::update(&node.store, &record.id, |r| {
-        if r.attempt != record.attempt || r.driver_url != record.driver_url {
-            return false;
-        }
-        // A finished query whose pages died with its driver runs again too.
-        if r.state == QueryState::Failed || r.delivered {
-            return false;
-        }
-        r.attempt += 1;
-        r.driver_url.clear();
-        r.driver_incarnation = 0;
-        r.state = QueryState::Queued;
-        r.ended_ms = None;
-        r.coordinator = me;
-        r.owner_incarnation = node.started_at_ms;
-        true
-    })
+    let again = lifecycle::apply(
+        &node.store,
+        &record.id,
+        Transition::Retried {
+            attempt: record.attempt,
+            driver_url: &record.driver_url,
+            owner: (node.id(), node.started_at_ms),
+        },
+    )
     .await;
     again.ok().flatten()
 }
@@ -467,19 +485,14 @@ pub async fn sweep(node: &Arc<Coordinator>) {
 
 /// Take over a query whose coordinator died before handing it to a driver.
 async fn adopt(node: &Arc<Coordinator>, query: &QueryRecord) {
-    let me = node.id();
-    let adopted = record::update(&node.store, &query.id, |r| {
-        if !r.driver_url.is_empty()
-            || r.state.is_done()
-            || r.coordinator != query.coordinator
-            || r.owner_incarnation != query.owner_incarnation
-        {
-            return false;
-        }
-        r.coordinator = me;
-        r.owner_incarnation = node.started_at_ms;
-        true
-    })
+    let adopted = lifecycle::apply(
+        &node.store,
+        &query.id,
+        Transition::Adopted {
+            from: (query.coordinator, query.owner_incarnation),
+            owner: (node.id(), node.started_at_ms),
+        },
+    )
     .await;
     if let Ok(Some(adopted)) = adopted {
         tracing::info!(query = %adopted.id, from = query.coordinator, "adopting a query whose coordinator died before it ran");

@@ -455,6 +455,22 @@ pub fn reads_only(sql: &str) -> bool {
     })
 }
 
+/// An INSERT or a CREATE TABLE AS: a statement whose change commits with a marker of its
+/// query (so its outcome can be settled after its driver died).
+pub fn writes_with_marker(sql: &str) -> bool {
+    DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).is_ok_and(|statements| {
+        statements.len() == 1
+            && statements.front().is_some_and(|statement| match statement {
+                DfStatement::Statement(statement) => match &**statement {
+                    Statement::Insert(_) => true,
+                    Statement::CreateTable(create) => create.query.is_some(),
+                    _ => false,
+                },
+                _ => false,
+            })
+    })
+}
+
 /// A query, or EXPLAIN of one (which then shows the distributed plan).
 fn is_plain_query(statement: &DfStatement) -> bool {
     match statement {

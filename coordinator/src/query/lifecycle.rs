@@ -1,0 +1,328 @@
+//! The query lifecycle: every change of a query's record is one of these transitions, applied
+//! by compare-and-set on the record and checked against the attempt, owner and driver it was
+//! decided on, so a stale owner or driver cannot act.
+//!
+//! QUEUED (owner: coordinator and incarnation) → RUNNING (driver: URL and incarnation, here or
+//! on a worker; `delivered` once rows reached the client) → FINISHED or FAILED. From QUEUED a
+//! gone owner's query is adopted; a query whose driver died before rows were delivered is run
+//! again as the next attempt, else it fails.
+
+use shoal_engine::drive::ProgressReport;
+use shoal_engine::driver::Outcome;
+use shoal_proto::client::QueryError;
+use shoal_state_store::StateStore;
+
+use crate::error::Result;
+use crate::query::manager::now_ms;
+use crate::query::record::{self, QueryRecord, QueryState};
+
+/// One change of a query's record, and what it must find there to apply.
+#[derive(Debug)]
+pub enum Transition<'a> {
+    /// The owner's own driver runs `attempt`.
+    RunHere {
+        attempt: u32,
+        owner: (u64, u64),
+        driver: (&'a str, u64),
+    },
+    /// A worker's driver took `attempt` from its owner.
+    HandedTo {
+        attempt: u32,
+        owner: (u64, u64),
+        driver: (&'a str, u64),
+    },
+    /// A driver reports progress.
+    Progress(&'a ProgressReport),
+    /// The first rows of `attempt`, driven at `driver_url`, leave for the client.
+    Delivered { attempt: u32, driver_url: &'a str },
+    /// `attempt`, driven at `driver_url`, ended with `outcome`.
+    Ended {
+        attempt: u32,
+        driver_url: &'a str,
+        outcome: &'a Outcome,
+    },
+    /// `attempt` failed with `error`: its driver is gone.
+    DriverLost { attempt: u32, error: &'a QueryError },
+    /// `attempt` lost its driver `driver_url` before rows were delivered: the next attempt
+    /// waits, owned by `owner`.
+    Retried {
+        attempt: u32,
+        driver_url: &'a str,
+        owner: (u64, u64),
+    },
+    /// A query no driver has, whose owner `from` is gone, is taken over by `owner`.
+    Adopted { from: (u64, u64), owner: (u64, u64) },
+}
+
+impl Transition<'_> {
+    /// Apply the transition to `r` if it finds what it was decided on; false leaves `r` as
+    /// it is.
+    pub fn apply(&self, r: &mut QueryRecord) -> bool {
+        match *self {
+            Transition::RunHere {
+                attempt,
+                owner,
+                driver,
+            } => {
+                if r.attempt != attempt || r.state.is_done() || !owned_by(r, owner) {
+                    return false;
+                }
+                r.state = QueryState::Running;
+                r.driver_url = driver.0.to_string();
+                r.driver_incarnation = driver.1;
+                true
+            }
+            Transition::HandedTo {
+                attempt,
+                owner,
+                driver,
+            } => {
+                // A quick query may have ended (reported by the driver) before this.
+                if r.attempt != attempt
+                    || (r.state.is_done() && !r.driver_url.is_empty())
+                    || !owned_by(r, owner)
+                {
+                    return false;
+                }
+                if !r.state.is_done() {
+                    r.state = QueryState::Running;
+                }
+                r.driver_url = driver.0.to_string();
+                r.driver_incarnation = driver.1;
+                true
+            }
+            Transition::Progress(report) => {
+                let same_driver = r.driver_url.is_empty() || r.driver_url == report.driver_url;
+                if r.attempt != report.attempt || r.state.is_done() || !same_driver {
+                    return false;
+                }
+                if r.rows == report.rows && r.state == QueryState::Running {
+                    return false;
+                }
+                if r.driver_url.is_empty() {
+                    r.driver_incarnation = report.driver_incarnation;
+                }
+                r.driver_url = report.driver_url.clone();
+                r.state = QueryState::Running;
+                r.rows = report.rows;
+                r.bytes = report.bytes;
+                true
+            }
+            Transition::Delivered {
+                attempt,
+                driver_url,
+            } => {
+                if r.attempt != attempt || r.driver_url != driver_url || r.delivered {
+                    return false;
+                }
+                r.delivered = true;
+                true
+            }
+            Transition::Ended {
+                attempt,
+                driver_url,
+                outcome,
+            } => {
+                if r.attempt != attempt || r.state.is_done() {
+                    return false;
+                }
+                if !r.driver_url.is_empty() && r.driver_url != driver_url {
+                    return false;
+                }
+                r.driver_url = driver_url.to_string();
+                r.state = if outcome.error.is_some() {
+                    QueryState::Failed
+                } else {
+                    QueryState::Finished
+                };
+                r.ended_ms = Some(now_ms());
+                r.rows = outcome.rows;
+                r.bytes = outcome.bytes;
+                r.pages = outcome.pages;
+                r.error = outcome.error.clone();
+                true
+            }
+            Transition::DriverLost { attempt, error } => {
+                if r.attempt != attempt || r.state == QueryState::Failed {
+                    return false;
+                }
+                r.state = QueryState::Failed;
+                r.ended_ms = Some(now_ms());
+                r.error = Some(error.clone());
+                true
+            }
+            Transition::Retried {
+                attempt,
+                driver_url,
+                owner,
+            } => {
+                if r.attempt != attempt || r.driver_url != driver_url {
+                    return false;
+                }
+                // A finished query whose pages died with its driver runs again too.
+                if r.state == QueryState::Failed || r.delivered {
+                    return false;
+                }
+                r.attempt += 1;
+                r.driver_url.clear();
+                r.driver_incarnation = 0;
+                r.state = QueryState::Queued;
+                r.ended_ms = None;
+                (r.coordinator, r.owner_incarnation) = owner;
+                true
+            }
+            Transition::Adopted { from, owner } => {
+                if !r.driver_url.is_empty() || r.state.is_done() || !owned_by(r, from) {
+                    return false;
+                }
+                (r.coordinator, r.owner_incarnation) = owner;
+                true
+            }
+        }
+    }
+}
+
+/// Whether `r` is owned by `owner` (coordinator, incarnation); records of an older version
+/// name no incarnation, and then the coordinator alone counts.
+fn owned_by(r: &QueryRecord, owner: (u64, u64)) -> bool {
+    r.coordinator == owner.0 && (r.owner_incarnation == 0 || r.owner_incarnation == owner.1)
+}
+
+/// Apply `transition` to query `id`'s record by compare-and-set. Returns the record as
+/// written, or None when the record does not exist or the transition did not apply.
+pub async fn apply(
+    store: &StateStore,
+    id: &str,
+    transition: Transition<'_>,
+) -> Result<Option<QueryRecord>> {
+    let applied = record::update(store, id, |r| transition.apply(r)).await;
+    if let Ok(None) = applied {
+        tracing::debug!(query = %id, ?transition, "a query transition did not apply");
+    }
+    applied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued() -> QueryRecord {
+        QueryRecord {
+            id: "q".into(),
+            slug: "s".into(),
+            sql: "SELECT 1".into(),
+            user: "u".into(),
+            source: None,
+            catalog: None,
+            schema: None,
+            coordinator: 1,
+            owner_incarnation: 100,
+            driver_url: String::new(),
+            driver_incarnation: 0,
+            attempt: 0,
+            delivered: false,
+            state: QueryState::Queued,
+            created_ms: 0,
+            ended_ms: None,
+            rows: 0,
+            bytes: 0,
+            pages: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_stale_owner_cannot_dispatch_an_adopted_query() {
+        let mut r = queued();
+        assert!(Transition::Adopted {
+            from: (1, 100),
+            owner: (2, 200)
+        }
+        .apply(&mut r));
+        let run_here = |owner| Transition::RunHere {
+            attempt: 0,
+            owner,
+            driver: ("http://c1", 100),
+        };
+        let handed = |owner| Transition::HandedTo {
+            attempt: 0,
+            owner,
+            driver: ("http://w1", 7),
+        };
+        assert!(!run_here((1, 100)).apply(&mut r.clone()));
+        assert!(!handed((1, 100)).apply(&mut r.clone()));
+        // Nor a restarted one (same id, a later start).
+        let mut restarted = queued();
+        assert!(!run_here((1, 150)).apply(&mut restarted));
+        assert!(handed((2, 200)).apply(&mut r));
+        assert_eq!(
+            (r.state, r.driver_url.as_str()),
+            (QueryState::Running, "http://w1")
+        );
+    }
+
+    #[test]
+    fn a_stale_attempt_or_driver_cannot_end_or_retry_a_query() {
+        let mut r = queued();
+        assert!(Transition::RunHere {
+            attempt: 0,
+            owner: (1, 100),
+            driver: ("http://c1", 100)
+        }
+        .apply(&mut r));
+        assert!(Transition::Retried {
+            attempt: 0,
+            driver_url: "http://c1",
+            owner: (2, 200)
+        }
+        .apply(&mut r));
+        assert_eq!(
+            (r.attempt, r.coordinator, r.state),
+            (1, 2, QueryState::Queued)
+        );
+        let outcome = Outcome {
+            rows: 1,
+            bytes: 1,
+            pages: 1,
+            error: None,
+        };
+        let ended = |attempt| Transition::Ended {
+            attempt,
+            driver_url: "http://c1",
+            outcome: &outcome,
+        };
+        assert!(!ended(0).apply(&mut r.clone()), "the old attempt's end");
+        assert!(ended(1).apply(&mut r));
+        assert_eq!(r.state, QueryState::Finished);
+        assert!(!ended(1).apply(&mut r), "an end is recorded once");
+    }
+
+    #[test]
+    fn a_query_that_delivered_rows_is_never_run_again() {
+        let mut r = queued();
+        assert!(Transition::HandedTo {
+            attempt: 0,
+            owner: (1, 100),
+            driver: ("http://w1", 7)
+        }
+        .apply(&mut r));
+        assert!(Transition::Delivered {
+            attempt: 0,
+            driver_url: "http://w1"
+        }
+        .apply(&mut r));
+        assert!(!Transition::Retried {
+            attempt: 0,
+            driver_url: "http://w1",
+            owner: (2, 200)
+        }
+        .apply(&mut r));
+        let error = crate::protocol::errors::driver_lost("gone");
+        assert!(Transition::DriverLost {
+            attempt: 0,
+            error: &error
+        }
+        .apply(&mut r));
+        assert_eq!(r.state, QueryState::Failed);
+    }
+}
