@@ -67,6 +67,8 @@ enum Answer {
     Failed(String),
     /// No coordinator answered in time: it may or may not have taken effect.
     Unknown(String),
+    /// The cluster kept answering without ever ending the statement.
+    Hung(String),
 }
 
 /// Run `sql` through a random coordinator, following its pages over any coordinator that
@@ -97,8 +99,13 @@ fn run(
         started(id);
     }
     let give_up = Instant::now() + Duration::from_secs(90);
+    // No statement here takes long: one that never ends is a fault of the cluster.
+    let must_end = Instant::now() + Duration::from_secs(150);
     let mut rows = Vec::new();
     loop {
+        if Instant::now() >= must_end {
+            return Answer::Hung(format!("{sql} did not end within 150 s"));
+        }
         if let Some(error) = page.get("error") {
             return Answer::Failed(format!("{}: {}", error["errorName"], error["message"]));
         }
@@ -176,6 +183,7 @@ fn op(shared: &Shared, client: usize, sql: &str, answer: &Answer) -> Op {
         Answer::Rows(rows) => format!("{} rows", rows.len()),
         Answer::Failed(e) => format!("failed: {e}"),
         Answer::Unknown(e) => format!("unknown: {e}"),
+        Answer::Hung(e) => format!("hung: {e}"),
     };
     Op {
         client,
@@ -249,12 +257,21 @@ fn client(shared: Arc<Shared>, index: usize, seed: u64) {
                         }
                     }
                     Answer::Failed(e) | Answer::Unknown(e) => recorded.streams_failed.push(e),
+                    Answer::Hung(e) => recorded.violations.push(e),
                 }
             }
             _ => {
                 let sql = "SELECT count(*), sum(value) FROM chaos.numbers";
                 let answer = run(&shared.urls, &mut rng, sql, Duration::ZERO, &|_| {});
                 let op = op(&shared, index, sql, &answer);
+                if let Answer::Hung(e) = &answer {
+                    shared
+                        .recorded
+                        .lock()
+                        .expect("recorded")
+                        .violations
+                        .push(e.clone());
+                }
                 if let Answer::Rows(rows) = &answer {
                     let mut recorded = shared.recorded.lock().expect("recorded");
                     let want = (TOTAL, TOTAL * (TOTAL + 1) / 2);
@@ -578,6 +595,7 @@ fn every_query_survives_every_single_fault_exactly_once() {
             Answer::Failed(error) if error.contains("unknown") => count > 1,
             Answer::Failed(_) => count != 0,
             Answer::Unknown(_) => count > 1,
+            Answer::Hung(_) => true,
         };
         if wrong {
             problems.push(format!(
@@ -591,6 +609,9 @@ fn every_query_survives_every_single_fault_exactly_once() {
         }
     }
     for (name, answer, op) in &recorded.ctas {
+        if let Answer::Hung(e) = answer {
+            problems.push(format!("{e}: {op}"));
+        }
         if let Answer::Rows(_) = answer {
             let counted = check
                 .execute(&format!("SELECT count(*) FROM {name}"))
@@ -615,11 +636,23 @@ fn every_query_survives_every_single_fault_exactly_once() {
     let settled = shoal_tests::poll(Duration::from_secs(60), || {
         unsettled().filter(|rows| rows.is_empty())
     });
-    assert!(
-        settled.is_some(),
-        "{}",
-        report(&format!("queries never settled: {:?}", unsettled()))
-    );
+    if settled.is_none() {
+        let stuck = unsettled().unwrap_or_default();
+        let mut said = Vec::new();
+        for row in &stuck {
+            let id = row[0].as_str().unwrap_or_default();
+            for coordinator in cluster.coordinators.values() {
+                for line in coordinator.log_text().lines().filter(|l| l.contains(id)) {
+                    said.push(format!("coordinator {}: {line}", coordinator.id));
+                }
+            }
+        }
+        panic!(
+            "{}\n{}",
+            report(&format!("queries never settled: {stuck:?}")),
+            said.join("\n")
+        );
+    }
     // And the admission counters are back to zero on every coordinator.
     for url in &urls {
         let metrics = wait_for(Duration::from_secs(10), "metrics", || {

@@ -4,6 +4,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::Duration;
 
 use shoal_engine::drive::{paths, DriveRequest};
 use shoal_engine::driver::Driver;
@@ -105,32 +106,44 @@ async fn run_here(
     statement: StatementContext,
     driver: &Arc<Driver>,
 ) {
-    let started = lifecycle::apply(
-        &node.store,
-        &record.id,
-        Transition::RunHere {
-            attempt: record.attempt,
-            owner: (node.id(), node.started_at_ms),
-            driver: (&node.internal_url, node.started_at_ms),
-        },
-    )
-    .await;
-    // Run only what the record says this driver runs. Otherwise (the query was cancelled,
-    // adopted by another coordinator or run again elsewhere, or the start could not be
-    // recorded) the client's page requests follow the record from here on.
-    match started {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            tracing::info!(query = %record.id, attempt = record.attempt, "not started here: the record moved on");
-            node.queries.forget(&record.id);
-            driver.move_away();
-            return;
-        }
-        Err(e) => {
-            tracing::warn!(query = %record.id, error = %e, "cannot record the start of a query; the record decides what happens to it");
-            node.queries.forget(&record.id);
-            driver.move_away();
-            return;
+    // Run only what the record says this driver runs. When the record moved on (the query
+    // was cancelled, adopted by another coordinator or run again elsewhere), the client's page
+    // requests follow the record from here on. A start that could not be written is tried
+    // again: until it is, nobody else runs the query (its owner is alive).
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let started = lifecycle::apply(
+            &node.store,
+            &record.id,
+            Transition::RunHere {
+                attempt: record.attempt,
+                owner: (node.id(), node.started_at_ms),
+                driver: (&node.internal_url, node.started_at_ms),
+            },
+        )
+        .await;
+        match started {
+            Ok(Some(_)) => break,
+            Ok(None) => {
+                tracing::info!(query = %record.id, attempt = record.attempt, "not started here: the record moved on");
+                node.queries.forget(&record.id);
+                driver.move_away();
+                return;
+            }
+            Err(e) if driver.is_stopped() => {
+                tracing::warn!(query = %record.id, error = %e, "cannot record the start of a stopped query");
+                let reason = driver.stopped().await;
+                recovery::finish(node, record, reason).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(query = %record.id, error = %e, "cannot record the start of a query; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = driver.stopped() => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
         }
     }
     let sql = record.sql.clone();

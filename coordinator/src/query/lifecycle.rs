@@ -41,6 +41,10 @@ pub enum Transition<'a> {
         driver_url: &'a str,
         outcome: &'a Outcome,
     },
+    /// The write of `attempt` was settled after its driver died: `outcome` says whether it
+    /// committed. Applies to a finished record too, whose last page (the update count) died
+    /// with the driver: the record then answers alone.
+    WriteSettled { attempt: u32, outcome: &'a Outcome },
     /// `attempt` failed with `error`: its driver is gone.
     DriverLost { attempt: u32, error: &'a QueryError },
     /// `attempt` lost its driver `driver_url` before rows were delivered: the next attempt
@@ -139,6 +143,24 @@ impl Transition<'_> {
                 r.rows = outcome.rows;
                 r.bytes = outcome.bytes;
                 r.pages = outcome.pages;
+                r.error = outcome.error.clone();
+                true
+            }
+            Transition::WriteSettled { attempt, outcome } => {
+                if r.attempt != attempt || r.state == QueryState::Failed {
+                    return false;
+                }
+                if r.state == QueryState::Finished && r.pages == 0 {
+                    return false;
+                }
+                r.state = if outcome.error.is_some() {
+                    QueryState::Failed
+                } else {
+                    QueryState::Finished
+                };
+                r.ended_ms = r.ended_ms.or(Some(now_ms()));
+                r.rows = outcome.rows;
+                r.pages = 0;
                 r.error = outcome.error.clone();
                 true
             }
@@ -324,5 +346,26 @@ mod tests {
         }
         .apply(&mut r));
         assert_eq!(r.state, QueryState::Failed);
+    }
+
+    #[test]
+    fn a_settled_write_whose_last_page_died_answers_alone() {
+        let mut r = queued();
+        r.state = QueryState::Finished;
+        r.driver_url = "http://w1".into();
+        r.pages = 1;
+        let outcome = Outcome {
+            rows: 1,
+            bytes: 0,
+            pages: 0,
+            error: None,
+        };
+        let settled = Transition::WriteSettled {
+            attempt: 0,
+            outcome: &outcome,
+        };
+        assert!(settled.apply(&mut r));
+        assert_eq!((r.state, r.pages, r.rows), (QueryState::Finished, 0, 1));
+        assert!(!settled.apply(&mut r), "settled once");
     }
 }

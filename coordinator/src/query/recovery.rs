@@ -402,9 +402,8 @@ async fn settle_write(node: &Arc<Coordinator>, record: &QueryRecord) {
     let ended = lifecycle::apply(
         &node.store,
         &record.id,
-        Transition::Ended {
+        Transition::WriteSettled {
             attempt: record.attempt,
-            driver_url: &record.driver_url,
             outcome: &outcome,
         },
     )
