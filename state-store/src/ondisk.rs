@@ -57,16 +57,19 @@ pub fn check_or_write_header(db: &sled::Db, path: &str, node_id: u64) -> StoreRe
             header.node_id
         ))),
         Some(header) => Ok(header),
-        None => {
-            let header = Header {
-                format_version: FORMAT_VERSION,
-                node_id,
-            };
-            space.insert(&HEADER_KEY.to_string(), &header)?;
-            space.flush()?;
-            Ok(header)
-        }
+        None => write_new_header(&space, node_id),
     }
+}
+
+/// Write the header of a new database of node `node_id`, in this build's format.
+fn write_new_header(space: &Space<HeaderSpace>, node_id: u64) -> StoreResult<Header> {
+    let header = Header {
+        format_version: FORMAT_VERSION,
+        node_id,
+    };
+    space.insert(&HEADER_KEY.to_string(), &header)?;
+    space.flush()?;
+    Ok(header)
 }
 
 /// Open the Raft log's database of the data directory `dir`, creating it for a new or older
@@ -99,15 +102,7 @@ pub fn open_log_db(dir: &Path, node_id: u64, expect_log: bool) -> StoreResult<sl
             found.node_id,
         ))),
         Some(_) => Ok(db),
-        None => {
-            let header = Header {
-                format_version: FORMAT_VERSION,
-                node_id,
-            };
-            space.insert(&HEADER_KEY.to_string(), &header)?;
-            space.flush()?;
-            Ok(db)
-        }
+        None => write_new_header(&space, node_id).map(|_| db),
     }
 }
 

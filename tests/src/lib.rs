@@ -1,6 +1,7 @@
 //! Cluster test harness: whole clusters of real `shoal` processes on free loopback ports in a
 //! temporary directory, and `shoal haadmin` to look at them.
 
+pub mod chaos;
 pub mod kv;
 pub mod linearizability;
 pub mod process;

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use shoal_tests::chaos::{env_number, seed, Rng};
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::trino::TrinoClient;
 use shoal_tests::wait_for;
@@ -33,31 +34,6 @@ const FILES: i64 = 4;
 const PER_FILE: i64 = 25_000;
 const TOTAL: i64 = FILES * PER_FILE;
 const CTAS_ROWS: i64 = 100;
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
-/// SplitMix64: a small deterministic generator, so a seed repeats a run's choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn millis(&mut self, low: u64, high: u64) -> Duration {
-        Duration::from_millis(low + self.below(high - low))
-    }
-}
 
 /// How a statement ended, as its client can tell.
 #[derive(Debug, Clone)]
@@ -483,12 +459,7 @@ fn fault(
 #[test]
 fn every_query_survives_every_single_fault_exactly_once() {
     let seconds = env_number("SHOAL_QUERY_CHAOS_SECONDS").unwrap_or(40);
-    let seed = env_number("SHOAL_QUERY_CHAOS_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
+    let seed = seed("SHOAL_QUERY_CHAOS_SEED");
     eprintln!(
         "query chaos: seed {seed} for {seconds} s (SHOAL_QUERY_CHAOS_SEED={seed} repeats it)"
     );
@@ -533,7 +504,7 @@ fn every_query_survives_every_single_fault_exactly_once() {
     let clients: Vec<_> = (0..4)
         .map(|index| {
             let shared = shared.clone();
-            let seed = rng.next();
+            let seed = rng.next_u64();
             std::thread::spawn(move || client(shared, index, seed))
         })
         .collect();

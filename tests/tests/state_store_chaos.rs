@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use shoal_tests::chaos::{env_number, seed, Rng};
 use shoal_tests::kv::{KvClient, KvError};
 use shoal_tests::linearizability::{check, Operation, RegisterOp, Verdict};
 use shoal_tests::process::ProcessCluster;
@@ -27,41 +28,11 @@ struct Settings {
     seed: u64,
 }
 
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
 fn settings() -> Settings {
     Settings {
         seconds: env_number("SHOAL_CHAOS_SECONDS").unwrap_or(20),
         max_ops: env_number("SHOAL_CHAOS_OPS").unwrap_or(30_000) as usize,
-        seed: env_number("SHOAL_CHAOS_SEED").unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        }),
-    }
-}
-
-/// SplitMix64: a small deterministic generator, so a seed repeats a run's choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn millis(&mut self, low: u64, high: u64) -> Duration {
-        Duration::from_millis(low + self.below(high - low))
+        seed: seed("SHOAL_CHAOS_SEED"),
     }
 }
 
@@ -249,7 +220,7 @@ fn the_state_store_stays_linearizable_under_kills_and_pauses() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|id| {
             let shared = shared.clone();
-            let seed = rng.next();
+            let seed = rng.next_u64();
             std::thread::spawn(move || client(shared, id, seed))
         })
         .collect();

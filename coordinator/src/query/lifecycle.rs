@@ -229,28 +229,7 @@ mod tests {
     use super::*;
 
     fn queued() -> QueryRecord {
-        QueryRecord {
-            id: "q".into(),
-            slug: "s".into(),
-            sql: "SELECT 1".into(),
-            user: "u".into(),
-            source: None,
-            catalog: None,
-            schema: None,
-            coordinator: 1,
-            owner_incarnation: 100,
-            driver_url: String::new(),
-            driver_incarnation: 0,
-            attempt: 0,
-            delivered: false,
-            state: QueryState::Queued,
-            created_ms: 0,
-            ended_ms: None,
-            rows: 0,
-            bytes: 0,
-            pages: 0,
-            error: None,
-        }
+        record::sample("q")
     }
 
     #[test]

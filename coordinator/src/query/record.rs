@@ -328,32 +328,41 @@ pub async fn wait_for_change(store: &StateStore, id: &str, wait: Duration) -> Re
     Ok(())
 }
 
+/// A QUEUED record of coordinator 1 (incarnation 100), for unit tests.
+#[cfg(test)]
+pub(crate) fn sample(id: &str) -> QueryRecord {
+    QueryRecord {
+        id: id.to_string(),
+        slug: "s".into(),
+        sql: "SELECT 1".into(),
+        user: "u".into(),
+        source: None,
+        catalog: None,
+        schema: None,
+        coordinator: 1,
+        owner_incarnation: 100,
+        driver_url: String::new(),
+        driver_incarnation: 0,
+        attempt: 0,
+        delivered: false,
+        state: QueryState::Queued,
+        created_ms: 0,
+        ended_ms: None,
+        rows: 0,
+        bytes: 0,
+        pages: 0,
+        error: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn record(id: &str, state: QueryState) -> QueryRecord {
         QueryRecord {
-            id: id.to_string(),
-            slug: "s".into(),
-            sql: "SELECT 1".into(),
-            user: "u".into(),
-            source: None,
-            catalog: None,
-            schema: None,
-            coordinator: 1,
-            owner_incarnation: 1,
-            driver_url: String::new(),
-            driver_incarnation: 0,
-            attempt: 0,
-            delivered: false,
             state,
-            created_ms: 0,
-            ended_ms: None,
-            rows: 0,
-            bytes: 0,
-            pages: 0,
-            error: None,
+            ..sample(id)
         }
     }
 
