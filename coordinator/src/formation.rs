@@ -59,7 +59,7 @@ pub async fn run(
         match registry::register(&node.store, record).await {
             Ok(_) => {
                 // Slots of this coordinator's earlier starts are nobody's now.
-                let limits = crate::query::dispatch::limits(&node);
+                let limits = crate::query::admission::limits(&node);
                 if let Err(e) = crate::query::admission::release_earlier(
                     &node.store,
                     limits,

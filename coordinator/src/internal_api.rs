@@ -110,7 +110,7 @@ async fn query_progress(State(node): State<Arc<Coordinator>>, body: Bytes) -> Re
         Ok(report) => report,
         Err(e) => return failure(&e),
     };
-    match crate::query::recovery::on_progress(&node, &report).await {
+    match crate::query::recovery::on_report(&node, &report).await {
         Ok(()) => answer(&()),
         Err(e) => failure(&e.to_service_error()),
     }

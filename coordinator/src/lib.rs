@@ -208,11 +208,12 @@ async fn reap_abandoned_queries(node: std::sync::Arc<Coordinator>, stopped: watc
             _ = &mut stop => return,
             _ = ticks.tick() => {
                 node.queries.reap_abandoned(timeout);
+                node.history.forget_idle(timeout * 4);
                 let leader = node.store.current_leader();
                 node.metrics.observe_leader(leader);
                 if leader == Some(node.id()) {
                     query::recovery::sweep(&node).await;
-                    let limits = query::dispatch::limits(&node);
+                    let limits = query::admission::limits(&node);
                     match query::admission::sweep(&node.store, limits).await {
                         Ok(0) => {}
                         Ok(freed) => tracing::info!(freed, "admission slots of ended queries freed"),

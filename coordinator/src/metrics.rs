@@ -114,6 +114,7 @@ pub async fn render(node: &Coordinator) -> String {
     let records = record::list(&node.store).await.unwrap_or_default();
     for state in [
         QueryState::Queued,
+        QueryState::Dispatching,
         QueryState::Running,
         QueryState::Finished,
         QueryState::Failed,

@@ -72,7 +72,7 @@ pub struct Coordinator {
     pub workers: crate::workers::Workers,
     pub metrics: crate::metrics::Metrics,
     /// When this coordinator trims the query history next.
-    pub history: crate::query::record::HistoryTrim,
+    pub history: crate::query::history::History,
     /// gRPC channels to workers for the stages of statements run here (None if the secret
     /// cannot be a header value).
     channels: Option<SecretChannels>,
@@ -92,7 +92,7 @@ impl Coordinator {
         let channels = SecretChannels::new(&config.secret).ok();
         let queries = crate::query::manager::Queries::new(config.node_id);
         let workers = crate::workers::Workers::new(config.worker_timeout);
-        let history = crate::query::record::HistoryTrim::new(config.max_query_history);
+        let history = crate::query::history::History::new(config.max_query_history);
         Arc::new(Coordinator {
             config,
             store,

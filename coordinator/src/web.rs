@@ -57,7 +57,7 @@ async fn cluster(State(node): State<Arc<Coordinator>>, headers: HeaderMap) -> Re
         (a.state.is_done(), std::cmp::Reverse(a.created_ms))
             .cmp(&(b.state.is_done(), std::cmp::Reverse(b.created_ms)))
     });
-    let now = crate::query::manager::now_ms();
+    let now = crate::query::record::now_ms();
     let queries: Vec<_> = records
         .iter()
         .take(LISTED_QUERIES)

@@ -116,6 +116,21 @@ async fn alive(store: &StateStore, workers: &Workers) -> Alive {
     }
 }
 
+/// This incarnation of this coordinator, as an admission slot's holder.
+pub fn holder(node: &crate::node::Coordinator) -> Holder {
+    Holder::Coordinator {
+        id: node.id(),
+        incarnation: node.started_at_ms,
+    }
+}
+
+pub fn limits(node: &crate::node::Coordinator) -> Limits {
+    Limits {
+        max_concurrent: node.config.max_concurrent_queries,
+        max_queued: node.config.max_queued_queries,
+    }
+}
+
 /// Wait for a slot for query `id`, held by `me`; an error if the queue is full.
 pub async fn acquire(
     store: &StateStore,

@@ -15,30 +15,15 @@ use shoal_state_store::RaftRole;
 use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
-use crate::query::admission::{self, Holder, Limits};
+use crate::query::admission::{self, Holder};
 use crate::query::lifecycle::{self, Transition};
+use crate::query::outcome;
 use crate::query::record::QueryRecord;
-use crate::query::recovery;
 use crate::query::statements::StatementContext;
 use crate::workers::LiveWorker;
 
 /// Result bytes a query running in a coordinator keeps ahead of its client.
 const LOCAL_BUFFER_BYTES: u64 = 64 << 20;
-
-/// This incarnation of this coordinator, as an admission slot's holder.
-pub fn holder(node: &Coordinator) -> Holder {
-    Holder::Coordinator {
-        id: node.id(),
-        incarnation: node.started_at_ms,
-    }
-}
-
-pub fn limits(node: &Coordinator) -> Limits {
-    Limits {
-        max_concurrent: node.config.max_concurrent_queries,
-        max_queued: node.config.max_queued_queries,
-    }
-}
 
 /// Start `record`'s query in the background; `admit` is false for a re-run that already holds
 /// its admission slot.
@@ -65,12 +50,18 @@ async fn run(
 ) {
     if admit {
         let admitted = tokio::select! {
-            admitted = admission::acquire(&node.store, limits(node), &record.id, holder(node), &node.workers) => admitted,
+            admitted = admission::acquire(&node.store, admission::limits(node), &record.id, admission::holder(node), &node.workers) => admitted,
             reason = driver.stopped() => Err(reason),
         };
         if let Err(error) = admitted {
             driver.fail(error.clone());
-            recovery::finish(node, &record, error).await;
+            outcome::end_failed(node, &record, error).await;
+            return;
+        }
+        if admission::limits(node).max_concurrent > 0 && !note_admitted(node, &record).await {
+            node.queries.forget(&record.id);
+            driver.move_away();
+            outcome::give_back(node, &record.id).await;
             return;
         }
     }
@@ -91,7 +82,7 @@ async fn run(
             Ok(Handed::NotTaken) => {}
             Err(error) => {
                 driver.fail(error.clone());
-                recovery::finish(node, &record, error).await;
+                outcome::end_failed(node, &record, error).await;
                 return;
             }
         }
@@ -100,6 +91,32 @@ async fn run(
 }
 
 /// Run the query in this coordinator's own driver.
+/// Record that `record`'s attempt holds an admission slot. False when the record moved on
+/// (cancelled, or adopted by another coordinator): the slot goes back and the query is not
+/// run here. A mark that cannot be written is no reason to stop: the start is recorded next.
+async fn note_admitted(node: &Coordinator, record: &QueryRecord) -> bool {
+    let admitted = lifecycle::apply(
+        &node.store,
+        &record.id,
+        Transition::Admitted {
+            attempt: record.attempt,
+            owner: (node.id(), node.started_at_ms),
+        },
+    )
+    .await;
+    match admitted {
+        Ok(Some(_)) => true,
+        Ok(None) => {
+            tracing::info!(query = %record.id, attempt = record.attempt, "admitted, but the record moved on");
+            false
+        }
+        Err(e) => {
+            tracing::debug!(query = %record.id, error = %e, "cannot record the admission of a query");
+            true
+        }
+    }
+}
+
 async fn run_here(
     node: &Arc<Coordinator>,
     record: &QueryRecord,
@@ -133,7 +150,7 @@ async fn run_here(
             Err(e) if driver.is_stopped() => {
                 tracing::warn!(query = %record.id, error = %e, "cannot record the start of a stopped query");
                 let reason = driver.stopped().await;
-                recovery::finish(node, record, reason).await;
+                outcome::end_failed(node, record, reason).await;
                 return;
             }
             Err(e) => {
@@ -150,7 +167,7 @@ async fn run_here(
     let outcome = driver
         .run(async move { statement.prepare(&sql).await }, &record.sql)
         .await;
-    recovery::complete_here(
+    outcome::end_here(
         node,
         &record.id,
         record.attempt,
@@ -254,7 +271,9 @@ async fn hand_to_worker(
             id: worker.heartbeat.id.clone(),
             incarnation: worker.heartbeat.started_at_ms,
         };
-        if let Err(e) = admission::hand_over(&node.store, limits(node), &record.id, holder).await {
+        if let Err(e) =
+            admission::hand_over(&node.store, admission::limits(node), &record.id, holder).await
+        {
             // The slot stays this coordinator's: it counts while this coordinator lives.
             tracing::warn!(query = %record.id, error = %e.message, "the admission slot was not handed to the driver");
         }

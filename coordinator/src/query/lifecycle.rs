@@ -2,9 +2,11 @@
 //! by compare-and-set on the record and checked against the attempt, owner and driver it was
 //! decided on, so a stale owner or driver cannot act.
 //!
-//! QUEUED (owner: coordinator and incarnation) → RUNNING (driver: URL and incarnation, here or
-//! on a worker; `delivered` once rows reached the client) → FINISHED or FAILED. From QUEUED a
-//! gone owner's query is adopted; a query whose driver died before rows were delivered is run
+//! QUEUED (owner: coordinator and incarnation) → DISPATCHING (admitted: it holds a slot, when
+//! `query.max-concurrent` limits the cluster) → RUNNING (driver: URL and incarnation, here or
+//! on a worker; `delivered` once rows reached the client) → FINISHED or FAILED (a cancelled
+//! query fails with USER_CANCELED, as in Trino). A gone owner's query that no driver has yet
+//! is adopted as the next attempt; a query whose driver died before rows were delivered is run
 //! again as the next attempt, else it fails.
 
 use shoal_engine::drive::ProgressReport;
@@ -13,12 +15,13 @@ use shoal_proto::client::QueryError;
 use shoal_state_store::StateStore;
 
 use crate::error::Result;
-use crate::query::manager::now_ms;
-use crate::query::record::{self, QueryRecord, QueryState};
+use crate::query::record::{self, now_ms, QueryRecord, QueryState};
 
 /// One change of a query's record, and what it must find there to apply.
 #[derive(Debug)]
 pub enum Transition<'a> {
+    /// `attempt`, owned by `owner`, took an admission slot.
+    Admitted { attempt: u32, owner: (u64, u64) },
     /// The owner's own driver runs `attempt`.
     RunHere {
         attempt: u32,
@@ -54,7 +57,8 @@ pub enum Transition<'a> {
         driver_url: &'a str,
         owner: (u64, u64),
     },
-    /// A query no driver has, whose owner `from` is gone, is taken over by `owner`.
+    /// A query no driver has, whose owner `from` is gone, is taken over by `owner` as its
+    /// next attempt: whatever the old owner still does with its attempt is refused.
     Adopted { from: (u64, u64), owner: (u64, u64) },
 }
 
@@ -63,6 +67,13 @@ impl Transition<'_> {
     /// it is.
     pub fn apply(&self, r: &mut QueryRecord) -> bool {
         match *self {
+            Transition::Admitted { attempt, owner } => {
+                if r.attempt != attempt || r.state != QueryState::Queued || !owned_by(r, owner) {
+                    return false;
+                }
+                r.state = QueryState::Dispatching;
+                true
+            }
             Transition::RunHere {
                 attempt,
                 owner,
@@ -197,6 +208,8 @@ impl Transition<'_> {
                 if !r.driver_url.is_empty() || r.state.is_done() || !owned_by(r, from) {
                     return false;
                 }
+                r.attempt += 1;
+                r.state = QueryState::Queued;
                 (r.coordinator, r.owner_incarnation) = owner;
                 true
             }
@@ -240,26 +253,71 @@ mod tests {
             owner: (2, 200)
         }
         .apply(&mut r));
-        let run_here = |owner| Transition::RunHere {
-            attempt: 0,
+        assert_eq!(
+            (r.attempt, r.coordinator),
+            (1, 2),
+            "adoption is a new attempt"
+        );
+        let run_here = |attempt, owner| Transition::RunHere {
+            attempt,
             owner,
             driver: ("http://c1", 100),
         };
-        let handed = |owner| Transition::HandedTo {
-            attempt: 0,
+        let handed = |attempt, owner| Transition::HandedTo {
+            attempt,
             owner,
             driver: ("http://w1", 7),
         };
-        assert!(!run_here((1, 100)).apply(&mut r.clone()));
-        assert!(!handed((1, 100)).apply(&mut r.clone()));
-        // Nor a restarted one (same id, a later start).
+        // The old owner, with its attempt or the new one, acts on nothing.
+        for attempt in [0, 1] {
+            assert!(!run_here(attempt, (1, 100)).apply(&mut r.clone()));
+            assert!(!handed(attempt, (1, 100)).apply(&mut r.clone()));
+        }
+        // Nor does a restarted one (same id, a later start).
         let mut restarted = queued();
-        assert!(!run_here((1, 150)).apply(&mut restarted));
-        assert!(handed((2, 200)).apply(&mut r));
+        assert!(!run_here(0, (1, 150)).apply(&mut restarted));
+        assert!(
+            !handed(0, (2, 200)).apply(&mut r.clone()),
+            "the old attempt"
+        );
+        assert!(handed(1, (2, 200)).apply(&mut r));
         assert_eq!(
             (r.state, r.driver_url.as_str()),
             (QueryState::Running, "http://w1")
         );
+    }
+
+    #[test]
+    fn admission_is_recorded_once_by_the_owner_and_an_admitted_query_can_be_adopted() {
+        let mut r = queued();
+        let admitted = |attempt, owner| Transition::Admitted { attempt, owner };
+        assert!(
+            !admitted(0, (1, 50)).apply(&mut r.clone()),
+            "an earlier start"
+        );
+        assert!(
+            !admitted(1, (1, 100)).apply(&mut r.clone()),
+            "another attempt"
+        );
+        assert!(admitted(0, (1, 100)).apply(&mut r));
+        assert_eq!(r.state, QueryState::Dispatching);
+        assert!(!admitted(0, (1, 100)).apply(&mut r.clone()), "once");
+        // Its owner died while dispatching: adopted as a new attempt that queues again.
+        let mut adopted = r.clone();
+        assert!(Transition::Adopted {
+            from: (1, 100),
+            owner: (2, 200)
+        }
+        .apply(&mut adopted));
+        assert_eq!((adopted.state, adopted.attempt), (QueryState::Queued, 1));
+        // Or it runs.
+        assert!(Transition::RunHere {
+            attempt: 0,
+            owner: (1, 100),
+            driver: ("http://c1", 100)
+        }
+        .apply(&mut r));
+        assert_eq!(r.state, QueryState::Running);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_engine::drive::{paths, PageRequest};
 use shoal_engine::driver::Driver;
@@ -16,12 +16,11 @@ use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
 use crate::query::id::{random_token, QueryIds};
-use crate::query::record::{self, QueryRecord, QueryState, Reader};
-use crate::query::{dispatch, recovery};
+use crate::query::record::{self, now_ms, QueryRecord, QueryState};
+use crate::query::replies::{answers_alone, reply_from_record, store_unavailable, PAGE_WAIT};
+use crate::query::{dispatch, outcome, recovery};
 use crate::registry::{self, Mode};
 
-/// How long a page request waits for the page to be produced before answering "not yet".
-pub const PAGE_WAIT: Duration = Duration::from_secs(1);
 /// How long a new query waits for the state store to take its record through a leader change.
 const NEW_RECORD_RETRY: Duration = Duration::from_secs(3);
 
@@ -30,9 +29,6 @@ pub struct Queries {
     /// Drivers in this process, with the attempt each runs: queries running here, and queries
     /// waiting to be handed on.
     drivers: Mutex<HashMap<String, (u32, Arc<Driver>)>>,
-    /// Queries whose pages clients read through this coordinator: when a client last asked,
-    /// and whether it got the last page. Trimming the history never cuts such a reader.
-    readers: Mutex<HashMap<String, (Instant, bool)>>,
 }
 
 /// A page of one attempt of a query, as it appears in the client's `nextUri`: `attempt.page`
@@ -65,75 +61,11 @@ impl std::fmt::Display for PageToken {
     }
 }
 
-/// Whether `record`, settled, answers page `token` by itself: a failure always does; a
-/// finished run only at the end of its results (earlier pages exist only at its driver).
-pub(crate) fn answers_alone(record: &QueryRecord, token: u64) -> bool {
-    match record.state {
-        QueryState::Failed => true,
-        QueryState::Finished => token >= record.pages,
-        QueryState::Queued | QueryState::Running => false,
-    }
-}
-
-/// Trim the query history as far as [`record::TrimRule`] allows: no reader is cut.
-pub(crate) async fn trim_history(node: &Coordinator) {
-    let timeout = node.config.query_client_timeout;
-    let rule = record::TrimRule {
-        me: node.id(),
-        my_incarnation: node.started_at_ms,
-        now_ms: now_ms(),
-        client_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        live: registry::live_starts(&node.store).await,
-    };
-    let may_go =
-        |brief: &record::Brief| rule.may_go(brief, node.queries.reader(&brief.id, timeout));
-    match record::trim_history(&node.store, node.config.max_query_history, may_go).await {
-        Ok(gone) => node.queries.forget_readers(&gone),
-        Err(e) => tracing::debug!(error = %e, "cannot trim query history"),
-    }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    shoal_seed_store::publisher::now_ms()
-}
-
-pub(crate) fn store_unavailable(e: crate::error::CoordinatorError) -> QueryError {
-    errors::unavailable(format!("the state store is unavailable: {e}"))
-}
-
-/// The answer for a query whose driver is gone, from its record.
-pub(crate) fn reply_from_record(record: &QueryRecord, token: u64) -> PageReply {
-    let elapsed_ms = record
-        .ended_ms
-        .unwrap_or_else(now_ms)
-        .saturating_sub(record.created_ms);
-    let (state, next_token) = match record.state {
-        // Pages before the end are at the driver: ask again (the driver's loss settles it).
-        QueryState::Finished if token < record.pages => ("RUNNING", Some(token)),
-        QueryState::Finished => ("FINISHED", None),
-        QueryState::Failed => ("FAILED", None),
-        QueryState::Queued => ("QUEUED", Some(token)),
-        QueryState::Running => ("RUNNING", Some(token)),
-    };
-    PageReply {
-        columns: None,
-        rows: Vec::new(),
-        next_token,
-        state: state.into(),
-        processed_rows: record.rows,
-        elapsed_ms,
-        error: record.error.clone(),
-        update_type: None,
-        update_count: None,
-    }
-}
-
 impl Queries {
     pub fn new(coordinator: u64) -> Self {
         Queries {
             ids: QueryIds::new(coordinator),
             drivers: Mutex::new(HashMap::new()),
-            readers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -151,35 +83,6 @@ impl Queries {
     pub(crate) fn keep(&self, id: &str, attempt: u32, driver: Arc<Driver>) {
         if let Ok(mut drivers) = self.drivers.lock() {
             drivers.insert(id.to_string(), (attempt, driver));
-        }
-    }
-
-    /// A client of query `id` was just answered; `last` when that was the end of its results.
-    fn note_read(&self, id: &str, last: bool) {
-        if let Ok(mut readers) = self.readers.lock() {
-            readers.insert(id.to_string(), (Instant::now(), last));
-        }
-    }
-
-    /// What this coordinator knows of the client of query `id`.
-    pub(crate) fn reader(&self, id: &str, client_timeout: Duration) -> Option<Reader> {
-        let readers = self.readers.lock().ok()?;
-        let (last_asked, done) = readers.get(id)?;
-        Some(if *done {
-            Reader::Done
-        } else if last_asked.elapsed() > client_timeout {
-            Reader::Idle
-        } else {
-            Reader::Active
-        })
-    }
-
-    /// The records of `ids` were trimmed.
-    pub(crate) fn forget_readers(&self, ids: &[String]) {
-        if let Ok(mut readers) = self.readers.lock() {
-            for id in ids {
-                readers.remove(id);
-            }
         }
     }
 
@@ -261,7 +164,8 @@ impl Queries {
         let attempt = record.attempt;
         let reply = self.page_of(node, record, token.page).await;
         // An error ends the client's stream as the last page does.
-        self.note_read(id, reply.as_ref().map_or(true, |r| r.next_token.is_none()));
+        node.history
+            .note_read(id, reply.as_ref().map_or(true, |r| r.next_token.is_none()));
         let reply = reply?;
         let next = reply.next_token.map(|page| PageToken { attempt, page });
         Ok((reply, next))
@@ -284,7 +188,7 @@ impl Queries {
                 if driver.is_running() {
                     // Delivered rows of a query still running here must never be produced
                     // again by a re-run after this coordinator's death.
-                    return recovery::delivering(node, &record, token, reply).await;
+                    return recovery::deliver(node, &record, token, reply).await;
                 }
                 return Ok(reply);
             }
@@ -307,7 +211,7 @@ impl Queries {
         if record.driver_url == node.internal_url {
             // Driven here, but not by this process's driver: it died with an earlier run of
             // this coordinator.
-            return recovery::driver_lost(node, &record, token).await;
+            return recovery::driver_silent(node, &record, token).await;
         }
         let request = PageRequest {
             query_id: id.to_string(),
@@ -326,7 +230,7 @@ impl Queries {
             Ok(json) => {
                 let reply: PageReply = serde_json::from_str(&json)
                     .map_err(|e| errors::internal(&format!("bad page from the driver: {e}")))?;
-                recovery::delivering(node, &record, token, reply).await
+                recovery::deliver(node, &record, token, reply).await
             }
             Err(RpcFailure::Remote(e)) if e.code == ErrorCode::NotFound => {
                 // The driver does not know the query: it finished and let go, or it restarted.
@@ -338,7 +242,7 @@ impl Queries {
             }
             Err(e) => {
                 tracing::debug!(query = %id, driver = %record.driver_url, error = %e, "cannot fetch a page from the driver");
-                recovery::driver_lost(node, &record, token).await
+                recovery::driver_silent(node, &record, token).await
             }
         }
     }
@@ -372,10 +276,6 @@ impl Queries {
             tracing::info!(query = %id, "abandoned by its client; releasing its results");
             driver.abandon();
             self.forget(&id);
-        }
-        // Readers of queries another coordinator trims are forgotten here, long after.
-        if let Ok(mut readers) = self.readers.lock() {
-            readers.retain(|_, (last_asked, _)| last_asked.elapsed() <= max_idle * 4);
         }
     }
 
@@ -411,7 +311,7 @@ impl Queries {
         }
         if record.driver_url.is_empty() || record.driver_url == node.internal_url {
             // Waiting on another coordinator, or its driver here is gone: settle it in the record.
-            recovery::finish(node, &record, errors::cancelled()).await;
+            outcome::end_failed(node, &record, errors::cancelled()).await;
             return Ok(());
         }
         node.rpc

@@ -14,114 +14,26 @@ use shoal_state_store::{RaftRole, ReadConsistency};
 use crate::error::CoordinatorError;
 use crate::node::Coordinator;
 use crate::protocol::errors;
-use crate::protocol::session::{ClientSession, Family};
 use crate::query::admission;
-use crate::query::dispatch::{self, holder, limits};
+use crate::query::dispatch;
 use crate::query::lifecycle::{self, Transition};
-use crate::query::manager::{answers_alone, reply_from_record, PAGE_WAIT};
+use crate::query::outcome;
 use crate::query::record::{self, QueryRecord};
+use crate::query::replies::{answers_alone, reply_from_record, PAGE_WAIT};
 use crate::query::statements;
 use crate::registry;
 
-/// The session a query was submitted with, as far as its record keeps it.
-fn session_of(record: &QueryRecord) -> ClientSession {
-    ClientSession {
-        family: Family::Trino,
-        user: record.user.clone(),
-        source: record.source.clone(),
-        catalog: record.catalog.clone(),
-        schema: record.schema.clone(),
-        properties: Default::default(),
-    }
-}
-
-/// Record the end of run `attempt` of query `id`, driven at `driver_url`, and free its slot.
-/// False when the record declined it (another attempt or driver, or settled already); an
-/// error when it could not be written, so that whoever reports it tries again.
-pub async fn complete(
-    node: &Coordinator,
-    id: &str,
-    attempt: u32,
-    driver_url: &str,
-    outcome: Outcome,
-) -> Result<bool, CoordinatorError> {
-    let ended = lifecycle::apply(
-        &node.store,
-        id,
-        Transition::Ended {
-            attempt,
-            driver_url,
-            outcome: &outcome,
-        },
-    )
-    .await;
-    match ended {
-        Ok(Some(record)) => {
-            let ended_ms = record.ended_ms.unwrap_or(record.created_ms);
-            node.metrics
-                .observe_query(ended_ms.saturating_sub(record.created_ms) as f64 / 1000.0);
-            give_back(node, id).await;
-            if node.history.completed() {
-                crate::query::manager::trim_history(node).await;
-            }
-            Ok(true)
-        }
-        Ok(None) => Ok(false),
-        Err(e) => {
-            tracing::warn!(query = %id, error = %e, "cannot record the end of a query");
-            Err(e)
-        }
-    }
-}
-
-/// [`complete`] for an outcome this coordinator's own driver produced: tried again (for up
-/// to `within`) until the record has it, since nobody else will report it.
-pub async fn complete_here(
-    node: &Coordinator,
-    id: &str,
-    attempt: u32,
-    driver_url: &str,
-    outcome: Outcome,
-    within: std::time::Duration,
-) {
-    let give_up = tokio::time::Instant::now() + within;
-    let mut pause = std::time::Duration::from_millis(50);
-    while complete(node, id, attempt, driver_url, outcome.clone())
-        .await
-        .is_err()
-    {
-        if tokio::time::Instant::now() >= give_up {
-            tracing::warn!(query = %id, "gave up recording the end of a query; the sweep settles it");
-            return;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_secs(2));
-    }
-}
-
-/// Settle a query that is not running anywhere as failed with `error`.
-pub async fn finish(node: &Coordinator, record: &QueryRecord, error: QueryError) {
-    let driver_url = record.driver_url.clone();
-    let outcome = Outcome {
-        rows: record.rows,
-        bytes: record.bytes,
-        pages: record.pages,
-        error: Some(error),
-    };
-    let _ = complete(node, &record.id, record.attempt, &driver_url, outcome).await;
-}
-
 /// A driver's report: progress while it runs, the outcome at the end. Reports of an earlier
 /// run of the query, or about a query already settled, are taken and ignored.
-pub async fn on_progress(
+pub async fn on_report(
     node: &Arc<Coordinator>,
     report: &ProgressReport,
 ) -> Result<(), CoordinatorError> {
     if report.state == DriveState::Lost {
-        return lost(node, report).await;
+        return retry_or_end(node, report).await;
     }
     if report.state != DriveState::Running {
-        return complete_as_reported(node, report).await.inspect_err(|e| {
+        return outcome::end_as_reported(node, report).await.inspect_err(|e| {
             tracing::warn!(query = %report.query_id, driver = %report.driver_url, error = %e, "cannot record the outcome a driver reported; it reports it again");
         });
     }
@@ -132,7 +44,10 @@ pub async fn on_progress(
 /// The driver failed on a lost node before any row left it. The workers it could not reach get
 /// no work until heard from again, and the query runs again on the others, if it only reads
 /// and attempts remain; otherwise it fails with the driver's error.
-async fn lost(node: &Arc<Coordinator>, report: &ProgressReport) -> Result<(), CoordinatorError> {
+async fn retry_or_end(
+    node: &Arc<Coordinator>,
+    report: &ProgressReport,
+) -> Result<(), CoordinatorError> {
     let Some(record) = record::get_latest(&node.store, &report.query_id).await? else {
         return Ok(());
     };
@@ -143,42 +58,14 @@ async fn lost(node: &Arc<Coordinator>, report: &ProgressReport) -> Result<(), Co
         && statements::reads_only(&record.sql)
         && record.attempt < node.config.query_retry_attempts;
     if !again {
-        return complete_as_reported(node, report).await;
+        return outcome::end_as_reported(node, report).await;
     }
-    let Some(again) = mark_for_rerun(node, &record).await else {
+    let Some(again) = retry(node, &record).await else {
         return Ok(());
     };
     tracing::warn!(query = %record.id, driver = %report.driver_url, attempt = again.attempt, unreachable = ?report.unreachable, error = ?report.error.as_ref().map(|e| &e.message), "the query failed on a lost node before delivering rows; running it again without it");
     node.workers.unreachable(&report.unreachable);
-    rerun(node, again).await;
-    Ok(())
-}
-
-/// Record the outcome a driver reported; an error (for the driver to try again) when the
-/// record could not be written. A failpoint lets tests lose the write.
-async fn complete_as_reported(
-    node: &Coordinator,
-    report: &ProgressReport,
-) -> Result<(), CoordinatorError> {
-    fail::fail_point!("query-outcome-not-recorded", |_| {
-        Err(CoordinatorError::Internal(
-            "failpoint query-outcome-not-recorded".into(),
-        ))
-    });
-    let outcome = Outcome {
-        rows: report.rows,
-        bytes: report.bytes,
-        pages: report.pages,
-        error: report.error.clone(),
-    };
-    complete(
-        node,
-        &report.query_id,
-        report.attempt,
-        &report.driver_url,
-        outcome,
-    )
-    .await?;
+    start_retry(node, again).await;
     Ok(())
 }
 
@@ -192,7 +79,7 @@ fn not_yet(mut reply: PageReply, token: u64) -> PageReply {
 
 /// A page the driver produced is on its way to the client. Before the first rows leave, the
 /// record notes that rows were delivered, so the query is never run again after that.
-pub async fn delivering(
+pub async fn deliver(
     node: &Coordinator,
     record: &QueryRecord,
     token: u64,
@@ -260,14 +147,14 @@ async fn alive(node: &Coordinator, url: &str, incarnation: u64) -> bool {
 
 /// The driver of `record` did not answer for page `token`. If it is alive, the client asks
 /// again; if it is dead, the query runs again or fails.
-pub async fn driver_lost(
+pub async fn driver_silent(
     node: &Arc<Coordinator>,
     record: &QueryRecord,
     token: u64,
 ) -> Result<PageReply, QueryError> {
     let local_driver_gone = record.driver_url == node.internal_url;
     if local_driver_gone || !alive(node, &record.driver_url, record.driver_incarnation).await {
-        return recovered(node, record, token).await;
+        return answer_after_loss(node, record, token).await;
     }
     let _ = record::wait_for_change(&node.store, &record.id, PAGE_WAIT).await;
     Ok(reply_from_record(record, token))
@@ -292,16 +179,16 @@ pub async fn driver_forgot(
     {
         return Ok(reply_from_record(&now, token));
     }
-    recovered(node, &now, token).await
+    answer_after_loss(node, &now, token).await
 }
 
 /// Recover `record` from the loss of its driver and answer the page request from the result.
-async fn recovered(
+async fn answer_after_loss(
     node: &Arc<Coordinator>,
     record: &QueryRecord,
     token: u64,
 ) -> Result<PageReply, QueryError> {
-    recover(node, record, token > 0).await;
+    after_driver_loss(node, record, token > 0).await;
     let now = record::get(&node.store, &record.id)
         .await
         .ok()
@@ -312,13 +199,13 @@ async fn recovered(
 
 /// `record`'s driver is dead: run the query again if no row reached the client and attempts
 /// remain, else fail it.
-async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool) {
+async fn after_driver_loss(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool) {
     let delivered = delivered || record.delivered;
     let reads_only = statements::reads_only(&record.sql);
     if !delivered && reads_only && record.attempt < node.config.query_retry_attempts {
-        if let Some(again) = mark_for_rerun(node, record).await {
+        if let Some(again) = retry(node, record).await {
             tracing::warn!(query = %again.id, driver = %record.driver_url, attempt = again.attempt, "the query's driver died before delivering rows; running the query again");
-            rerun(node, again).await;
+            start_retry(node, again).await;
         }
         return;
     }
@@ -353,7 +240,7 @@ async fn recover(node: &Arc<Coordinator>, record: &QueryRecord, delivered: bool)
     )
     .await;
     if let Ok(Some(_)) = failed {
-        give_back(node, &record.id).await;
+        outcome::give_back(node, &record.id).await;
     }
 }
 
@@ -409,21 +296,13 @@ async fn settle_write(node: &Arc<Coordinator>, record: &QueryRecord) {
     )
     .await;
     if let Ok(Some(_)) = ended {
-        give_back(node, &record.id).await;
-    }
-}
-
-/// Give back an ended query's admission slot; one that could not be given back is freed by
-/// the leader's sweep of slots of ended queries.
-async fn give_back(node: &Coordinator, id: &str) {
-    if let Err(e) = admission::release(&node.store, limits(node), id).await {
-        tracing::warn!(query = %id, error = %e.message, "admission slot not given back; the leader's sweep frees it");
+        outcome::give_back(node, &record.id).await;
     }
 }
 
 /// Make `record`'s next attempt in its record (waiting, no driver, adopted by this
 /// coordinator), unless someone else changed it first or rows were delivered.
-async fn mark_for_rerun(node: &Coordinator, record: &QueryRecord) -> Option<QueryRecord> {
+async fn retry(node: &Coordinator, record: &QueryRecord) -> Option<QueryRecord> {
     let again = lifecycle::apply(
         &node.store,
         &record.id,
@@ -437,12 +316,19 @@ async fn mark_for_rerun(node: &Coordinator, record: &QueryRecord) -> Option<Quer
     again.ok().flatten()
 }
 
-/// Start the attempt `again` made by [`mark_for_rerun`], keeping the query's admission slot.
-async fn rerun(node: &Arc<Coordinator>, again: QueryRecord) {
-    if let Err(e) = admission::hand_over(&node.store, limits(node), &again.id, holder(node)).await {
+/// Start the attempt `again` made by [`retry`], keeping the query's admission slot.
+async fn start_retry(node: &Arc<Coordinator>, again: QueryRecord) {
+    if let Err(e) = admission::hand_over(
+        &node.store,
+        admission::limits(node),
+        &again.id,
+        admission::holder(node),
+    )
+    .await
+    {
         tracing::warn!(query = %again.id, error = %e.message, "the admission slot of a re-run stays with its previous holder");
     }
-    let session = session_of(&again);
+    let session = outcome::session_of(&again);
     dispatch::start(node.clone(), again, session, false);
 }
 
@@ -477,7 +363,7 @@ pub async fn sweep(node: &Arc<Coordinator>) {
                 adopt(node, query).await;
             }
         } else if !alive(node, &query.driver_url, query.driver_incarnation).await {
-            recover(node, query, false).await;
+            after_driver_loss(node, query, false).await;
         }
     }
 }
@@ -495,7 +381,7 @@ async fn adopt(node: &Arc<Coordinator>, query: &QueryRecord) {
     .await;
     if let Ok(Some(adopted)) = adopted {
         tracing::info!(query = %adopted.id, from = query.coordinator, "adopting a query whose coordinator died before it ran");
-        let session = session_of(&adopted);
+        let session = outcome::session_of(&adopted);
         dispatch::start(node.clone(), adopted, session, true);
     }
 }
