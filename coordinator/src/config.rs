@@ -159,13 +159,13 @@ pub const STATE_STORE_KEYS: &[KeySpec] = &[
     },
     KeySpec {
         key: "state-store.election-timeout.min",
-        default: Some("200ms"),
-        doc: "Shortest silence from the leader after which a coordinator starts an election.",
+        default: Some("100ms"),
+        doc: "A coordinator that hears nothing from the Raft leader starts an election after the leader's lease (state-store.election-timeout.max) plus a time picked at random between this and state-store.election-timeout.max: 300-400 ms of silence by default, so a dead leader is replaced, and writes go on, within about half a second.",
     },
     KeySpec {
         key: "state-store.election-timeout.max",
-        default: Some("400ms"),
-        doc: "Longest such silence; each coordinator picks at random between min and max.",
+        default: Some("200ms"),
+        doc: "Longest random part of the election timeout, and the leader's lease: how long followers refuse to vote for another after hearing from the leader.",
     },
     KeySpec {
         key: "state-store.snapshot.log-count",

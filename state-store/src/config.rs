@@ -50,7 +50,9 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// Defaults suited to coordinators on one network: sub-second elections.
+    /// Defaults suited to coordinators on one network: a follower that had a leader starts an
+    /// election after the leader's lease (openraft takes `election_timeout_max`) plus a random
+    /// `election_timeout_min..election_timeout_max`, 300-400 ms of silence.
     pub fn new(
         node_id: NodeId,
         data_dir: impl Into<PathBuf>,
@@ -62,8 +64,8 @@ impl StoreConfig {
             advertise_url: advertise_url.into(),
             cluster_secret: String::new(),
             heartbeat_interval: Duration::from_millis(50),
-            election_timeout_min: Duration::from_millis(200),
-            election_timeout_max: Duration::from_millis(400),
+            election_timeout_min: Duration::from_millis(100),
+            election_timeout_max: Duration::from_millis(200),
             snapshot_after_logs: 10_000,
             logs_kept_after_snapshot: 1_000,
             rpc_timeout: Duration::from_secs(2),
