@@ -81,6 +81,17 @@ pub fn already_exists(name: &str, message: impl Into<String>) -> QueryError {
     error(message.into(), code, name, "USER_ERROR", None)
 }
 
+/// Parameters that do not fit the statement (Trino's INVALID_PARAMETER_USAGE).
+pub fn invalid_parameter_usage(message: impl Into<String>) -> QueryError {
+    error(
+        message.into(),
+        0,
+        "INVALID_PARAMETER_USAGE",
+        "USER_ERROR",
+        None,
+    )
+}
+
 pub fn permission_denied(message: impl Into<String>) -> QueryError {
     error(message.into(), 4, "PERMISSION_DENIED", "USER_ERROR", None)
 }

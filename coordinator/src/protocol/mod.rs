@@ -1,6 +1,7 @@
 //! The Trino/Presto client REST protocol: sessions from headers, types and values as clients
 //! decode them, errors, and the `/v1/statement` routes.
 
+pub mod prepared;
 pub mod session;
 pub mod statement;
 

@@ -28,6 +28,8 @@ pub struct ClientSession {
     pub catalog: Option<String>,
     pub schema: Option<String>,
     pub properties: BTreeMap<String, String>,
+    /// The prepared statements the client keeps, by name (`X-Trino-Prepared-Statement`).
+    pub prepared: BTreeMap<String, String>,
 }
 
 fn text(headers: &HeaderMap, family: Family, name: &str) -> Option<String> {
@@ -63,8 +65,16 @@ impl ClientSession {
                 properties.insert(key.trim().to_string(), value.trim().to_string());
             }
         }
+        let mut prepared = BTreeMap::new();
+        for value in headers.get_all(family.header("Prepared-Statement")) {
+            let value = value
+                .to_str()
+                .map_err(|_| "prepared statement header is not text".to_string())?;
+            crate::protocol::prepared::parse_header(value, &mut prepared)?;
+        }
         Ok(ClientSession {
             family,
+            prepared,
             user,
             source: text(headers, family, "Source"),
             catalog: text(headers, family, "Catalog"),

@@ -13,6 +13,7 @@ use shoal_proto::client::{QueryError, QueryResults, StatementStats};
 
 use crate::node::Coordinator;
 use crate::protocol::errors;
+use crate::protocol::prepared::{self, Prepared};
 use crate::protocol::session::ClientSession;
 use crate::query::manager::PageToken;
 use crate::query::record;
@@ -119,6 +120,22 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
         return bad_request("SQL statement is empty");
     }
     let base = base_url(&headers, &node);
+    let bound;
+    let sql = match prepared::interpret(sql, &session.prepared) {
+        Ok(Prepared::Other) => sql,
+        Ok(Prepared::Run(statement)) => {
+            bound = statement;
+            bound.as_str()
+        }
+        Ok(Prepared::Add { name, statement }) => {
+            let header = prepared::added_header(&name, &statement);
+            return answered(&session, "PREPARE", [("Added-Prepare", header)]);
+        }
+        Ok(Prepared::Deallocate { name }) => {
+            return answered(&session, "DEALLOCATE", [("Deallocated-Prepare", name)]);
+        }
+        Err(error) => return Json(failed("prepare", &base, error)).into_response(),
+    };
     if let Some(response) = use_statement(sql, &session, &base) {
         return response;
     }
@@ -141,6 +158,37 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
         .into_response(),
         Err(error) => Json(failed("rejected", &base, error)).into_response(),
     }
+}
+
+/// A statement answered here, at once, by telling the client to change its session with
+/// `headers` (names without the `X-Trino-` prefix).
+fn answered<const N: usize>(
+    session: &ClientSession,
+    update_type: &str,
+    headers: [(&str, String); N],
+) -> Response {
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(session.family.header(name)),
+            HeaderValue::try_from(value),
+        ) {
+            out.insert(name, value);
+        }
+    }
+    let id = format!(
+        "{}_{}",
+        update_type.to_ascii_lowercase(),
+        crate::query::id::random_token(8)
+    );
+    let results = QueryResults {
+        info_uri: String::new(),
+        id,
+        stats: stats("FINISHED", 0, 0),
+        update_type: Some(update_type.into()),
+        ..QueryResults::default()
+    };
+    (out, Json(results)).into_response()
 }
 
 /// `USE catalog.schema` or `USE schema`: answered here by telling the client its new session.

@@ -23,6 +23,7 @@ pub fn session_of(record: &QueryRecord) -> ClientSession {
         catalog: record.catalog.clone(),
         schema: record.schema.clone(),
         properties: Default::default(),
+        prepared: Default::default(),
     }
 }
 
