@@ -1,10 +1,12 @@
-//! Catalog benchmark: does a big catalog cost a query anything? On one cluster of real
-//! processes (a coordinator and a worker), the p50 latency of `SELECT 1` and of a one-table
-//! `SELECT count(*)`, first with an empty catalog, then after creating `--tables` tables of 30
-//! columns each and a table that took `--inserts` INSERTs. Prints one JSON line with both
-//! measurements and their ratios (big catalog over empty; the goal is at most 1.2).
+//! Catalog benchmark: does a big catalog cost a query anything? Two clusters of real processes
+//! (a coordinator and a worker each) run side by side: one keeps an empty catalog, the other
+//! gets `--tables` tables of 30 columns each and a table that took `--inserts` INSERTs. The
+//! p50 latency of `SELECT 1` and of a one-table `SELECT count(*)` is then measured on both in
+//! alternating rounds, so whatever else the machine does weighs on both alike. Prints one JSON
+//! line with both measurements and their ratios (big catalog over empty; the goal is at most
+//! 1.2).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
@@ -24,6 +26,9 @@ struct Args {
     /// Timed runs of each query per measurement.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// Rounds the timed runs are split into, alternating between the two clusters.
+    #[arg(long, default_value_t = 8)]
+    rounds: usize,
     /// Queries run before the first measurement, so the query history (`query.max-history`,
     /// 1000) is as full in both measurements and only the catalog differs.
     #[arg(long, default_value_t = 1100)]
@@ -75,6 +80,8 @@ struct Report {
     columns_per_table: usize,
     inserts: usize,
     samples: usize,
+    /// Rounds the samples were split into, alternating between the clusters.
+    rounds: usize,
     /// Queries run first to fill the query history.
     fill_history: usize,
     empty: Latencies,
@@ -91,6 +98,17 @@ struct Report {
 fn p50(client: &mut TrinoClient, sql: &str, samples: usize) -> anyhow::Result<f64> {
     let mut latencies = Vec::with_capacity(samples);
     let started = Instant::now();
+    time(client, sql, samples, &mut latencies)?;
+    Ok(summarise(latencies, started.elapsed()).p50_ms)
+}
+
+/// Run `sql` `samples` times, adding each latency to `latencies`.
+fn time(
+    client: &mut TrinoClient,
+    sql: &str,
+    samples: usize,
+    latencies: &mut Vec<Duration>,
+) -> anyhow::Result<()> {
     for _ in 0..samples {
         let one = Instant::now();
         client
@@ -98,29 +116,107 @@ fn p50(client: &mut TrinoClient, sql: &str, samples: usize) -> anyhow::Result<f6
             .with_context(|| format!("{sql} failed"))?;
         latencies.push(one.elapsed());
     }
-    Ok(summarise(latencies, started.elapsed()).p50_ms)
+    Ok(())
 }
 
-fn measure(
-    client: &mut TrinoClient,
-    samples: usize,
+/// One of the two clusters: its client, and the coordinator's and worker's process ids.
+struct Side {
+    cluster: ProcessCluster,
+    urls: Vec<String>,
+    client: TrinoClient,
     pids: (Option<u32>, Option<u32>),
-) -> anyhow::Result<Latencies> {
-    // Warm up both paths first, as many runs as are timed: what is left over of the work
-    // before (a snapshot of the state machine being built, the log purged) settles then,
-    // in both measurements alike.
-    p50(client, "SELECT 1", samples)?;
-    p50(client, "SELECT count(*) FROM bench.one", samples)?;
-    let cpu_before = (cpu_ms(pids.0), cpu_ms(pids.1));
-    let select_1 = p50(client, "SELECT 1", samples)?;
-    let count = p50(client, "SELECT count(*) FROM bench.one", samples)?;
-    let queries = (2 * samples).max(1) as f64;
-    Ok(Latencies {
-        select_1_p50_ms: round3(select_1),
-        count_p50_ms: round3(count),
-        coordinator_cpu_ms_per_query: round3((cpu_ms(pids.0) - cpu_before.0) / queries),
-        worker_cpu_ms_per_query: round3((cpu_ms(pids.1) - cpu_before.1) / queries),
-    })
+}
+
+impl Side {
+    /// A cluster with `bench.one` and a query history filled by `fill_history` queries.
+    fn start(fill_history: usize, writers: usize) -> anyhow::Result<Side> {
+        let mut cluster = ProcessCluster::new(1);
+        // The shipped cleanup interval: the test clusters' one-second sweep of the warehouse
+        // would otherwise be measured as a cost of the catalog's size.
+        cluster.cleanup_interval = "1m".into();
+        cluster.start_joined(1);
+        cluster.start_workers_seen(&["w1"], 1);
+        let urls = cluster.client_urls(1);
+        let mut client = TrinoClient::new(urls.clone(), "bench");
+        client.execute("CREATE SCHEMA bench")?;
+        client.execute("CREATE TABLE bench.one AS SELECT 1 AS x")?;
+        in_parallel(&urls, writers, fill_history, |_| "SELECT 1".to_string())?;
+        let pids = (
+            cluster.pid(1),
+            cluster.workers.values().next().map(|w| w.id()),
+        );
+        Ok(Side {
+            cluster,
+            urls,
+            client,
+            pids,
+        })
+    }
+}
+
+/// What one side measured over all rounds.
+#[derive(Default)]
+struct Measured {
+    select_1: Vec<Duration>,
+    count: Vec<Duration>,
+    cpu_ms: (f64, f64),
+    elapsed: Duration,
+}
+
+impl Measured {
+    /// One round on `side`: `samples` of each query.
+    fn round(&mut self, side: &mut Side, samples: usize) -> anyhow::Result<()> {
+        let before = (cpu_ms(side.pids.0), cpu_ms(side.pids.1));
+        let started = Instant::now();
+        time(&mut side.client, "SELECT 1", samples, &mut self.select_1)?;
+        time(
+            &mut side.client,
+            "SELECT count(*) FROM bench.one",
+            samples,
+            &mut self.count,
+        )?;
+        self.elapsed += started.elapsed();
+        self.cpu_ms.0 += cpu_ms(side.pids.0) - before.0;
+        self.cpu_ms.1 += cpu_ms(side.pids.1) - before.1;
+        Ok(())
+    }
+
+    fn latencies(self) -> Latencies {
+        let queries = (self.select_1.len() + self.count.len()).max(1) as f64;
+        let half = self.elapsed / 2;
+        Latencies {
+            select_1_p50_ms: round3(summarise(self.select_1, half).p50_ms),
+            count_p50_ms: round3(summarise(self.count, half).p50_ms),
+            coordinator_cpu_ms_per_query: round3(self.cpu_ms.0 / queries),
+            worker_cpu_ms_per_query: round3(self.cpu_ms.1 / queries),
+        }
+    }
+}
+
+/// Both sides in `rounds` alternating rounds (which goes first alternates too), after a
+/// warm-up as long as the timed part.
+fn measure_both(
+    empty: &mut Side,
+    big: &mut Side,
+    samples: usize,
+    rounds: usize,
+) -> anyhow::Result<(Latencies, Latencies)> {
+    let rounds = rounds.clamp(1, samples.max(1));
+    let per_round = (samples / rounds).max(1);
+    let (mut warm, mut timed_empty, mut timed_big) = Default::default();
+    for side in [&mut *empty, &mut *big] {
+        Measured::round(&mut warm, side, samples)?;
+    }
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            Measured::round(&mut timed_empty, empty, per_round)?;
+            Measured::round(&mut timed_big, big, per_round)?;
+        } else {
+            Measured::round(&mut timed_big, big, per_round)?;
+            Measured::round(&mut timed_empty, empty, per_round)?;
+        }
+    }
+    Ok((timed_empty.latencies(), timed_big.latencies()))
 }
 
 /// Run `count` statements made by `statement(i)` over `writers` clients; returns the rate.
@@ -164,26 +260,12 @@ fn main() -> anyhow::Result<()> {
         args.inserts = 20;
         args.samples = 10;
         args.fill_history = 20;
+        args.rounds = 2;
     }
     const COLUMNS: usize = 30;
-    let mut cluster = ProcessCluster::new(1);
-    // The shipped cleanup interval: the test clusters' one-second sweep of the warehouse
-    // would otherwise be measured as a cost of the catalog's size.
-    cluster.cleanup_interval = "1m".into();
-    cluster.start_joined(1);
-    cluster.start_workers_seen(&["w1"], 1);
-    let urls = cluster.client_urls(1);
-    let mut client = TrinoClient::new(urls.clone(), "bench");
-    client.execute("CREATE SCHEMA bench")?;
-    client.execute("CREATE TABLE bench.one AS SELECT 1 AS x")?;
-    in_parallel(&urls, args.writers, args.fill_history, |_| {
-        "SELECT 1".to_string()
-    })?;
-    let pids = (
-        cluster.pid(1),
-        cluster.workers.values().next().map(|w| w.id()),
-    );
-    let empty = measure(&mut client, args.samples, pids)?;
+    let mut empty_side = Side::start(args.fill_history, args.writers)?;
+    let mut big_side = Side::start(args.fill_history, args.writers)?;
+    let urls = big_side.urls.clone();
 
     let columns: Vec<String> = (0..COLUMNS)
         .map(|c| format!("c{c} {}", if c % 2 == 0 { "BIGINT" } else { "VARCHAR" }))
@@ -192,26 +274,31 @@ fn main() -> anyhow::Result<()> {
     let create_rate = in_parallel(&urls, args.writers, args.tables, |i| {
         format!("CREATE TABLE bench.wide_{i} ({columns})")
     })?;
-    client.execute("CREATE TABLE bench.appended (n BIGINT)")?;
+    big_side
+        .client
+        .execute("CREATE TABLE bench.appended (n BIGINT)")?;
     let insert_rate = in_parallel(&urls, args.writers, args.inserts, |i| {
         format!("INSERT INTO bench.appended VALUES ({i})")
     })?;
-    let counted = client.execute("SELECT count(*) FROM bench.appended")?;
+    let counted = big_side
+        .client
+        .execute("SELECT count(*) FROM bench.appended")?;
     let rows = counted.rows.first().and_then(|r| r[0].as_i64());
     anyhow::ensure!(
         rows == Some(args.inserts as i64),
         "appended holds {rows:?} rows"
     );
-    let big = measure(&mut client, args.samples, pids)?;
+    let (empty, big) = measure_both(&mut empty_side, &mut big_side, args.samples, args.rounds)?;
     let many = p50(
-        &mut client,
+        &mut big_side.client,
         "SELECT count(*) FROM bench.appended",
         (args.samples / 4).max(3),
     )?;
     let report = Report {
         bench: "catalog",
         coordinators: 1,
-        workers: cluster.workers.len(),
+        workers: big_side.cluster.workers.len(),
+        rounds: args.rounds,
         tables: args.tables,
         columns_per_table: COLUMNS,
         inserts: args.inserts,
