@@ -25,8 +25,9 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 # Chromium: the web page test loads the page in headless Chromium.
 command -v chromium >/dev/null || apt_install chromium
 
-# Python's trino client (and pytest) drive the client-protocol tests.
-if ! python3 -c "import trino, pytest, requests" 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check trino pytest requests \
-        || echo "warning: could not install the Python trino client" >&2
+# Python's trino client (and pytest) drive the client-protocol tests; its SQLAlchemy dialect
+# and pandas are clients the tests use as users do.
+if ! python3 -c "import trino, pytest, requests, sqlalchemy, pandas" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "trino[sqlalchemy]" pytest requests pandas \
+        || echo "warning: could not install the Python trino client, SQLAlchemy or pandas" >&2
 fi

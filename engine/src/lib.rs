@@ -8,6 +8,7 @@ pub mod distributed;
 pub mod drive;
 pub mod driver;
 pub mod errors;
+pub mod information_schema;
 pub mod pages;
 pub mod provider;
 pub mod types;

@@ -78,7 +78,8 @@ pub fn session_on(
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(catalog, schema)
         .with_create_default_catalog_and_schema(false)
-        .with_information_schema(true)
+        // Trino's information_schema, not DataFusion's (whose columns and type names differ).
+        .with_information_schema(false)
         .set_bool(
             "datafusion.execution.listing_table_ignore_subdirectory",
             false,
@@ -103,6 +104,10 @@ pub fn session_on(
         }
         catalog.register_schema(name, Arc::new(provider))?;
     }
+    catalog.register_schema(
+        crate::information_schema::SCHEMA,
+        crate::information_schema::provider(snapshot)?,
+    )?;
     context.register_catalog(CATALOG, Arc::new(catalog));
     Ok(context)
 }

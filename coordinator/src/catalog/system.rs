@@ -205,6 +205,66 @@ async fn coordinators(node: &Coordinator) -> Result<Arc<MemTable>> {
     )
 }
 
+/// `system.metadata`, as tools read it: the catalogs, and no table comments or materialized
+/// views (Shoal has neither yet; the tables exist so that SQLAlchemy and dbt can ask).
+fn metadata() -> Result<Arc<MemorySchemaProvider>> {
+    let schema = MemorySchemaProvider::new();
+    let names = ["shoal", "system"];
+    let catalogs = names
+        .iter()
+        .map(|n| Some(n.to_string()))
+        .collect::<Vec<_>>();
+    schema.register_table(
+        "catalogs".into(),
+        text_table(
+            &["catalog_name", "connector_id", "connector_name"],
+            vec![catalogs.clone(), catalogs.clone(), catalogs],
+        )?,
+    )?;
+    schema.register_table(
+        "table_comments".into(),
+        text_table(
+            &["catalog_name", "schema_name", "table_name", "comment"],
+            vec![Vec::new(); 4],
+        )?,
+    )?;
+    schema.register_table(
+        "materialized_views".into(),
+        text_table(
+            &[
+                "catalog_name",
+                "schema_name",
+                "name",
+                "storage_catalog",
+                "storage_schema",
+                "storage_table",
+                "freshness",
+                "owner",
+                "comment",
+                "definition",
+            ],
+            vec![Vec::new(); 10],
+        )?,
+    )?;
+    Ok(Arc::new(schema))
+}
+
+/// A table of text columns `names` holding `columns`.
+fn text_table(names: &[&str], columns: Vec<Vec<Option<String>>>) -> Result<Arc<MemTable>> {
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
 /// Register catalog `system` in `context` when `sql` may read it (it names `system`, or the
 /// session's catalog is `system`); `user` sees only their own queries unless an admin.
 pub async fn register(
@@ -223,6 +283,7 @@ pub async fn register(
     runtime.register_table("coordinators".into(), coordinators(node).await?)?;
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema("runtime", Arc::new(runtime))?;
+    catalog.register_schema("metadata", metadata()?)?;
     context.register_catalog("system", Arc::new(catalog));
     Ok(())
 }

@@ -7,10 +7,11 @@ use std::path::Path;
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::UInt64Type;
-use datafusion::common::Column;
+use datafusion::common::{Column, ScalarValue};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::cast;
-use datafusion::prelude::{DataFrame, Expr};
+use datafusion::prelude::{lit, DataFrame, Expr};
+use datafusion::sql::sqlparser::ast::Ident;
 
 use crate::catalog::warehouse::Warehouse;
 use crate::catalog::{DataFile, TableRecord};
@@ -38,6 +39,59 @@ pub fn conform(frame: DataFrame, table: &TableRecord) -> Result<DataFrame, Query
             cast(column, target.data_type().clone()).alias(target.name())
         })
         .collect();
+    frame
+        .select(expressions)
+        .map_err(|e| errors::from_datafusion(&e, ""))
+}
+
+/// Spread the columns of `frame` over `table`'s as an INSERT's column list `columns` names
+/// them (unquoted names match any case, quoted ones exactly); the table's other columns get
+/// NULL, as in Trino.
+pub fn by_columns(
+    frame: DataFrame,
+    table: &TableRecord,
+    columns: &[Ident],
+) -> Result<DataFrame, QueryError> {
+    let source = frame.schema().columns();
+    if source.len() != columns.len() {
+        return Err(errors::user(format!(
+            "Insert query has {} columns, but {} were listed",
+            source.len(),
+            columns.len()
+        )));
+    }
+    let fields = table.arrow_schema.fields();
+    let mut listed: Vec<Option<usize>> = vec![None; fields.len()];
+    for (at, column) in columns.iter().enumerate() {
+        let matches = |name: &str| match column.quote_style {
+            Some(_) => name == column.value,
+            None => name.eq_ignore_ascii_case(&column.value),
+        };
+        let Some(target) = fields.iter().position(|f| matches(f.name())) else {
+            return Err(errors::not_found(
+                "COLUMN_NOT_FOUND",
+                format!(
+                    "Insert column name does not exist in target table: {}",
+                    column.value
+                ),
+            ));
+        };
+        if listed[target].replace(at).is_some() {
+            return Err(errors::user(format!(
+                "Insert column name is specified more than once: {}",
+                column.value
+            )));
+        }
+    }
+    let mut expressions = Vec::with_capacity(fields.len());
+    for (field, listed) in fields.iter().zip(listed) {
+        let value = match listed {
+            Some(at) => Expr::Column(source[at].clone()),
+            None => lit(ScalarValue::try_from(field.data_type())
+                .map_err(|e| errors::from_datafusion(&e, ""))?),
+        };
+        expressions.push(value.alias(field.name()));
+    }
     frame
         .select(expressions)
         .map_err(|e| errors::from_datafusion(&e, ""))

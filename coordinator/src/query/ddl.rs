@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::prelude::DataFrame;
-use datafusion::sql::sqlparser::ast::{ColumnDef, ObjectName};
+use datafusion::sql::sqlparser::ast::{ColumnDef, Ident, ObjectName};
 use shoal_proto::client::QueryError;
 
 use crate::catalog::commit::{self, Committed, Writer};
 use crate::catalog::warehouse::{new_table_id, Warehouse};
-use crate::catalog::writer::{conform, write_parquet};
+use crate::catalog::writer::{by_columns, conform, write_parquet};
 use crate::catalog::{self, FileBatch, TableFormat, TableRecord};
 use crate::protocol::errors;
 use crate::query::access::Change;
@@ -253,6 +253,7 @@ impl StatementContext {
         schema: &str,
         table: &str,
         query: &str,
+        columns: &[Ident],
     ) -> Result<Prepared, QueryError> {
         let mut reads = self.reads_of_sql(query);
         self.authorize_reads(&reads)?;
@@ -274,7 +275,11 @@ impl StatementContext {
             )));
         }
         let context = self.write_context(&snapshot, &reads, query)?;
-        let frame = conform(plan(&context, query).await?, &record)?;
+        let mut frame = plan(&context, query).await?;
+        if !columns.is_empty() {
+            frame = by_columns(frame, &record, columns)?;
+        }
+        let frame = conform(frame, &record)?;
         let rows = self.write_and_commit(&record, frame, None).await?;
         Ok(update("INSERT", Some(rows)))
     }

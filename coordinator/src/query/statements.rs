@@ -301,9 +301,12 @@ impl StatementContext {
         match DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) {
             Ok(statements) => {
                 statements.len() == 1
-                    && statements
-                        .front()
-                        .is_some_and(|s| is_plain_query(s) && !self.reads_of(s).system)
+                    && statements.front().is_some_and(|s| {
+                        // information_schema is made from the whole catalog, which the
+                        // coordinator has: such metadata queries run here.
+                        let reads = self.reads_of(s);
+                        is_plain_query(s) && !reads.system && !reads.all_tables
+                    })
             }
             Err(_) => false,
         }
@@ -416,17 +419,30 @@ impl StatementContext {
                         "INSERT into a table function is not supported",
                     ));
                 };
-                if !insert.columns.is_empty() {
-                    return Err(errors::not_supported(
-                        "INSERT with a column list is not supported yet",
-                    ));
-                }
                 let Some(source) = &insert.source else {
                     return Err(errors::syntax("INSERT needs a query or VALUES", None));
                 };
                 let (schema, table) = self.table_name(name)?;
                 self.authorize(Change::Insert(&schema, &table))?;
-                self.insert(&schema, &table, &source.to_string()).await
+                let mut columns = Vec::with_capacity(insert.columns.len());
+                for column in &insert.columns {
+                    match column.0.as_slice() {
+                        [part] => match part.as_ident() {
+                            Some(ident) => columns.push(ident.clone()),
+                            None => {
+                                return Err(errors::syntax(
+                                    format!("{column} is no column name"),
+                                    None,
+                                ))
+                            }
+                        },
+                        _ => {
+                            return Err(errors::syntax(format!("{column} is no column name"), None))
+                        }
+                    }
+                }
+                self.insert(&schema, &table, &source.to_string(), &columns)
+                    .await
             }
             Statement::CreateView { .. }
             | Statement::CreateIndex(_)
