@@ -50,7 +50,7 @@ def test_executemany_inserts_every_row_once(legacy):
     cur = connect(1, legacy_prepared_statements=legacy).cursor()
     rows = [
         (1, "plain", 1.5, datetime.date(2024, 1, 2), True),
-        (2, "it's quoted", -0.25, datetime.date(2024, 2, 29), False),
+        (2, "it's quoted, '' twice", -0.25, datetime.date(2024, 2, 29), False),
         (3, None, None, None, None),
     ]
     cur.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)", rows)
@@ -100,3 +100,9 @@ def test_a_statement_prepared_on_one_coordinator_executes_on_another(people):
     cur.execute("DEALLOCATE PREPARE by_id")
     cur.fetchall()
     assert "by_id" not in cur._request._client_session.prepared_statements
+
+
+def test_doubled_quotes_in_an_insert_are_kept():
+    run(0, "CREATE TABLE prepared.quotes (q VARCHAR)")
+    run(1, "INSERT INTO prepared.quotes VALUES ('a''''b'), ('''')")
+    assert sorted(r[0] for r in run(2, "SELECT q FROM prepared.quotes")) == ["'", "a''b"]

@@ -13,11 +13,12 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use shoal_proto::client::QueryError;
 
 use crate::protocol::errors;
+use crate::query::source_text::offset;
 
 /// What a statement asks of the prepared statements.
 #[derive(Debug, PartialEq, Eq)]
@@ -147,21 +148,6 @@ fn find<'a>(prepared: &'a BTreeMap<String, String>, name: &str) -> Result<&'a St
         .ok_or_else(|| {
             errors::not_found("NOT_FOUND", format!("Prepared statement not found: {name}"))
         })
-}
-
-/// The byte offset in `text` of `location` (1-based line and column, in characters).
-fn offset(text: &str, location: Location) -> usize {
-    let mut line_start = 0;
-    for _ in 1..location.line {
-        match text[line_start..].find('\n') {
-            Some(end) => line_start += end + 1,
-            None => return text.len(),
-        }
-    }
-    text[line_start..]
-        .char_indices()
-        .nth(location.column.saturating_sub(1) as usize)
-        .map_or(text.len(), |(i, _)| line_start + i)
 }
 
 /// `value` as SQL text: a literal of the kinds clients send (numbers, strings, booleans,

@@ -14,5 +14,6 @@ pub mod record;
 pub mod recovery;
 pub mod replies;
 pub mod show;
+pub mod source_text;
 pub mod statements;
 pub mod table_options;

@@ -441,8 +441,11 @@ impl StatementContext {
                         }
                     }
                 }
-                self.insert(&schema, &table, &source.to_string(), &columns)
-                    .await
+                // The source as the client wrote it: the printer would turn `''` in a
+                // string into one quote.
+                let source = crate::query::source_text::insert_source(sql, !columns.is_empty())
+                    .map_or_else(|| source.to_string(), str::to_string);
+                self.insert(&schema, &table, &source, &columns).await
             }
             Statement::CreateView { .. }
             | Statement::CreateIndex(_)
