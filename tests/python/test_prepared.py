@@ -106,3 +106,8 @@ def test_doubled_quotes_in_an_insert_are_kept():
     run(0, "CREATE TABLE prepared.quotes (q VARCHAR)")
     run(1, "INSERT INTO prepared.quotes VALUES ('a''''b'), ('''')")
     assert sorted(r[0] for r in run(2, "SELECT q FROM prepared.quotes")) == ["'", "a''b"]
+
+
+def test_doubled_quotes_in_a_create_table_as_are_kept():
+    assert run(0, "CREATE TABLE prepared.quoted AS SELECT 'a''''b' AS q") == [[1]]
+    assert run(1, "SELECT q FROM prepared.quoted") == [["a''b"]]

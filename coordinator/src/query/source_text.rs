@@ -1,4 +1,5 @@
-//! Statement text as the client wrote it, by the parser's token locations. The parser's printer
+//! Statement text as the client wrote it, by the parser's token locations (the source of an
+//! INSERT, the query of a CREATE TABLE AS). The parser's printer
 //! is no substitute: it leaves doubled quotes inside a string as it found them, so a value
 //! holding `''` would come back as one quote.
 
@@ -80,6 +81,32 @@ pub fn insert_source(sql: &str, has_columns: bool) -> Option<&str> {
     Some(sql[start..].trim().trim_end_matches(';').trim_end())
 }
 
+/// The query of `CREATE TABLE … AS query` as written in `sql`: what follows the first `AS`
+/// outside parentheses after `TABLE`.
+pub fn create_table_query(sql: &str) -> Option<&str> {
+    let tokens = meaningful(
+        Tokenizer::new(&GenericDialect {}, sql)
+            .tokenize_with_location()
+            .ok()?,
+    );
+    let keyword =
+        |t: &TokenWithSpan, k: Keyword| matches!(&t.token, Token::Word(w) if w.keyword == k);
+    let table = tokens.iter().position(|t| keyword(t, Keyword::TABLE))?;
+    let mut depth = 0usize;
+    for (at, token) in tokens.iter().enumerate().skip(table + 1) {
+        match token.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.checked_sub(1)?,
+            _ if depth == 0 && keyword(token, Keyword::AS) => {
+                let start = offset(sql, tokens.get(at + 1)?.span.start);
+                return Some(sql[start..].trim().trim_end_matches(';').trim_end());
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +127,17 @@ mod tests {
             Some("(SELECT 1)")
         );
         assert_eq!(insert_source("SELECT 1", false), None);
+    }
+
+    #[test]
+    fn the_query_of_a_create_table_as_is_its_text() {
+        let sql =
+            "CREATE TABLE IF NOT EXISTS s.t WITH (format = 'PARQUET') AS SELECT 'a''''b' AS q";
+        assert_eq!(create_table_query(sql), Some("SELECT 'a''''b' AS q"));
+        assert_eq!(
+            create_table_query("create table t as (select 1 as x);"),
+            Some("(select 1 as x)")
+        );
+        assert_eq!(create_table_query("CREATE TABLE t (a BIGINT)"), None);
     }
 }

@@ -392,14 +392,11 @@ impl StatementContext {
                 let options = TableOptions::from(&create.table_options)?;
                 match create.query {
                     Some(query) => {
-                        self.create_table_as(
-                            &schema,
-                            &table,
-                            &query.to_string(),
-                            create.if_not_exists,
-                            options,
-                        )
-                        .await
+                        // The query as the client wrote it (see the INSERT below).
+                        let query = crate::query::source_text::create_table_query(sql)
+                            .map_or_else(|| query.to_string(), str::to_string);
+                        self.create_table_as(&schema, &table, &query, create.if_not_exists, options)
+                            .await
                     }
                     None => {
                         self.create_table(
