@@ -40,13 +40,13 @@ fn syntax(e: ParserError) -> QueryError {
 /// Read `sql` as a statement about prepared statements, with `prepared` the statements the
 /// client keeps.
 pub fn interpret(sql: &str, prepared: &BTreeMap<String, String>) -> Result<Prepared, QueryError> {
+    let keyword = match first_keyword(sql) {
+        Some(keyword @ (Keyword::PREPARE | Keyword::EXECUTE | Keyword::DEALLOCATE)) => keyword,
+        _ => return Ok(Prepared::Other),
+    };
     let mut parser = Parser::new(&GenericDialect {})
         .try_with_sql(sql)
         .map_err(syntax)?;
-    let keyword = match parser.peek_token().token {
-        Token::Word(word) => word.keyword,
-        _ => return Ok(Prepared::Other),
-    };
     match keyword {
         Keyword::PREPARE => {
             parser.next_token();
@@ -116,6 +116,33 @@ pub fn interpret(sql: &str, prepared: &BTreeMap<String, String>) -> Result<Prepa
             _ => Ok(Prepared::Other),
         },
         _ => Ok(Prepared::Other),
+    }
+}
+
+/// The keyword `sql` begins with. Every statement passes here, so only its first few hundred
+/// bytes are tokenized, unless they end inside a string or comment or hold a single token
+/// (which the end may have cut).
+fn first_keyword(sql: &str) -> Option<Keyword> {
+    const PREFIX_BYTES: usize = 256;
+    let mut end = sql.len().min(PREFIX_BYTES);
+    while !sql.is_char_boundary(end) {
+        end -= 1;
+    }
+    let meaningful = |text: &str| -> Option<Vec<Token>> {
+        let tokens = Tokenizer::new(&GenericDialect {}, text).tokenize().ok()?;
+        Some(
+            tokens
+                .into_iter()
+                .filter(|t| !matches!(t, Token::Whitespace(_) | Token::EOF))
+                .collect(),
+        )
+    };
+    let tokens = meaningful(&sql[..end])
+        .filter(|tokens| end == sql.len() || tokens.len() > 1)
+        .or_else(|| meaningful(sql))?;
+    match tokens.first()? {
+        Token::Word(word) => Some(word.keyword),
+        _ => None,
     }
 }
 

@@ -158,3 +158,21 @@ proptest! {
         prop_assert_eq!(select.from.len(), 1);
     }
 }
+
+#[test]
+fn only_the_start_of_a_statement_decides_whether_it_is_about_prepared_statements() {
+    let padded = |start: &str| format!("{}{start} st_1 USING 1", " ".repeat(250));
+    let prepared = kept("st_1", "SELECT ?");
+    // The keyword cut by the end of the first bytes read is read whole.
+    assert_eq!(
+        interpret(&padded("EXECUTE"), &prepared),
+        Ok(Prepared::Run("SELECT 1".into()))
+    );
+    let commented = format!("/* {} */ EXECUTE st_1 USING 2", "x".repeat(400));
+    assert_eq!(
+        interpret(&commented, &prepared),
+        Ok(Prepared::Run("SELECT 2".into()))
+    );
+    let long_select = format!("SELECT '{}'", "y".repeat(10_000));
+    assert_eq!(interpret(&long_select, &prepared), Ok(Prepared::Other));
+}

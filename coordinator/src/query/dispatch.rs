@@ -90,7 +90,6 @@ async fn run(
     run_here(node, &record, statement, driver).await;
 }
 
-/// Run the query in this coordinator's own driver.
 /// Record that `record`'s attempt holds an admission slot. False when the record moved on
 /// (cancelled, or adopted by another coordinator): the slot goes back and the query is not
 /// run here. A mark that cannot be written is no reason to stop: the start is recorded next.
@@ -117,6 +116,7 @@ async fn note_admitted(node: &Coordinator, record: &QueryRecord) -> bool {
     }
 }
 
+/// Run the query in this coordinator's own driver.
 async fn run_here(
     node: &Arc<Coordinator>,
     record: &QueryRecord,

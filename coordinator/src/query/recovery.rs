@@ -250,6 +250,12 @@ async fn after_driver_loss(node: &Arc<Coordinator>, record: &QueryRecord, delive
 async fn settle_write(node: &Arc<Coordinator>, record: &QueryRecord) {
     let settled =
         crate::catalog::commit::settle_lost(&node.store, &record.id, record.attempt).await;
+    let failed = |message: String| Outcome {
+        rows: 0,
+        bytes: 0,
+        pages: 0,
+        error: Some(errors::driver_lost(message)),
+    };
     let (outcome, what) = match settled {
         Ok(Some(rows)) => (
             Outcome {
@@ -261,27 +267,17 @@ async fn settle_write(node: &Arc<Coordinator>, record: &QueryRecord) {
             "it committed",
         ),
         Ok(None) => (
-            Outcome {
-                rows: 0,
-                bytes: 0,
-                pages: 0,
-                error: Some(errors::driver_lost(format!(
-                    "the node running statement {} ({}) died before its change was committed; it did not take effect",
-                    record.id, record.driver_url
-                ))),
-            },
+            failed(format!(
+                "the node running statement {} ({}) died before its change was committed; it did not take effect",
+                record.id, record.driver_url
+            )),
             "it did not commit",
         ),
         Err(e) => (
-            Outcome {
-                rows: 0,
-                bytes: 0,
-                pages: 0,
-                error: Some(errors::driver_lost(format!(
-                    "the node running statement {} ({}) died; whether its change took effect is unknown ({e}), check before running it again",
-                    record.id, record.driver_url
-                ))),
-            },
+            failed(format!(
+                "the node running statement {} ({}) died; whether its change took effect is unknown ({e}), check before running it again",
+                record.id, record.driver_url
+            )),
             "its outcome is unknown",
         ),
     };
