@@ -6,7 +6,7 @@
 //! `query.max-concurrent` limits the cluster) → RUNNING (driver: URL and incarnation, here or
 //! on a worker; `delivered` once rows reached the client) → FINISHED or FAILED (a cancelled
 //! query fails with USER_CANCELED, as in Trino). A gone owner's query that no driver has yet
-//! is adopted as the next attempt; a query whose driver died before rows were delivered is run
+//! is adopted (same attempt: a client may hold its pages, see `Adopted`); a query whose driver died before rows were delivered is run
 //! again as the next attempt, else it fails.
 
 use shoal_engine::drive::ProgressReport;
@@ -57,8 +57,11 @@ pub enum Transition<'a> {
         driver_url: &'a str,
         owner: (u64, u64),
     },
-    /// A query no driver has, whose owner `from` is gone, is taken over by `owner` as its
-    /// next attempt: whatever the old owner still does with its attempt is refused.
+    /// A query no driver has, whose owner `from` is gone, is taken over by `owner`: the old
+    /// owner is refused from then on. The attempt stays: a stale owner may have handed it to a
+    /// worker just before (the drive request goes out before the record says so), and its
+    /// client's pages of that attempt must stay valid; the query's commit marker keeps its
+    /// write to one.
     Adopted { from: (u64, u64), owner: (u64, u64) },
 }
 
@@ -208,7 +211,6 @@ impl Transition<'_> {
                 if !r.driver_url.is_empty() || r.state.is_done() || !owned_by(r, from) {
                     return false;
                 }
-                r.attempt += 1;
                 r.state = QueryState::Queued;
                 (r.coordinator, r.owner_incarnation) = owner;
                 true
@@ -255,8 +257,8 @@ mod tests {
         .apply(&mut r));
         assert_eq!(
             (r.attempt, r.coordinator),
-            (1, 2),
-            "adoption is a new attempt"
+            (0, 2),
+            "adoption keeps the attempt"
         );
         let run_here = |attempt, owner| Transition::RunHere {
             attempt,
@@ -277,10 +279,10 @@ mod tests {
         let mut restarted = queued();
         assert!(!run_here(0, (1, 150)).apply(&mut restarted));
         assert!(
-            !handed(0, (2, 200)).apply(&mut r.clone()),
-            "the old attempt"
+            !handed(1, (2, 200)).apply(&mut r.clone()),
+            "another attempt"
         );
-        assert!(handed(1, (2, 200)).apply(&mut r));
+        assert!(handed(0, (2, 200)).apply(&mut r));
         assert_eq!(
             (r.state, r.driver_url.as_str()),
             (QueryState::Running, "http://w1")
@@ -302,14 +304,14 @@ mod tests {
         assert!(admitted(0, (1, 100)).apply(&mut r));
         assert_eq!(r.state, QueryState::Dispatching);
         assert!(!admitted(0, (1, 100)).apply(&mut r.clone()), "once");
-        // Its owner died while dispatching: adopted as a new attempt that queues again.
+        // Its owner died while dispatching: adopted, it queues again.
         let mut adopted = r.clone();
         assert!(Transition::Adopted {
             from: (1, 100),
             owner: (2, 200)
         }
         .apply(&mut adopted));
-        assert_eq!((adopted.state, adopted.attempt), (QueryState::Queued, 1));
+        assert_eq!((adopted.state, adopted.attempt), (QueryState::Queued, 0));
         // Or it runs.
         assert!(Transition::RunHere {
             attempt: 0,
