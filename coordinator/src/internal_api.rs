@@ -24,6 +24,7 @@ pub fn router(node: Arc<Coordinator>) -> Router {
         .route(paths::ADMITTED, post(admitted))
         .route(query_paths::PAGE, post(query_page))
         .route(query_paths::CANCEL, post(query_cancel))
+        .route(query_paths::DRIVING, post(query_driving))
         .route(query_paths::PROGRESS, post(query_progress))
         .route(WORKER_HEARTBEAT_PATH, post(worker_heartbeat))
         .layer(axum::middleware::from_fn_with_state(
@@ -95,6 +96,14 @@ async fn query_page(State(node): State<Arc<Coordinator>>, body: Bytes) -> Respon
         },
         Err(e) => failure(&ServiceError::new(ErrorCode::NotFound, e.message)),
     }
+}
+
+async fn query_driving(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {
+    let ids: Vec<String> = match decode(&body) {
+        Ok(ids) => ids,
+        Err(e) => return failure(&e),
+    };
+    answer(&node.queries.attempts(&ids))
 }
 
 async fn query_cancel(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {

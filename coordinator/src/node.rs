@@ -73,6 +73,8 @@ pub struct Coordinator {
     pub metrics: crate::metrics::Metrics,
     /// When this coordinator trims the query history next.
     pub history: crate::query::history::History,
+    /// Running queries the Raft leader found missing from their driver.
+    pub unclaimed: crate::query::unclaimed::Unclaimed,
     /// gRPC channels to workers for the stages of statements run here (None if the secret
     /// cannot be a header value).
     channels: Option<SecretChannels>,
@@ -107,6 +109,7 @@ impl Coordinator {
             workers,
             metrics: crate::metrics::Metrics::default(),
             history,
+            unclaimed: Default::default(),
             channels,
             joined: AtomicBool::new(false),
         })

@@ -12,6 +12,9 @@ pub mod paths {
     pub const DRIVE: &str = "/query/v1/drive";
     pub const PAGE: &str = "/query/v1/page";
     pub const CANCEL: &str = "/query/v1/cancel";
+    /// Which attempt of each of the given queries a driver has: a `Vec<String>` of query
+    /// ids in, a `Vec<Option<u32>>` out, in the same order.
+    pub const DRIVING: &str = "/query/v1/driving";
     /// On coordinators: a driver's [`super::ProgressReport`].
     pub const PROGRESS: &str = "/query/v1/progress";
 }

@@ -244,6 +244,16 @@ impl Drivers {
         Some(reply)
     }
 
+    /// The attempt of each of `ids` driven here, if any.
+    pub fn attempts(&self, ids: &[String]) -> Vec<Option<u32>> {
+        let Ok(driven) = self.driven.lock() else {
+            return vec![None; ids.len()];
+        };
+        ids.iter()
+            .map(|id| driven.get(id).map(|d| d.attempt))
+            .collect()
+    }
+
     pub fn cancel(&self, id: &str) -> bool {
         match self.get(id) {
             Some(driver) => {

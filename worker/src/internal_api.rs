@@ -43,6 +43,7 @@ pub fn router(
         .route(paths::DRIVE, post(drive))
         .route(paths::PAGE, post(page))
         .route(paths::CANCEL, post(cancel))
+        .route(paths::DRIVING, post(driving))
         .with_state(drivers)
         .merge(stages)
         .layer(axum::middleware::from_fn_with_state(
@@ -85,4 +86,12 @@ async fn cancel(State(drivers): State<Arc<Drivers>>, body: Bytes) -> Response {
         Err(e) => return failure(&e),
     };
     answer(&drivers.cancel(&id))
+}
+
+async fn driving(State(drivers): State<Arc<Drivers>>, body: Bytes) -> Response {
+    let ids: Vec<String> = match decode(&body) {
+        Ok(ids) => ids,
+        Err(e) => return failure(&e),
+    };
+    answer(&drivers.attempts(&ids))
 }

@@ -18,7 +18,7 @@ use crate::protocol::session::ClientSession;
 use crate::query::admission::{self, Holder};
 use crate::query::lifecycle::{self, Transition};
 use crate::query::outcome;
-use crate::query::record::QueryRecord;
+use crate::query::record::{QueryRecord, QueryState};
 use crate::query::statements::StatementContext;
 use crate::workers::LiveWorker;
 
@@ -35,8 +35,8 @@ pub fn start(node: Arc<Coordinator>, record: QueryRecord, session: ClientSession
 }
 
 enum Handed {
-    /// A worker's driver has the query.
-    ToWorker,
+    /// A worker's driver has the query, or the record moved on.
+    Away,
     /// No worker took it: run it here.
     NotTaken,
 }
@@ -74,7 +74,7 @@ async fn run(
     };
     if statement.runs_on_workers(&record.sql) {
         match hand_to_worker(node, &record, &statement, driver).await {
-            Ok(Handed::ToWorker) => {
+            Ok(Handed::Away) => {
                 node.queries.forget(&record.id);
                 driver.move_away();
                 return;
@@ -116,42 +116,37 @@ async fn note_admitted(node: &Coordinator, record: &QueryRecord) -> bool {
     }
 }
 
-/// Run the query in this coordinator's own driver.
-async fn run_here(
-    node: &Arc<Coordinator>,
+/// What became of recording a driver's start.
+enum Start {
+    /// The record names the driver.
+    Recorded,
+    /// The record moved on (the query was cancelled, adopted by another coordinator or run
+    /// again elsewhere): the client's page requests follow it from here on.
+    MovedOn,
+    /// The query was stopped while its start could not be written.
+    Stopped(QueryError),
+}
+
+/// Record `transition`, the start of `record`'s attempt on a driver, before that driver runs
+/// anything. A start that cannot be written is tried again: until it is, nobody else runs the
+/// query (its owner is alive).
+async fn record_start<'a>(
+    node: &Coordinator,
     record: &QueryRecord,
-    statement: StatementContext,
-    driver: &Arc<Driver>,
-) {
-    // Run only what the record says this driver runs. When the record moved on (the query
-    // was cancelled, adopted by another coordinator or run again elsewhere), the client's page
-    // requests follow the record from here on. A start that could not be written is tried
-    // again: until it is, nobody else runs the query (its owner is alive).
+    driver: &Driver,
+    transition: impl Fn() -> Transition<'a>,
+) -> Start {
     let mut pause = Duration::from_millis(50);
     loop {
-        let started = lifecycle::apply(
-            &node.store,
-            &record.id,
-            Transition::RunHere {
-                attempt: record.attempt,
-                owner: (node.id(), node.started_at_ms),
-                driver: (&node.internal_url, node.started_at_ms),
-            },
-        )
-        .await;
-        match started {
-            Ok(Some(_)) => break,
+        match lifecycle::apply(&node.store, &record.id, transition()).await {
+            Ok(Some(_)) => return Start::Recorded,
             Ok(None) => {
-                tracing::info!(query = %record.id, attempt = record.attempt, "not started here: the record moved on");
-                node.queries.forget(&record.id);
-                driver.move_away();
-                return;
+                tracing::info!(query = %record.id, attempt = record.attempt, "not started: the record moved on");
+                return Start::MovedOn;
             }
             Err(e) if driver.is_stopped() => {
                 tracing::warn!(query = %record.id, error = %e, "cannot record the start of a stopped query");
-                let reason = driver.stopped().await;
-                outcome::end_failed(node, record, reason).await;
-                return;
+                return Start::Stopped(driver.stopped().await);
             }
             Err(e) => {
                 tracing::warn!(query = %record.id, error = %e, "cannot record the start of a query; trying again");
@@ -161,6 +156,32 @@ async fn run_here(
                 }
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
+        }
+    }
+}
+
+/// Run the query in this coordinator's own driver.
+async fn run_here(
+    node: &Arc<Coordinator>,
+    record: &QueryRecord,
+    statement: StatementContext,
+    driver: &Arc<Driver>,
+) {
+    let run_here = || Transition::RunHere {
+        attempt: record.attempt,
+        owner: (node.id(), node.started_at_ms),
+        driver: (&node.internal_url, node.started_at_ms),
+    };
+    match record_start(node, record, driver, run_here).await {
+        Start::Recorded => {}
+        Start::MovedOn => {
+            node.queries.forget(&record.id);
+            driver.move_away();
+            return;
+        }
+        Start::Stopped(reason) => {
+            outcome::end_failed(node, record, reason).await;
+            return;
         }
     }
     let sql = record.sql.clone();
@@ -249,27 +270,30 @@ async fn hand_to_worker(
             return Err(driver.stopped().await);
         }
         let url = worker.heartbeat.internal_url.clone();
+        let incarnation = worker.heartbeat.started_at_ms;
+        let handed = || Transition::HandedTo {
+            attempt: record.attempt,
+            owner: (node.id(), node.started_at_ms),
+            driver: (&url, incarnation),
+        };
+        match record_start(node, record, driver, handed).await {
+            Start::Recorded => {}
+            Start::MovedOn => return Ok(Handed::Away),
+            Start::Stopped(reason) => return Err(reason),
+        }
         let taken: Result<(), _> = node
             .rpc
             .call(&url, paths::DRIVE, &request, node.rpc_timeout())
             .await;
         if let Err(e) = taken {
             tracing::warn!(query = %record.id, worker = %worker.heartbeat.id, error = %e, "worker did not take the query; trying another");
-            continue;
+            if take_back(node, record, (&url, incarnation)).await {
+                continue;
+            }
         }
-        let handed = lifecycle::apply(
-            &node.store,
-            &record.id,
-            Transition::HandedTo {
-                attempt: record.attempt,
-                owner: (node.id(), node.started_at_ms),
-                driver: (&url, worker.heartbeat.started_at_ms),
-            },
-        )
-        .await;
         let holder = Holder::Worker {
             id: worker.heartbeat.id.clone(),
-            incarnation: worker.heartbeat.started_at_ms,
+            incarnation,
         };
         if let Err(e) =
             admission::hand_over(&node.store, admission::limits(node), &record.id, holder).await
@@ -277,15 +301,48 @@ async fn hand_to_worker(
             // The slot stays this coordinator's: it counts while this coordinator lives.
             tracing::warn!(query = %record.id, error = %e.message, "the admission slot was not handed to the driver");
         }
-        let settled = !matches!(handed, Ok(Some(ref r)) if !r.state.is_done());
-        if driver.is_stopped() || matches!(handed, Ok(None)) {
+        if driver.is_stopped() {
             cancel_on(node, &url, &record.id).await;
         }
-        tracing::info!(query = %record.id, worker = %worker.heartbeat.id, attempt = record.attempt, settled, "query handed to a worker's driver");
-        return Ok(Handed::ToWorker);
+        tracing::info!(query = %record.id, worker = %worker.heartbeat.id, attempt = record.attempt, "query handed to a worker's driver");
+        return Ok(Handed::Away);
     }
     tracing::warn!(query = %record.id, "no worker took the query; running it in the coordinator");
     Ok(Handed::NotTaken)
+}
+
+/// Take the query back from a worker that did not take it (as far as this coordinator knows:
+/// the reply may have been lost), so another can be named. False when the worker has reported
+/// since, or the record cannot be changed: it stays the query's driver then, and recovery
+/// follows it if it does not have the query.
+async fn take_back(node: &Coordinator, record: &QueryRecord, driver: (&str, u64)) -> bool {
+    let back_to = if admission::limits(node).max_concurrent > 0 {
+        QueryState::Dispatching
+    } else {
+        QueryState::Queued
+    };
+    let taken_back = lifecycle::apply(
+        &node.store,
+        &record.id,
+        Transition::NotTaken {
+            attempt: record.attempt,
+            driver,
+            back_to,
+        },
+    )
+    .await;
+    match taken_back {
+        Ok(Some(_)) => {
+            // In case it has the query after all.
+            cancel_on(node, driver.0, &record.id).await;
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(query = %record.id, error = %e, "cannot take a query back from a worker that did not take it");
+            false
+        }
+    }
 }
 
 async fn cancel_on(node: &Coordinator, url: &str, id: &str) {

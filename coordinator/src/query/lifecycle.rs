@@ -5,9 +5,10 @@
 //! QUEUED (owner: coordinator and incarnation) → DISPATCHING (admitted: it holds a slot, when
 //! `query.max-concurrent` limits the cluster) → RUNNING (driver: URL and incarnation, here or
 //! on a worker; `delivered` once rows reached the client) → FINISHED or FAILED (a cancelled
-//! query fails with USER_CANCELED, as in Trino). A gone owner's query that no driver has yet
-//! is adopted (same attempt: a client may hold its pages, see `Adopted`); a query whose driver died before rows were delivered is run
-//! again as the next attempt, else it fails.
+//! query fails with USER_CANCELED, as in Trino). A driver is named in the record before it is
+//! sent the query, so a query the record names no driver for runs nowhere: when its owner is
+//! gone it is adopted as the next attempt. A query whose driver died before rows were
+//! delivered is run again as the next attempt, else it fails.
 
 use shoal_engine::drive::ProgressReport;
 use shoal_engine::driver::Outcome;
@@ -28,17 +29,26 @@ pub enum Transition<'a> {
         owner: (u64, u64),
         driver: (&'a str, u64),
     },
-    /// A worker's driver took `attempt` from its owner.
+    /// `attempt` goes to a worker's driver: recorded before the driver is sent the query, so
+    /// that a stale owner's attempt never runs unrecorded.
     HandedTo {
         attempt: u32,
         owner: (u64, u64),
         driver: (&'a str, u64),
     },
+    /// The worker named by `HandedTo` did not take `attempt` (as far as its owner knows): the
+    /// record names no driver again and goes `back_to` the state it had, unless the worker
+    /// has reported since.
+    NotTaken {
+        attempt: u32,
+        driver: (&'a str, u64),
+        back_to: QueryState,
+    },
     /// A driver reports progress.
     Progress(&'a ProgressReport),
     /// The first rows of `attempt`, driven at `driver_url`, leave for the client.
     Delivered { attempt: u32, driver_url: &'a str },
-    /// `attempt`, driven at `driver_url`, ended with `outcome`.
+    /// `attempt`, driven at `driver_url` (empty: it never started), ended with `outcome`.
     Ended {
         attempt: u32,
         driver_url: &'a str,
@@ -57,11 +67,10 @@ pub enum Transition<'a> {
         driver_url: &'a str,
         owner: (u64, u64),
     },
-    /// A query no driver has, whose owner `from` is gone, is taken over by `owner`: the old
-    /// owner is refused from then on. The attempt stays: a stale owner may have handed it to a
-    /// worker just before (the drive request goes out before the record says so), and its
-    /// client's pages of that attempt must stay valid; the query's commit marker keeps its
-    /// write to one.
+    /// A query no driver has, whose owner `from` is gone, is taken over by `owner` as its
+    /// next attempt: whatever the old owner still does with its attempt is refused. Nothing of
+    /// the old attempt ran (its driver would be in the record), so its client holds no page
+    /// of it but the first, which is served from the current attempt.
     Adopted { from: (u64, u64), owner: (u64, u64) },
 }
 
@@ -95,32 +104,44 @@ impl Transition<'_> {
                 owner,
                 driver,
             } => {
-                // A quick query may have ended (reported by the driver) before this.
                 if r.attempt != attempt
-                    || (r.state.is_done() && !r.driver_url.is_empty())
+                    || r.state.is_done()
+                    || !r.driver_url.is_empty()
                     || !owned_by(r, owner)
                 {
                     return false;
                 }
-                if !r.state.is_done() {
-                    r.state = QueryState::Running;
-                }
+                r.state = QueryState::Running;
                 r.driver_url = driver.0.to_string();
                 r.driver_incarnation = driver.1;
                 true
             }
+            Transition::NotTaken {
+                attempt,
+                driver,
+                back_to,
+            } => {
+                if r.attempt != attempt
+                    || r.state != QueryState::Running
+                    || !driven_by(r, driver)
+                    || r.delivered
+                    || r.rows > 0
+                {
+                    return false;
+                }
+                r.state = back_to;
+                r.driver_url.clear();
+                r.driver_incarnation = 0;
+                true
+            }
             Transition::Progress(report) => {
-                let same_driver = r.driver_url.is_empty() || r.driver_url == report.driver_url;
-                if r.attempt != report.attempt || r.state.is_done() || !same_driver {
+                let driver = (report.driver_url.as_str(), report.driver_incarnation);
+                if r.attempt != report.attempt || r.state.is_done() || !driven_by(r, driver) {
                     return false;
                 }
                 if r.rows == report.rows && r.state == QueryState::Running {
                     return false;
                 }
-                if r.driver_url.is_empty() {
-                    r.driver_incarnation = report.driver_incarnation;
-                }
-                r.driver_url = report.driver_url.clone();
                 r.state = QueryState::Running;
                 r.rows = report.rows;
                 r.bytes = report.bytes;
@@ -141,13 +162,11 @@ impl Transition<'_> {
                 driver_url,
                 outcome,
             } => {
-                if r.attempt != attempt || r.state.is_done() {
+                // Only the driver the record names ends an attempt; one that names none (the
+                // query never started) is ended by its owner.
+                if r.attempt != attempt || r.state.is_done() || r.driver_url != driver_url {
                     return false;
                 }
-                if !r.driver_url.is_empty() && r.driver_url != driver_url {
-                    return false;
-                }
-                r.driver_url = driver_url.to_string();
                 r.state = if outcome.error.is_some() {
                     QueryState::Failed
                 } else {
@@ -211,6 +230,7 @@ impl Transition<'_> {
                 if !r.driver_url.is_empty() || r.state.is_done() || !owned_by(r, from) {
                     return false;
                 }
+                r.attempt += 1;
                 r.state = QueryState::Queued;
                 (r.coordinator, r.owner_incarnation) = owner;
                 true
@@ -223,6 +243,12 @@ impl Transition<'_> {
 /// name no incarnation, and then the coordinator alone counts.
 fn owned_by(r: &QueryRecord, owner: (u64, u64)) -> bool {
     r.coordinator == owner.0 && (r.owner_incarnation == 0 || r.owner_incarnation == owner.1)
+}
+
+/// Whether `r` names `driver` (URL, incarnation) as its driver; a record of an older version
+/// names no incarnation, and then the URL alone counts.
+fn driven_by(r: &QueryRecord, driver: (&str, u64)) -> bool {
+    r.driver_url == driver.0 && (r.driver_incarnation == 0 || r.driver_incarnation == driver.1)
 }
 
 /// Apply `transition` to query `id`'s record by compare-and-set. Returns the record as
@@ -257,8 +283,8 @@ mod tests {
         .apply(&mut r));
         assert_eq!(
             (r.attempt, r.coordinator),
-            (0, 2),
-            "adoption keeps the attempt"
+            (1, 2),
+            "adoption is the next attempt"
         );
         let run_here = |attempt, owner| Transition::RunHere {
             attempt,
@@ -279,10 +305,10 @@ mod tests {
         let mut restarted = queued();
         assert!(!run_here(0, (1, 150)).apply(&mut restarted));
         assert!(
-            !handed(1, (2, 200)).apply(&mut r.clone()),
-            "another attempt"
+            !handed(0, (2, 200)).apply(&mut r.clone()),
+            "the old attempt"
         );
-        assert!(handed(0, (2, 200)).apply(&mut r));
+        assert!(handed(1, (2, 200)).apply(&mut r));
         assert_eq!(
             (r.state, r.driver_url.as_str()),
             (QueryState::Running, "http://w1")
@@ -304,14 +330,14 @@ mod tests {
         assert!(admitted(0, (1, 100)).apply(&mut r));
         assert_eq!(r.state, QueryState::Dispatching);
         assert!(!admitted(0, (1, 100)).apply(&mut r.clone()), "once");
-        // Its owner died while dispatching: adopted, it queues again.
+        // Its owner died while dispatching: adopted as the next attempt, it queues again.
         let mut adopted = r.clone();
         assert!(Transition::Adopted {
             from: (1, 100),
             owner: (2, 200)
         }
         .apply(&mut adopted));
-        assert_eq!((adopted.state, adopted.attempt), (QueryState::Queued, 0));
+        assert_eq!((adopted.state, adopted.attempt), (QueryState::Queued, 1));
         // Or it runs.
         assert!(Transition::RunHere {
             attempt: 0,
@@ -347,15 +373,32 @@ mod tests {
             pages: 1,
             error: None,
         };
-        let ended = |attempt| Transition::Ended {
+        let ended = |attempt, driver_url| Transition::Ended {
             attempt,
-            driver_url: "http://c1",
+            driver_url,
             outcome: &outcome,
         };
-        assert!(!ended(0).apply(&mut r.clone()), "the old attempt's end");
-        assert!(ended(1).apply(&mut r));
+        assert!(
+            !ended(0, "http://c1").apply(&mut r.clone()),
+            "the old attempt's end"
+        );
+        assert!(
+            !ended(1, "http://c1").apply(&mut r.clone()),
+            "the old driver"
+        );
+        assert!(Transition::RunHere {
+            attempt: 1,
+            owner: (2, 200),
+            driver: ("http://c2", 200)
+        }
+        .apply(&mut r));
+        assert!(!ended(0, "http://c2").apply(&mut r.clone()));
+        assert!(ended(1, "http://c2").apply(&mut r));
         assert_eq!(r.state, QueryState::Finished);
-        assert!(!ended(1).apply(&mut r), "an end is recorded once");
+        assert!(
+            !ended(1, "http://c2").apply(&mut r),
+            "an end is recorded once"
+        );
     }
 
     #[test]
@@ -406,5 +449,72 @@ mod tests {
         assert!(settled.apply(&mut r));
         assert_eq!((r.state, r.pages, r.rows), (QueryState::Finished, 0, 1));
         assert!(!settled.apply(&mut r), "settled once");
+    }
+    fn progress(driver: &str, incarnation: u64, rows: u64) -> ProgressReport {
+        ProgressReport {
+            query_id: "q".into(),
+            attempt: 0,
+            driver_url: driver.into(),
+            driver_incarnation: incarnation,
+            state: shoal_engine::drive::DriveState::Running,
+            rows,
+            bytes: rows,
+            pages: 0,
+            elapsed_ms: 1,
+            error: None,
+            unreachable: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_the_driver_the_record_names_reports_and_one_that_did_not_take_it_is_let_go() {
+        let mut r = queued();
+        let handed = |url| Transition::HandedTo {
+            attempt: 0,
+            owner: (1, 100),
+            driver: (url, 7),
+        };
+        // Before the driver is named, no driver acts on the record.
+        assert!(!Transition::Progress(&progress("http://w1", 7, 5)).apply(&mut r.clone()));
+        assert!(handed("http://w1").apply(&mut r));
+        assert!(!handed("http://w2").apply(&mut r.clone()), "named once");
+        assert!(
+            !Transition::Progress(&progress("http://w2", 9, 5)).apply(&mut r.clone()),
+            "another driver"
+        );
+        assert!(
+            !Transition::Progress(&progress("http://w1", 8, 5)).apply(&mut r.clone()),
+            "a later start of the named driver"
+        );
+        let outcome = Outcome {
+            rows: 1,
+            bytes: 1,
+            pages: 1,
+            error: None,
+        };
+        assert!(!Transition::Ended {
+            attempt: 0,
+            driver_url: "http://w2",
+            outcome: &outcome
+        }
+        .apply(&mut r.clone()));
+        // The drive request failed: the query is taken back, and goes to another worker.
+        let not_taken = |url| Transition::NotTaken {
+            attempt: 0,
+            driver: (url, 7),
+            back_to: QueryState::Queued,
+        };
+        let mut taken_back = r.clone();
+        assert!(!not_taken("http://w2").apply(&mut taken_back.clone()));
+        assert!(not_taken("http://w1").apply(&mut taken_back));
+        assert_eq!(
+            (taken_back.state, taken_back.driver_url.as_str()),
+            (QueryState::Queued, "")
+        );
+        assert!(handed("http://w2").apply(&mut taken_back));
+        // Unless it reported rows meanwhile: then it has the query.
+        assert!(Transition::Progress(&progress("http://w1", 7, 5)).apply(&mut r));
+        assert!(!not_taken("http://w1").apply(&mut r));
+        assert_eq!((r.rows, r.driver_url.as_str()), (5, "http://w1"));
     }
 }

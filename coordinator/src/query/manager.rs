@@ -80,6 +80,16 @@ impl Queries {
         (*kept == attempt).then(|| driver.clone())
     }
 
+    /// The attempt of each of `ids` whose driver is here, if any.
+    pub fn attempts(&self, ids: &[String]) -> Vec<Option<u32>> {
+        let Ok(drivers) = self.drivers.lock() else {
+            return vec![None; ids.len()];
+        };
+        ids.iter()
+            .map(|id| drivers.get(id).map(|(attempt, _)| *attempt))
+            .collect()
+    }
+
     pub(crate) fn keep(&self, id: &str, attempt: u32, driver: Arc<Driver>) {
         if let Ok(mut drivers) = self.drivers.lock() {
             drivers.insert(id.to_string(), (attempt, driver));

@@ -17,3 +17,4 @@ pub mod show;
 pub mod source_text;
 pub mod statements;
 pub mod table_options;
+pub mod unclaimed;

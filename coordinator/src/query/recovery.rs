@@ -329,7 +329,7 @@ async fn start_retry(node: &Arc<Coordinator>, again: QueryRecord) {
 }
 
 /// One round of the Raft leader's care for queries: adopt queries of dead coordinators that
-/// never reached a driver, and recover queries whose driver died.
+/// never reached a driver, and recover queries whose driver died or does not have them.
 pub async fn sweep(node: &Arc<Coordinator>) {
     if node.started.elapsed() < node.config.worker_timeout {
         return;
@@ -353,14 +353,23 @@ pub async fn sweep(node: &Arc<Coordinator>) {
             Some(start) => start.is_some_and(restarted),
         }
     };
-    for query in records.iter().filter(|r| !r.state.is_done()) {
+    let mut driven = Vec::new();
+    for query in records.into_iter().filter(|r| !r.state.is_done()) {
         if query.driver_url.is_empty() {
-            if owner_gone(query) {
-                adopt(node, query).await;
+            if owner_gone(&query) {
+                adopt(node, &query).await;
             }
         } else if !alive(node, &query.driver_url, query.driver_incarnation).await {
-            after_driver_loss(node, query, false).await;
+            after_driver_loss(node, &query, false).await;
+        } else {
+            driven.push(query);
         }
+    }
+    // Longer than a drive request may be on its way to the driver the record names.
+    let grace = node.rpc_timeout() * 2;
+    for query in node.unclaimed.lost(node, &driven, grace).await {
+        tracing::warn!(query = %query.id, driver = %query.driver_url, attempt = query.attempt, "the driver of a running query does not have it");
+        after_driver_loss(node, &query, false).await;
     }
 }
 
