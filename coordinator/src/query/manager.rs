@@ -165,28 +165,39 @@ impl Queries {
         if record.attempt < token.attempt {
             record = self.latest(node, id).await?;
         }
-        if record.attempt != token.attempt && token.page > 0 {
-            return Err(errors::driver_lost(format!(
-                "query {id} was run again (attempt {}) after its driver died; the pages of attempt {} are gone, run the query again",
-                record.attempt, token.attempt
-            )));
-        }
-        let attempt = record.attempt;
-        let reply = self.page_of(node, record, token.page).await;
+        let answered = self.page_of(node, record, token).await;
         // An error ends the client's stream as the last page does.
-        node.history
-            .note_read(id, reply.as_ref().map_or(true, |r| r.next_token.is_none()));
-        let reply = reply?;
+        node.history.note_read(
+            id,
+            answered
+                .as_ref()
+                .map_or(true, |(r, _)| r.next_token.is_none()),
+        );
+        let (reply, attempt) = answered?;
         let next = reply.next_token.map(|page| PageToken { attempt, page });
         Ok((reply, next))
     }
 
+    /// Page `token` of `record`'s query, and the attempt that answered it: the record may
+    /// move on to another attempt while the request waits, and only a first page is served
+    /// from another attempt than the token's.
     async fn page_of(
         &self,
         node: &Arc<Coordinator>,
         mut record: QueryRecord,
-        token: u64,
-    ) -> Result<PageReply, QueryError> {
+        token: PageToken,
+    ) -> Result<(PageReply, u32), QueryError> {
+        let same_attempt = |record: &QueryRecord| {
+            if record.attempt != token.attempt && token.page > 0 {
+                return Err(errors::driver_lost(format!(
+                    "query {} was run again (attempt {}) after its driver died; the pages of attempt {} are gone, run the query again",
+                    record.id, record.attempt, token.attempt
+                )));
+            }
+            Ok(record.attempt)
+        };
+        let attempt = same_attempt(&record)?;
+        let token = token.page;
         let id = record.id.clone();
         let id = id.as_str();
         if let Some(driver) = self.driver_of(id, record.attempt) {
@@ -198,9 +209,10 @@ impl Queries {
                 if driver.is_running() {
                     // Delivered rows of a query still running here must never be produced
                     // again by a re-run after this coordinator's death.
-                    return recovery::deliver(node, &record, token, reply).await;
+                    let reply = recovery::deliver(node, &record, token, reply).await?;
+                    return Ok((reply, attempt));
                 }
-                return Ok(reply);
+                return Ok((reply, attempt));
             }
             // Handed to a worker while this request waited: ask the cluster where it went.
             record = self.latest(node, id).await?;
@@ -215,13 +227,15 @@ impl Queries {
                 record = self.latest(node, id).await?;
             }
         }
+        let attempt = same_attempt(&record)?;
         if record.driver_url.is_empty() || answers_alone(&record, token) {
-            return Ok(reply_from_record(&record, token));
+            return Ok((reply_from_record(&record, token), attempt));
         }
         if record.driver_url == node.internal_url {
             // Driven here, but not by this process's driver: it died with an earlier run of
             // this coordinator.
-            return recovery::driver_silent(node, &record, token).await;
+            let reply = recovery::driver_silent(node, &record, token).await?;
+            return Ok((reply, attempt));
         }
         let request = PageRequest {
             query_id: id.to_string(),
@@ -236,25 +250,29 @@ impl Queries {
                 PAGE_WAIT + node.rpc_timeout(),
             )
             .await;
-        match fetched {
+        let reply = match fetched {
             Ok(json) => {
                 let reply: PageReply = serde_json::from_str(&json)
                     .map_err(|e| errors::internal(&format!("bad page from the driver: {e}")))?;
-                recovery::deliver(node, &record, token, reply).await
+                recovery::deliver(node, &record, token, reply).await?
             }
             Err(RpcFailure::Remote(e)) if e.code == ErrorCode::NotFound => {
                 // The driver does not know the query: it finished and let go, or it restarted.
                 let record = self.latest(node, id).await?;
                 if answers_alone(&record, token) {
-                    return Ok(reply_from_record(&record, token));
+                    reply_from_record(&record, token)
+                } else {
+                    recovery::driver_forgot(node, &record, token).await?
                 }
-                recovery::driver_forgot(node, &record, token).await
             }
             Err(e) => {
                 tracing::debug!(query = %id, driver = %record.driver_url, error = %e, "cannot fetch a page from the driver");
-                recovery::driver_silent(node, &record, token).await
+                recovery::driver_silent(node, &record, token).await?
             }
-        }
+        };
+        // Answers from the record alone ask for the same page again: they name no attempt's
+        // pages.
+        Ok((reply, attempt))
     }
 
     /// Serve a page to another coordinator (the driver is here).
