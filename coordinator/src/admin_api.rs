@@ -29,9 +29,6 @@ pub fn router(node: Arc<Coordinator>) -> Router {
             get(coordinators).post(add_coordinator),
         )
         .route("/v1/admin/coordinators/{id}", delete(remove_coordinator));
-    // Tests cut a coordinator off the network through this, in builds with failpoints.
-    #[cfg(feature = "failpoints")]
-    let admin = admin.route("/v1/admin/test/isolate", post(isolate));
     let admin = admin
         .with_state(node.clone())
         .merge(crate::kv_api::router(node.clone()))
@@ -163,15 +160,6 @@ async fn set_state(
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TransferLeader {
     pub to: u64,
-}
-
-/// Cut this coordinator off every other node (`true`) or reconnect it (`false`): internal
-/// calls from and to it go unanswered while clients still reach it.
-#[cfg(feature = "failpoints")]
-async fn isolate(State(node): State<Arc<Coordinator>>, Json(isolated): Json<bool>) -> Response {
-    node.store.isolate(isolated);
-    node.rpc.isolate(isolated);
-    Json(isolated).into_response()
 }
 
 async fn transfer_leader(

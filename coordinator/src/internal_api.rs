@@ -32,27 +32,7 @@ pub fn router(node: Arc<Coordinator>) -> Router {
             require_secret,
         ))
         .with_state(node.clone());
-    node.store
-        .router()
-        .merge(own)
-        .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            black_hole,
-        ))
-}
-
-/// While a test cut this node off the network, requests to it go unanswered: they wait past
-/// any caller's timeout.
-async fn black_hole(
-    State(node): State<Arc<Coordinator>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if node.store.is_isolated() {
-        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-        return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    next.run(request).await
+    node.store.router().merge(own)
 }
 
 async fn cluster_info(State(node): State<Arc<Coordinator>>, body: Bytes) -> Response {

@@ -65,9 +65,6 @@ pub struct RpcClient {
     last_contact: Arc<Mutex<HashMap<NodeId, Instant>>>,
     /// While set, Raft RPC from this member is not sent (used to hand leadership over).
     fenced: Arc<AtomicBool>,
-    /// While set, no call is answered: a black hole standing for a network partition, which
-    /// only tests set.
-    isolated: Arc<AtomicBool>,
 }
 
 impl RpcClient {
@@ -83,18 +80,7 @@ impl RpcClient {
             secret: Arc::from(secret),
             last_contact: Arc::default(),
             fenced: Arc::default(),
-            isolated: Arc::default(),
         }
-    }
-
-    /// Cut this client off the network (true) or reconnect it: while cut off, every call
-    /// waits out its timeout unanswered. For tests of network partitions.
-    pub fn isolate(&self, isolated: bool) {
-        self.isolated.store(isolated, Ordering::SeqCst);
-    }
-
-    pub fn is_isolated(&self) -> bool {
-        self.isolated.load(Ordering::SeqCst)
     }
 
     /// When this node last got an answer from `node`.
@@ -129,13 +115,6 @@ impl RpcClient {
         Resp: DeserializeOwned,
     {
         let target = base_url.to_string();
-        if self.is_isolated() {
-            tokio::time::sleep(timeout).await;
-            return Err(RpcFailure::NoAnswer {
-                target,
-                reason: "timed out (this node is cut off the network)".into(),
-            });
-        }
         let body = codec::encode(request).map_err(|e| RpcFailure::NotSent {
             target: target.clone(),
             reason: format!("cannot encode request: {e}"),

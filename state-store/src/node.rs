@@ -190,23 +190,6 @@ impl StateStore {
         }
     }
 
-    /// Cut this member off the other members (true) or reconnect it: its calls go
-    /// unanswered, and so do calls to it (see [`StateStore::is_isolated`]). For tests of
-    /// network partitions.
-    pub fn isolate(&self, isolated: bool) {
-        self.inner.forwarder.client.isolate(isolated);
-        tracing::warn!(
-            node_id = self.id(),
-            isolated,
-            "network isolation for a test"
-        );
-    }
-
-    /// Whether requests arriving at this member's internal routes are to go unanswered.
-    pub fn is_isolated(&self) -> bool {
-        self.inner.forwarder.client.is_isolated()
-    }
-
     pub(crate) fn accepts_raft(&self) -> bool {
         self.inner.accepting_raft.load(Ordering::SeqCst)
     }

@@ -4,6 +4,7 @@
 pub mod chaos;
 pub mod kv;
 pub mod linearizability;
+pub mod netns;
 pub mod process;
 pub mod python;
 pub mod tpch;

@@ -88,15 +88,26 @@ pub fn free_port() -> u16 {
     panic!("no free port between {LOW} and {}", LOW + SPAN);
 }
 
-/// `shoal ROLE --etc ETC`, logging at `filter` to `log`.
+/// `shoal ROLE --etc ETC`, logging at `filter` to `log`, in network namespace `namespace`
+/// if one is given.
 fn spawn_role(
     role: &str,
     etc: &Path,
     log: std::fs::File,
     filter: &str,
     env: &[(String, String)],
+    namespace: Option<&str>,
 ) -> Child {
-    Command::new(shoal_binary())
+    let mut command = match namespace {
+        // `ip netns exec` execs the program itself: the child's pid is the node's.
+        Some(ns) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", ns]).arg(shoal_binary());
+            command
+        }
+        None => Command::new(shoal_binary()),
+    };
+    command
         .args([role, "--etc"])
         .arg(etc)
         .env("SHOAL_LOG", filter)
@@ -171,6 +182,8 @@ pub struct ProcessCluster {
     /// When the coordinators serve HTTPS: the PEM file of the authority their certificate
     /// chains to (client URLs are then https://, and haadmin trusts it).
     pub client_ca: Option<PathBuf>,
+    /// When coordinators run in network namespaces of their own (see [`ProcessCluster::cut`]).
+    pub network: Option<crate::netns::Network>,
 }
 
 impl ProcessCluster {
@@ -189,7 +202,26 @@ impl ProcessCluster {
             coordinators: BTreeMap::new(),
             workers: BTreeMap::new(),
             client_ca: None,
+            network: None,
         }
+    }
+
+    /// Run coordinators configured from now on in network namespaces of their own, so that
+    /// [`ProcessCluster::cut`] can partition them. Panics where namespaces cannot be made.
+    pub fn use_network_namespaces(&mut self) {
+        match crate::netns::Network::new() {
+            Ok(network) => self.network = Some(network),
+            Err(e) => panic!("this test needs network namespaces (root and iproute2): {e}"),
+        }
+    }
+
+    /// Cut coordinator `id` off every other node (`cut`), or link it again; its clients
+    /// still reach it. Needs [`ProcessCluster::use_network_namespaces`].
+    pub fn cut(&self, id: u64, cut: bool) -> Result<(), String> {
+        self.network
+            .as_ref()
+            .ok_or("the cluster runs without network namespaces")?
+            .cut(id, cut)
     }
 
     /// Where this cluster's external tables may point (`catalog.external-locations`).
@@ -208,11 +240,25 @@ impl ProcessCluster {
             let etc = node_dir.join("etc");
             std::fs::create_dir_all(etc.join("filesystem")).expect("etc");
             let (client, internal) = (free_port(), free_port());
+            let (bind, internal_ip, client_ip) = match self.network.as_mut() {
+                Some(network) => {
+                    network
+                        .namespace(id)
+                        .unwrap_or_else(|e| panic!("coordinator {id}'s namespace: {e}"));
+                    (
+                        "0.0.0.0".to_string(),
+                        network.internal_ip(id),
+                        network.client_ip(id),
+                    )
+                }
+                None => ("127.0.0.1".into(), "127.0.0.1".into(), "127.0.0.1".into()),
+            };
             let files = [
                 (
                     "config.properties",
                     format!(
-                        "node.id={id}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address=127.0.0.1\n\
+                        "node.id={id}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address={bind}\n\
+                         node.internal-address={internal_ip}\n\
                          http-server.http.port={client}\ninternal-communication.http.port={internal}\n\
                          internal-communication.shared-secret={}\ncatalog.warehouse-dir={}\n\
                          catalog.external-locations={}\ncatalog.cleanup-interval={}\n{}",
@@ -247,14 +293,14 @@ impl ProcessCluster {
                     id,
                     etc,
                     client_url: format!(
-                        "{}://127.0.0.1:{client}",
+                        "{}://{client_ip}:{client}",
                         if self.client_ca.is_some() {
                             "https"
                         } else {
                             "http"
                         }
                     ),
-                    internal_url: format!("http://127.0.0.1:{internal}"),
+                    internal_url: format!("http://{internal_ip}:{internal}"),
                     log: node_dir.join("coordinator.log"),
                     child: None,
                 },
@@ -272,12 +318,17 @@ impl ProcessCluster {
             .append(true)
             .open(&coordinator.log)
             .expect("log file");
+        let namespace = self
+            .network
+            .as_mut()
+            .map(|n| n.namespace(id).expect("the coordinator's namespace"));
         let child = spawn_role(
             "coordinator",
             &coordinator.etc,
             log,
             "info,openraft=error",
             &self.coordinator_env,
+            namespace.as_deref(),
         );
         coordinator.child = Some(child);
     }
@@ -312,7 +363,7 @@ impl ProcessCluster {
         let etc = self.configure_worker(name);
         let dir = etc.parent().expect("the worker's directory").to_path_buf();
         let log = std::fs::File::create(dir.join("worker.log")).expect("worker log");
-        let child = spawn_role("worker", &etc, log, "info", &[]);
+        let child = spawn_role("worker", &etc, log, "info", &[], None);
         self.workers.insert(name.to_string(), child);
     }
 
@@ -321,11 +372,17 @@ impl ProcessCluster {
         let dir = self.dir.path().join(format!("worker-{name}"));
         let etc = dir.join("etc");
         std::fs::create_dir_all(etc.join("filesystem")).expect("worker etc");
+        // With coordinators in namespaces, workers are on the bridge's own address.
+        let address = self
+            .network
+            .as_ref()
+            .map_or("127.0.0.1".to_string(), |n| n.host_ip());
         let files = [
             (
                 "config.properties",
                 format!(
-                    "node.id={name}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address=127.0.0.1\n\
+                    "node.id={name}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address={address}\n\
+                     node.internal-address={address}\n\
                      internal-communication.http.port=0\ninternal-communication.shared-secret={}\n\
                      worker.heartbeat-interval=200ms\n{}",
                     dir.join("data").display(),

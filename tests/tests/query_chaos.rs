@@ -12,8 +12,9 @@
 //!
 //! About 40 s of faults in the test command; `SHOAL_QUERY_CHAOS_SECONDS` makes a longer run,
 //! `SHOAL_QUERY_CHAOS_SEED` repeats a schedule. A partition cuts one coordinator off every
-//! other node (its internal calls in and out go unanswered, a test hook of builds with
-//! failpoints) while its clients still reach it.
+//! other node while its clients still reach it: each coordinator runs in a network namespace
+//! of its own, and the link that carries its internal traffic is taken down (see
+//! `shoal_tests::netns`; the test needs root).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -283,21 +284,6 @@ fn healed(cluster: &ProcessCluster) {
     }
 }
 
-/// Cut coordinator `id` off every other node, or reconnect it: its internal calls, in and
-/// out, go unanswered while its clients still reach it (a build with failpoints).
-fn isolate(cluster: &ProcessCluster, id: u64, isolated: bool) -> Result<(), String> {
-    ureq::post(format!("{}/v1/admin/test/isolate", cluster.client_url(id)))
-        .header(shoal_proto::CLUSTER_SECRET_HEADER, &cluster.secret)
-        .send_json(isolated)
-        .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "cannot {} coordinator {id}: {e}",
-                if isolated { "isolate" } else { "reconnect" }
-            )
-        })
-}
-
 /// A stream a client is reading now: the coordinator that accepted it and its driver's URL,
 /// or why there is none to aim at.
 fn a_running_stream(
@@ -344,18 +330,18 @@ fn fault(
                 _ => 1 + rng.below(COORDINATORS),
             };
             let held = rng.millis(1000, 3000);
-            if let Err(e) = isolate(cluster, id, true) {
+            if let Err(e) = cluster.cut(id, true) {
                 return e;
             }
             std::thread::sleep(held);
             // Reconnecting must not fail: a coordinator left cut off would fail the run.
-            let mut reconnected = isolate(cluster, id, false);
+            let mut reconnected = cluster.cut(id, false);
             for _ in 0..20 {
                 if reconnected.is_ok() {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(100));
-                reconnected = isolate(cluster, id, false);
+                reconnected = cluster.cut(id, false);
             }
             reconnected.expect("reconnect a coordinator after a partition");
             format!("coordinator {id} cut off the others for {held:?}")
@@ -466,6 +452,7 @@ fn every_query_survives_every_single_fault_exactly_once() {
     let mut rng = Rng(seed);
 
     let mut cluster = ProcessCluster::new(COORDINATORS);
+    cluster.use_network_namespaces();
     // `check` reads every client's queries in `system.runtime.queries`.
     cluster.extra_config =
         "query.client.timeout=5s\nworker.timeout=2s\nquery.admin-users=check\n".into();

@@ -38,14 +38,16 @@ impl Unclaimed {
     ) -> Vec<QueryRecord> {
         let mut by_driver: HashMap<&str, Vec<&QueryRecord>> = HashMap::new();
         for record in running {
-            by_driver.entry(&record.driver_url).or_default().push(record);
-        }
-        let asked = join_all(
             by_driver
-                .into_iter()
-                .map(|(url, records)| async move { (attempts(node, url, &records).await, records) }),
-        )
-        .await;
+                .entry(&record.driver_url)
+                .or_default()
+                .push(record);
+        }
+        let asked =
+            join_all(by_driver.into_iter().map(|(url, records)| async move {
+                (attempts(node, url, &records).await, records)
+            }))
+            .await;
         let now = Instant::now();
         let Ok(mut missing) = self.missing.lock() else {
             return Vec::new();
