@@ -22,6 +22,9 @@ command -v etcd >/dev/null || apt_install etcd-server
 # nginx: the sticky-proxy test runs real nginx in front of the coordinators.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 
+# iproute2: the partition tests run coordinators in network namespaces (`ip netns`).
+command -v ip >/dev/null || apt_install iproute2
+
 # Chromium: the web page test loads the page in headless Chromium.
 command -v chromium >/dev/null || apt_install chromium
 
