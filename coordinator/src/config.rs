@@ -70,6 +70,21 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Users, comma separated, who may see and cancel any user's queries; others see and cancel only their own.",
     },
     KeySpec {
+        key: "query.max-run-time",
+        default: Some("100d"),
+        doc: "Longest a query may take from its submission, queueing included; it fails with EXCEEDED_TIME_LIMIT then. The default of the session property query_max_run_time.",
+    },
+    KeySpec {
+        key: "query.max-execution-time",
+        default: Some("100d"),
+        doc: "Longest a query's execution may take; it fails with EXCEEDED_TIME_LIMIT then. The default of the session property query_max_execution_time.",
+    },
+    KeySpec {
+        key: "query.max-memory-per-node",
+        default: Some(""),
+        doc: "Memory a query's operators may hold at its driver (a data size such as 2GB; empty for no limit); beyond it the query fails with EXCEEDED_LOCAL_MEMORY_LIMIT. The default of the session property query_max_memory_per_node.",
+    },
+    KeySpec {
         key: "query.retry-attempts",
         default: Some("1"),
         doc: "How often a query is run again on the live workers when its driver died before the client received a row.",
@@ -190,6 +205,15 @@ pub struct StateStoreSettings {
     pub request_timeout: Duration,
 }
 
+/// The defaults of the session properties that limit a query, in Trino's notation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDefaults {
+    pub max_run_time: String,
+    pub max_execution_time: String,
+    /// Empty for no limit.
+    pub max_memory_per_node: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoordinatorConfig {
     pub node_id: u64,
@@ -206,6 +230,8 @@ pub struct CoordinatorConfig {
     pub worker_timeout: Duration,
     pub max_concurrent_queries: usize,
     pub query_retry_attempts: u32,
+    /// The cluster's defaults of the session properties, as configured (checked).
+    pub session_defaults: SessionDefaults,
     pub admin_users: Vec<String>,
     pub scan_bytes_per_task: usize,
     pub max_queued_queries: usize,
@@ -304,6 +330,7 @@ impl CoordinatorConfig {
             max_concurrent_queries: config.u64("query.max-concurrent")? as usize,
             max_queued_queries: config.u64("query.max-queued")? as usize,
             query_retry_attempts: config.u64("query.retry-attempts")?.min(100) as u32,
+            session_defaults: Self::load_session_defaults(&config)?,
             admin_users: config
                 .string("query.admin-users")?
                 .split(',')
@@ -322,6 +349,22 @@ impl CoordinatorConfig {
             state_store,
             seed_store: SeedStoreConfig::load(etc, &base, &cluster)?,
             cluster,
+        })
+    }
+
+    fn load_session_defaults(config: &Reader) -> Result<SessionDefaults, ConfigError> {
+        for key in ["query.max-run-time", "query.max-execution-time"] {
+            config.duration(key)?;
+        }
+        let memory = config.string("query.max-memory-per-node")?;
+        if !memory.trim().is_empty() {
+            shoal_proto::properties::parse_data_size(&memory)
+                .map_err(|reason| config.invalid("query.max-memory-per-node", reason))?;
+        }
+        Ok(SessionDefaults {
+            max_run_time: config.non_empty("query.max-run-time")?,
+            max_execution_time: config.non_empty("query.max-execution-time")?,
+            max_memory_per_node: memory.trim().to_string(),
         })
     }
 

@@ -8,7 +8,7 @@ use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use proptest::prelude::*;
 use shoal_coordinator::auth::{basic_credentials, parse_password_file};
-use shoal_coordinator::query::show::{describe_target, show_statement};
+use shoal_coordinator::query::show::{self, Like};
 use shoal_coordinator::query::statements::reads_only;
 
 /// Words and symbols statements are made of, so generated text gets past the first token.
@@ -49,8 +49,7 @@ proptest! {
     #[test]
     fn any_text_is_classified_without_a_panic(sql in any::<String>()) {
         let _ = reads_only(&sql);
-        let _ = describe_target(&sql);
-        let _ = show_statement(&sql, "default");
+        let _ = show::parse(&sql);
     }
 
     #[test]
@@ -59,21 +58,28 @@ proptest! {
     ) {
         let sql = pieces.join(" ");
         let _ = reads_only(&sql);
-        let _ = describe_target(&sql);
-        let _ = show_statement(&sql, "default");
+        let _ = show::parse(&sql);
     }
 
     #[test]
-    fn a_schema_named_in_show_tables_cannot_inject_sql(schema in "[^\\s]{1,30}") {
-        let sql = show_statement(&format!("SHOW TABLES FROM {schema}"), "default")
-            .expect("SHOW TABLES FROM is rewritten");
-        prop_assert!(one_reading_statement(&sql), "{sql}");
+    fn a_schema_or_pattern_named_in_show_cannot_inject_sql(
+        schema in any::<String>(),
+        pattern in any::<String>(),
+        escape in proptest::option::of(any::<String>()),
+    ) {
+        let like = Some(Like { pattern, escape });
+        for sql in [show::tables_sql(&schema, &like), show::schemas_sql(&like), show::tables_sql(&schema, &None)] {
+            prop_assert!(one_reading_statement(&sql), "{sql}");
+        }
     }
 
     #[test]
-    fn the_session_schema_cannot_inject_sql(schema in any::<String>()) {
-        let sql = show_statement("SHOW TABLES", &schema).expect("SHOW TABLES is rewritten");
-        prop_assert!(one_reading_statement(&sql), "{sql}");
+    fn a_quoted_schema_in_show_tables_is_read_whole(schema in "[a-z .;']{1,20}") {
+        let quoted = schema.replace('"', "\"\"");
+        match show::parse(&format!("SHOW TABLES FROM \"{quoted}\"")) {
+            Ok(Some(show::Show::Tables { schema: Some(read), .. })) => prop_assert_eq!(read, schema),
+            other => prop_assert!(false, "{other:?}"),
+        }
     }
 
     #[test]

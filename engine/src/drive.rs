@@ -43,6 +43,13 @@ pub struct DriveRequest {
     pub coordinators: Vec<String>,
     /// Release the results when no client asked for a page for this long.
     pub client_timeout_ms: u64,
+    /// What the client's session changes about how the query runs.
+    #[serde(default)]
+    pub options: crate::options::QueryOptions,
+    /// When the query was submitted (milliseconds since the epoch): its run time counts
+    /// from then.
+    #[serde(default)]
+    pub submitted_ms: u64,
 }
 
 impl DriveRequest {

@@ -80,9 +80,30 @@ impl Driver {
         prepare: impl Future<Output = Result<Prepared, QueryError>>,
         sql: &str,
     ) -> Outcome {
+        self.run_until(prepare, sql, None).await
+    }
+
+    /// [`Driver::run`], failing the query with the deadline's error when it is not done by
+    /// then (its session's time limits).
+    pub async fn run_until(
+        self: &Arc<Self>,
+        prepare: impl Future<Output = Result<Prepared, QueryError>>,
+        sql: &str,
+        deadline: Option<crate::options::Deadline>,
+    ) -> Outcome {
+        let expired = async {
+            match &deadline {
+                Some(deadline) => {
+                    tokio::time::sleep_until(deadline.at).await;
+                    deadline.error.clone()
+                }
+                None => std::future::pending().await,
+            }
+        };
         let result = tokio::select! {
             result = self.execute(prepare, sql) => result,
             reason = self.stopped() => Err(reason),
+            error = expired => Err(error),
         };
         let outcome = self.with_buffer(|b| {
             match result {

@@ -54,11 +54,50 @@ pub fn abandoned() -> QueryError {
 pub fn queue_full(message: impl Into<String>) -> QueryError {
     error(
         message.into(),
-        131075,
+        131074,
         "QUERY_QUEUE_FULL",
         "INSUFFICIENT_RESOURCES",
         None,
     )
+}
+
+/// The query ran longer than `query_max_run_time` or `query_max_execution_time` allow.
+pub fn exceeded_time_limit(message: impl Into<String>) -> QueryError {
+    error(
+        message.into(),
+        131075,
+        "EXCEEDED_TIME_LIMIT",
+        "INSUFFICIENT_RESOURCES",
+        None,
+    )
+}
+
+/// The query's operators needed more memory than `query_max_memory_per_node` allows.
+pub fn exceeded_local_memory_limit(message: impl Into<String>) -> QueryError {
+    error(
+        message.into(),
+        131079,
+        "EXCEEDED_LOCAL_MEMORY_LIMIT",
+        "INSUFFICIENT_RESOURCES",
+        None,
+    )
+}
+
+/// A session property that does not exist, or a value it does not take.
+pub fn invalid_session_property(message: impl Into<String>) -> QueryError {
+    error(
+        message.into(),
+        14,
+        "INVALID_SESSION_PROPERTY",
+        "USER_ERROR",
+        None,
+    )
+}
+
+/// Whether `error` is a failure of the cluster (a node lost, an internal error) rather than
+/// of the query itself: before any row left, such a query may run again.
+pub fn is_retryable(error: &QueryError) -> bool {
+    error.error_type == "INTERNAL_ERROR"
 }
 
 pub fn not_found(name: &str, message: impl Into<String>) -> QueryError {
@@ -215,6 +254,10 @@ pub fn from_datafusion(e: &DataFusionError, sql: &str) -> QueryError {
             user(strip_prefix(&message))
         }
         DataFusionError::NotImplemented(_) => not_supported(strip_prefix(&message)),
+        DataFusionError::ResourcesExhausted(_) => exceeded_local_memory_limit(format!(
+            "Query exceeded per-node memory limit: {}",
+            strip_prefix(&message)
+        )),
         DataFusionError::ArrowError(arrow, _) if arrow.to_string().contains("Divide by zero") => {
             error(
                 strip_prefix(&message),

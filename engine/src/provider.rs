@@ -15,12 +15,14 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::TableProvider;
 use datafusion::error::Result;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::{CatalogSnapshot, TableFormat, TableRecord};
 use crate::checked::{CheckedTable, Required};
 use crate::distributed::{distribute, Distribution};
+use crate::options::QueryOptions;
 
 pub const CATALOG: &str = "shoal";
 
@@ -64,8 +66,13 @@ fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
 
 /// A DataFusion session whose catalog `shoal` is `snapshot`, defaulting to `catalog.schema`,
 /// run in this process.
-pub fn session(snapshot: &CatalogSnapshot, catalog: &str, schema: &str) -> Result<SessionContext> {
-    session_on(snapshot, catalog, schema, None)
+pub fn session(
+    snapshot: &CatalogSnapshot,
+    catalog: &str,
+    schema: &str,
+    options: &QueryOptions,
+) -> Result<SessionContext> {
+    session_on(snapshot, catalog, schema, None, options)
 }
 
 /// Like [`session`], with stages spread over `workers` when some are given.
@@ -74,8 +81,9 @@ pub fn session_on(
     catalog: &str,
     schema: &str,
     distribution: Option<Distribution>,
+    options: &QueryOptions,
 ) -> Result<SessionContext> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(catalog, schema)
         .with_create_default_catalog_and_schema(false)
         // Trino's information_schema, not DataFusion's (whose columns and type names differ).
@@ -84,9 +92,18 @@ pub fn session_on(
             "datafusion.execution.listing_table_ignore_subdirectory",
             false,
         );
-    let builder = SessionStateBuilder::new()
+    if let Some(zone) = &options.time_zone {
+        config.options_mut().execution.time_zone = Some(zone.clone());
+    }
+    let mut builder = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config);
+    if let Some(bytes) = options.max_memory_bytes {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(usize::try_from(bytes).unwrap_or(usize::MAX), 1.0)
+            .build()?;
+        builder = builder.with_runtime_env(Arc::new(runtime));
+    }
     let builder = match distribution {
         Some(distribution) if !distribution.workers.is_empty() => {
             distribute(builder, distribution)?
@@ -94,6 +111,7 @@ pub fn session_on(
         _ => builder,
     };
     let context = SessionContext::new_with_state(builder.build());
+    crate::functions::register(&context, options);
     let catalog = MemoryCatalogProvider::new();
     for name in snapshot.schemas.keys() {
         let provider = MemorySchemaProvider::new();

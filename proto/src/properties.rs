@@ -246,9 +246,48 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A data size as Trino writes it: a number and one of B, kB, MB, GB, TB, PB (powers of
+/// 1024), such as `512MB` or `1.5GB`.
+pub fn parse_data_size(value: &str) -> Result<u64, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| {
+            format!("expected a data size with a unit (B, kB, MB, GB, TB, PB), found {value:?}")
+        })?;
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a data size such as 512MB or 2GB, found {value:?}"))?;
+    let scale: f64 = match unit.trim() {
+        "B" => 1.0,
+        "kB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1024.0f64.powi(4),
+        "PB" => 1024.0f64.powi(5),
+        other => return Err(format!("unknown data size unit {other:?} in {value:?}")),
+    };
+    let bytes = number * scale;
+    if !bytes.is_finite() || !(0.0..=u64::MAX as f64).contains(&bytes) {
+        return Err(format!("data size out of range: {value:?}"));
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_sizes_are_powers_of_1024() {
+        assert_eq!(parse_data_size("512MB"), Ok(512 << 20));
+        assert_eq!(parse_data_size("1.5kB"), Ok(1536));
+        assert_eq!(parse_data_size("2GB"), Ok(2 << 30));
+        assert!(parse_data_size("2gb").is_err());
+        assert!(parse_data_size("12").is_err());
+        assert!(parse_data_size("GB").is_err());
+    }
 
     const SPECS: &[KeySpec] = &[
         KeySpec {

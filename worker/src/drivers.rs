@@ -132,7 +132,10 @@ impl Drivers {
             })
             .map_err(|e| e.to_string());
         let plan = plan(&request, distribution);
-        let outcome = driver.run(plan, &request.sql).await;
+        let deadline = request
+            .options
+            .deadline(request.submitted_ms, shoal_seed_store::publisher::now_ms());
+        let outcome = driver.run_until(plan, &request.sql, deadline).await;
         reporter.abort();
         tracing::info!(query = %request.query_id, rows = outcome.rows, failed = outcome.error.is_some(), elapsed_ms = driver.elapsed().as_millis() as u64, "query done on its driver");
         self.report_outcome(&request, &driver, outcome).await;
@@ -178,9 +181,7 @@ impl Drivers {
             None => DriveState::Finished,
             // A node of the query's stages was lost (or another internal failure) before any
             // row left: the coordinators may run the query again.
-            Some(error) if error.error_type != "USER_ERROR" && !driver.delivered() => {
-                DriveState::Lost
-            }
+            Some(error) if errors::is_retryable(error) && !driver.delivered() => DriveState::Lost,
             Some(_) => DriveState::Failed,
         };
         let mut report = self.report(request, driver, state, outcome.error);
@@ -225,12 +226,7 @@ impl Drivers {
     pub async fn page(&self, request: &PageRequest) -> Option<PageReply> {
         let driver = self.get(&request.query_id)?;
         let mut reply = driver.page(request.token, PAGE_WAIT).await;
-        if reply
-            .error
-            .as_ref()
-            .is_some_and(|e| e.error_type != "USER_ERROR")
-            && !driver.delivered()
-        {
+        if reply.error.as_ref().is_some_and(errors::is_retryable) && !driver.delivered() {
             // Lost before any row left: the coordinators run the query again, so the client
             // is told "not yet" rather than this failure.
             reply.error = None;
@@ -291,6 +287,7 @@ async fn plan(
         &request.catalog,
         &request.schema,
         Some(distribution),
+        &request.options,
     )
     .map_err(|e| errors::from_datafusion(&e, &request.sql))?;
     let frame = context

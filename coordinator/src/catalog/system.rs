@@ -205,12 +205,23 @@ async fn coordinators(node: &Coordinator) -> Result<Arc<MemTable>> {
     )
 }
 
+/// The catalogs a client can name.
+pub const CATALOGS: [&str; 2] = ["shoal", "system"];
+
+/// The schemas of catalog `system` and their tables.
+pub const SCHEMAS: [(&str, &[&str]); 2] = [
+    (
+        "metadata",
+        &["catalogs", "materialized_views", "table_comments"],
+    ),
+    ("runtime", &["coordinators", "nodes", "queries"]),
+];
+
 /// `system.metadata`, as tools read it: the catalogs, and no table comments or materialized
 /// views (Shoal has neither yet; the tables exist so that SQLAlchemy and dbt can ask).
 fn metadata() -> Result<Arc<MemorySchemaProvider>> {
     let schema = MemorySchemaProvider::new();
-    let names = ["shoal", "system"];
-    let catalogs = names
+    let catalogs = CATALOGS
         .iter()
         .map(|n| Some(n.to_string()))
         .collect::<Vec<_>>();

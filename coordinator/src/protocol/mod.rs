@@ -3,6 +3,7 @@
 
 pub mod prepared;
 pub mod session;
+pub mod session_statements;
 pub mod statement;
 
 pub use shoal_engine::{errors, types, values};

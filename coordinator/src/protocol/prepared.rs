@@ -122,7 +122,7 @@ pub fn interpret(sql: &str, prepared: &BTreeMap<String, String>) -> Result<Prepa
 /// The keyword `sql` begins with. Every statement passes here, so only its first few hundred
 /// bytes are tokenized, unless they end inside a string or comment or hold a single token
 /// (which the end may have cut).
-fn first_keyword(sql: &str) -> Option<Keyword> {
+pub(crate) fn first_keyword(sql: &str) -> Option<Keyword> {
     const PREFIX_BYTES: usize = 256;
     let mut end = sql.len().min(PREFIX_BYTES);
     while !sql.is_char_boundary(end) {
@@ -285,11 +285,12 @@ pub fn parse_header(value: &str, into: &mut BTreeMap<String, String>) -> Result<
     Ok(())
 }
 
-fn decode(text: &str) -> Result<String, String> {
+/// `text` URL-decoded (as a form: `+` is a space).
+pub(crate) fn decode(text: &str) -> Result<String, String> {
     percent_decode_str(&text.replace('+', " "))
         .decode_utf8()
         .map(|text| text.into_owned())
-        .map_err(|_| "a prepared statement header is not URL-encoded UTF-8".to_string())
+        .map_err(|_| format!("{text:?} is not URL-encoded UTF-8"))
 }
 
 /// What a name keeps as it is in a header: clients read names without decoding them.

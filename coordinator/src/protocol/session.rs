@@ -27,7 +27,10 @@ pub struct ClientSession {
     pub source: Option<String>,
     pub catalog: Option<String>,
     pub schema: Option<String>,
+    /// Session properties (`X-Trino-Session`), checked against the ones Shoal knows.
     pub properties: BTreeMap<String, String>,
+    /// The client's time zone (`X-Trino-Time-Zone`); the `time_zone_id` property wins.
+    pub time_zone: Option<String>,
     /// The prepared statements the client keeps, by name (`X-Trino-Prepared-Statement`).
     pub prepared: BTreeMap<String, String>,
 }
@@ -62,7 +65,8 @@ impl ClientSession {
                 let (key, value) = pair
                     .split_once('=')
                     .ok_or_else(|| format!("session property {pair:?} is not key=value"))?;
-                properties.insert(key.trim().to_string(), value.trim().to_string());
+                let value = crate::protocol::prepared::decode(value.trim())?;
+                properties.insert(key.trim().to_string(), value);
             }
         }
         let mut prepared = BTreeMap::new();
@@ -79,6 +83,7 @@ impl ClientSession {
             source: text(headers, family, "Source"),
             catalog: text(headers, family, "Catalog"),
             schema: text(headers, family, "Schema"),
+            time_zone: text(headers, family, "Time-Zone"),
             properties,
         })
     }

@@ -15,8 +15,10 @@ use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::prepared::{self, Prepared};
 use crate::protocol::session::ClientSession;
+use crate::protocol::session_statements;
 use crate::query::manager::PageToken;
 use crate::query::record;
+use crate::query::session_properties;
 use shoal_engine::pages::PageReply;
 
 /// The longest statement text accepted.
@@ -120,6 +122,15 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
         return bad_request("SQL statement is empty");
     }
     let base = base_url(&headers, &node);
+    let checked = session_properties::check_all(&session.properties).and_then(|()| {
+        session
+            .time_zone
+            .as_deref()
+            .map_or(Ok(()), session_properties::check_time_zone)
+    });
+    if let Err(error) = checked {
+        return Json(failed("session", &base, error)).into_response();
+    }
     let bound;
     let sql = match prepared::interpret(sql, &session.prepared) {
         Ok(Prepared::Other) => sql,
@@ -136,6 +147,11 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
         }
         Err(error) => return Json(failed("prepare", &base, error)).into_response(),
     };
+    match session_statements::interpret(sql) {
+        Ok(Some(change)) => return answered(&session, change.update_type, [change.header()]),
+        Ok(None) => {}
+        Err(error) => return Json(failed("session", &base, error)).into_response(),
+    }
     if let Some(response) = use_statement(sql, &session, &base) {
         return response;
     }

@@ -185,8 +185,15 @@ async fn run_here(
         }
     }
     let sql = record.sql.clone();
+    let deadline = statement
+        .options()
+        .deadline(record.created_ms, crate::query::record::now_ms());
     let outcome = driver
-        .run(async move { statement.prepare(&sql).await }, &record.sql)
+        .run_until(
+            async move { statement.prepare(&sql).await },
+            &record.sql,
+            deadline,
+        )
         .await;
     outcome::end_here(
         node,
@@ -249,6 +256,8 @@ async fn drive_request(
             .collect(),
         coordinators: coordinator_urls(node).await,
         client_timeout_ms: node.config.query_client_timeout.as_millis() as u64,
+        options: statement.options(),
+        submitted_ms: record.created_ms,
     };
     serde_json::to_string(&request).map_err(|e| errors::internal(&e.to_string()))
 }

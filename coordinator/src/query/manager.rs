@@ -130,6 +130,8 @@ impl Queries {
             source: session.source.clone(),
             catalog: session.catalog.clone(),
             schema: session.schema.clone(),
+            properties: session.properties.clone(),
+            time_zone: session.time_zone.clone(),
             coordinator: node.id(),
             owner_incarnation: node.started_at_ms,
             driver_url: String::new(),

@@ -22,7 +22,8 @@ pub fn session_of(record: &QueryRecord) -> ClientSession {
         source: record.source.clone(),
         catalog: record.catalog.clone(),
         schema: record.schema.clone(),
-        properties: Default::default(),
+        properties: record.properties.clone(),
+        time_zone: record.time_zone.clone(),
         prepared: Default::default(),
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use shoal_proto::client::QueryError;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -51,6 +52,13 @@ pub struct QueryRecord {
     pub source: Option<String>,
     pub catalog: Option<String>,
     pub schema: Option<String>,
+    /// The session properties the client set, so that an adopted or re-run query runs as
+    /// its client asked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+    /// The client's time zone header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// The coordinator that accepted the query (or adopted it).
     pub coordinator: u64,
     /// That coordinator's incarnation (its start time): a restarted coordinator is a new one.
@@ -213,6 +221,8 @@ pub(crate) fn sample(id: &str) -> QueryRecord {
         source: None,
         catalog: None,
         schema: None,
+        properties: BTreeMap::new(),
+        time_zone: None,
         coordinator: 1,
         owner_incarnation: 100,
         driver_url: String::new(),

@@ -1,37 +1,299 @@
-//! `SHOW SCHEMAS`, `SHOW TABLES`, `SHOW COLUMNS` and `DESCRIBE` in Trino's shape.
+//! SHOW and DESCRIBE statements in Trino's shape, read from sqlparser's tokens (DataFusion's
+//! parser knows few of Trino's forms): `SHOW CATALOGS`, `SHOW SCHEMAS [FROM catalog]`,
+//! `SHOW TABLES [FROM [catalog.]schema]` and `SHOW SESSION`, each with an optional
+//! `LIKE pattern [ESCAPE 'c']`; `SHOW COLUMNS FROM table` and `DESCRIBE table`.
 
-/// The table of `DESCRIBE t` or `SHOW COLUMNS FROM t`.
-pub fn describe_target(sql: &str) -> Option<String> {
-    let words: Vec<&str> = sql.split_whitespace().collect();
-    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
-    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
-    match lower.as_slice() {
-        ["describe" | "desc", _] => Some(words[1].to_string()),
-        ["show", "columns", "from" | "in", _] => Some(words[3].to_string()),
-        _ => None,
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::sql::sqlparser::ast::ObjectName;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+use shoal_proto::client::QueryError;
+
+use crate::protocol::errors;
+use crate::protocol::prepared::first_keyword;
+
+/// `LIKE pattern [ESCAPE 'c']`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Like {
+    pub pattern: String,
+    pub escape: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Show {
+    Catalogs {
+        like: Option<Like>,
+    },
+    Schemas {
+        catalog: Option<String>,
+        like: Option<Like>,
+    },
+    Tables {
+        catalog: Option<String>,
+        schema: Option<String>,
+        like: Option<Like>,
+    },
+    /// `SHOW COLUMNS FROM t` or `DESCRIBE t`.
+    Columns(ObjectName),
+    Session {
+        like: Option<Like>,
+    },
+}
+
+fn syntax(e: ParserError) -> QueryError {
+    errors::syntax(e.to_string(), None)
+}
+
+/// `sql` as one of the SHOW statements answered here; None for any other statement.
+pub fn parse(sql: &str) -> Result<Option<Show>, QueryError> {
+    if !matches!(
+        first_keyword(sql),
+        Some(Keyword::SHOW | Keyword::DESCRIBE | Keyword::DESC)
+    ) {
+        return Ok(None);
+    }
+    let mut parser = Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .map_err(syntax)?;
+    let show = if parser
+        .parse_one_of_keywords(&[Keyword::DESCRIBE, Keyword::DESC])
+        .is_some()
+    {
+        // DESCRIBE INPUT and DESCRIBE OUTPUT are about prepared statements.
+        if parser.peek_keyword(Keyword::INPUT) || parser.peek_keyword(Keyword::OUTPUT) {
+            return Ok(None);
+        }
+        Show::Columns(parser.parse_object_name(false).map_err(syntax)?)
+    } else {
+        parser.expect_keyword(Keyword::SHOW).map_err(syntax)?;
+        if parser.parse_keyword(Keyword::CATALOGS) {
+            Show::Catalogs {
+                like: like(&mut parser)?,
+            }
+        } else if parser.parse_keyword(Keyword::SCHEMAS) {
+            let catalog = match from(&mut parser)? {
+                Some(name) => match parts(&name).as_slice() {
+                    [catalog] => Some(catalog.clone()),
+                    _ => return Err(errors::syntax("SHOW SCHEMAS FROM takes a catalog", None)),
+                },
+                None => None,
+            };
+            Show::Schemas {
+                catalog,
+                like: like(&mut parser)?,
+            }
+        } else if parser.parse_keyword(Keyword::TABLES) {
+            let (catalog, schema) = match from(&mut parser)? {
+                Some(name) => match parts(&name).as_slice() {
+                    [schema] => (None, Some(schema.clone())),
+                    [catalog, schema] => (Some(catalog.clone()), Some(schema.clone())),
+                    _ => return Err(errors::syntax("SHOW TABLES FROM takes a schema", None)),
+                },
+                None => (None, None),
+            };
+            Show::Tables {
+                catalog,
+                schema,
+                like: like(&mut parser)?,
+            }
+        } else if parser.parse_keyword(Keyword::COLUMNS) {
+            parser
+                .expect_one_of_keywords(&[Keyword::FROM, Keyword::IN])
+                .map_err(syntax)?;
+            Show::Columns(parser.parse_object_name(false).map_err(syntax)?)
+        } else if parser.parse_keyword(Keyword::SESSION) {
+            Show::Session {
+                like: like(&mut parser)?,
+            }
+        } else {
+            return Ok(None);
+        }
+    };
+    let _ = parser.consume_token(&Token::SemiColon);
+    if parser.peek_token().token != Token::EOF {
+        return Err(errors::syntax(
+            format!("unexpected {} after the statement", parser.peek_token()),
+            None,
+        ));
+    }
+    Ok(Some(show))
+}
+
+/// The parts of `name`, unquoted.
+pub fn parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .filter_map(|part| part.as_ident().map(|ident| ident.value.clone()))
+        .collect()
+}
+
+fn from(parser: &mut Parser) -> Result<Option<ObjectName>, QueryError> {
+    if parser
+        .parse_one_of_keywords(&[Keyword::FROM, Keyword::IN])
+        .is_none()
+    {
+        return Ok(None);
+    }
+    parser.parse_object_name(false).map(Some).map_err(syntax)
+}
+
+fn like(parser: &mut Parser) -> Result<Option<Like>, QueryError> {
+    if !parser.parse_keyword(Keyword::LIKE) {
+        return Ok(None);
+    }
+    let pattern = parser.parse_literal_string().map_err(syntax)?;
+    let escape = if parser.parse_keyword(Keyword::ESCAPE) {
+        Some(parser.parse_literal_string().map_err(syntax)?)
+    } else {
+        None
+    };
+    Ok(Some(Like { pattern, escape }))
+}
+
+/// `text` as a SQL string literal.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// ` AND column LIKE pattern [ESCAPE e]`, or nothing without a pattern.
+pub fn like_condition(column: &str, like: &Option<Like>) -> String {
+    match like {
+        Some(Like { pattern, escape }) => format!(
+            " AND {column} LIKE {}{}",
+            literal(pattern),
+            escape
+                .as_ref()
+                .map(|e| format!(" ESCAPE {}", literal(e)))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
     }
 }
 
-/// `SHOW SCHEMAS [FROM shoal]` and `SHOW TABLES [FROM schema]`, in Trino's shape.
-pub fn show_statement(sql: &str, current_schema: &str) -> Option<String> {
-    let words: Vec<String> = sql.split_whitespace().map(|w| w.to_lowercase()).collect();
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let quote = |s: &str| s.trim_matches('"').replace('\'', "''");
-    match words.as_slice() {
-        ["show", "schemas"] | ["show", "schemas", "from" | "in", "shoal"] => Some(
-            "SELECT schema_name AS \"Schema\" FROM information_schema.schemata WHERE catalog_name = 'shoal' ORDER BY 1".into(),
-        ),
-        ["show", "tables"] => Some(format!(
-            "SELECT table_name AS \"Table\" FROM information_schema.tables WHERE table_catalog = 'shoal' AND table_schema = '{}' ORDER BY 1",
-            quote(current_schema)
-        )),
-        ["show", "tables", "from" | "in", schema] => {
-            let schema = schema.strip_prefix("shoal.").unwrap_or(schema);
-            Some(format!(
-                "SELECT table_name AS \"Table\" FROM information_schema.tables WHERE table_catalog = 'shoal' AND table_schema = '{}' ORDER BY 1",
-                quote(schema)
-            ))
-        }
-        _ => None,
+/// The query of `SHOW SCHEMAS` over catalog `shoal`'s information_schema.
+pub fn schemas_sql(like: &Option<Like>) -> String {
+    format!(
+        "SELECT schema_name AS \"Schema\" FROM information_schema.schemata WHERE catalog_name = 'shoal'{} ORDER BY 1",
+        like_condition("schema_name", like)
+    )
+}
+
+/// The query of `SHOW TABLES` of `schema` over catalog `shoal`'s information_schema.
+pub fn tables_sql(schema: &str, like: &Option<Like>) -> String {
+    format!(
+        "SELECT table_name AS \"Table\" FROM information_schema.tables WHERE table_catalog = 'shoal' AND table_schema = {}{} ORDER BY 1",
+        literal(schema),
+        like_condition("table_name", like)
+    )
+}
+
+/// A frame of text columns `names` holding `rows`, filtered on its first column by `like`
+/// and sorted by it.
+pub async fn rows_frame(
+    names: &[&str],
+    rows: Vec<Vec<String>>,
+    like: &Option<Like>,
+) -> Result<DataFrame, QueryError> {
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ));
+    let columns: Vec<ArrayRef> = (0..names.len())
+        .map(|i| {
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
+            )) as ArrayRef
+        })
+        .collect();
+    let batch =
+        RecordBatch::try_new(schema, columns).map_err(|e| errors::internal(&e.to_string()))?;
+    let context = SessionContext::new();
+    context
+        .register_batch("shown", batch)
+        .map_err(|e| errors::internal(&e.to_string()))?;
+    let first = format!("\"{}\"", names[0]);
+    let sql = format!(
+        "SELECT * FROM shown WHERE true{} ORDER BY {first}",
+        like_condition(&first, like)
+    );
+    context
+        .sql(&sql)
+        .await
+        .map_err(|e| errors::from_datafusion(&e, &sql))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn like(pattern: &str) -> Option<Like> {
+        Some(Like {
+            pattern: pattern.into(),
+            escape: None,
+        })
+    }
+
+    #[test]
+    fn trino_forms_are_read_from_tokens() {
+        assert_eq!(parse("SELECT 1").unwrap(), None);
+        assert_eq!(
+            parse("show catalogs like 's%'").unwrap(),
+            Some(Show::Catalogs { like: like("s%") })
+        );
+        assert_eq!(
+            parse("SHOW SCHEMAS FROM shoal LIKE 'a\\_%' ESCAPE '\\'").unwrap(),
+            Some(Show::Schemas {
+                catalog: Some("shoal".into()),
+                like: Some(Like {
+                    pattern: "a\\_%".into(),
+                    escape: Some("\\".into())
+                })
+            })
+        );
+        assert_eq!(
+            parse("SHOW TABLES IN \"my schema\"").unwrap(),
+            Some(Show::Tables {
+                catalog: None,
+                schema: Some("my schema".into()),
+                like: None
+            })
+        );
+        assert_eq!(
+            parse("SHOW TABLES FROM shoal.s LIKE 't'").unwrap(),
+            Some(Show::Tables {
+                catalog: Some("shoal".into()),
+                schema: Some("s".into()),
+                like: like("t")
+            })
+        );
+        let Some(Show::Columns(name)) = parse("DESCRIBE \"odd.name\"").unwrap() else {
+            panic!("DESCRIBE");
+        };
+        assert_eq!(parts(&name), vec!["odd.name".to_string()]);
+        assert_eq!(
+            parse("SHOW SESSION LIKE 'query%';").unwrap(),
+            Some(Show::Session {
+                like: like("query%")
+            })
+        );
+        assert_eq!(parse("DESCRIBE OUTPUT q").unwrap(), None);
+        assert!(parse("SHOW TABLES FROM a.b.c").is_err());
+        assert!(parse("SHOW CATALOGS garbage").is_err());
+    }
+
+    #[test]
+    fn patterns_stay_string_literals() {
+        assert_eq!(
+            like_condition("x", &like("it's")),
+            " AND x LIKE 'it''s'".to_string()
+        );
     }
 }

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::TableReference;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -27,7 +25,7 @@ use crate::node::Coordinator;
 use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
 use crate::query::access::Change;
-use crate::query::show::{describe_target, show_statement};
+use crate::query::show;
 use crate::query::table_options::TableOptions;
 
 /// Everything a statement needs from its coordinator.
@@ -196,8 +194,13 @@ impl StatementContext {
         reads: &Reads,
     ) -> Result<SessionContext, QueryError> {
         let snapshot = self.resolve(reads).await?;
-        provider::session(&snapshot, &self.current_catalog(), &self.current_schema())
-            .map_err(|e| errors::from_datafusion(&e, ""))
+        provider::session(
+            &snapshot,
+            &self.current_catalog(),
+            &self.current_schema(),
+            &self.options(),
+        )
+        .map_err(|e| errors::from_datafusion(&e, ""))
     }
 
     /// The session for a query: the tables it reads, and `system` if the query may read it.
@@ -230,72 +233,25 @@ impl StatementContext {
             &self.current_catalog(),
             &self.current_schema(),
             distribution,
+            &self.options(),
         )
         .map_err(|e| errors::from_datafusion(&e, query))
     }
 
-    /// `DESCRIBE t` and `SHOW COLUMNS FROM t`: Trino's columns (Column, Type, Extra, Comment)
-    /// with Trino's type names.
-    async fn describe(&self, table: &str) -> Result<Prepared, QueryError> {
-        let name: Vec<Ident> = table
-            .split('.')
-            .map(
-                |part| match part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
-                    Some(quoted) => Ident::with_quote('"', quoted),
-                    None => Ident::new(part),
-                },
-            )
-            .collect();
-        let (schema, table) = self.table_name(&ObjectName::from(name))?;
-        self.authorize_reads(&Reads {
-            tables: vec![(schema.clone(), table.clone())],
-            ..Reads::default()
-        })?;
-        let found = catalog::table(&self.store, &schema, &table)
-            .await
-            .map_err(|e| catalog_error(e.into()))?;
-        let Some(record) = found.as_ref() else {
-            return Err(errors::not_found(
-                "TABLE_NOT_FOUND",
-                format!("Table 'shoal.{schema}.{table}' does not exist"),
-            ));
-        };
-        let fields = record.arrow_schema.fields();
-        let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
-        let types: Vec<String> = fields
-            .iter()
-            .map(|f| {
-                crate::protocol::types::sql_name(&crate::protocol::types::signature(f.data_type()))
-            })
-            .collect();
-        let empty: Vec<String> = vec![String::new(); fields.len()];
-        let text = |values: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(values)) };
-        let schema = Arc::new(Schema::new(
-            ["Column", "Type", "Extra", "Comment"]
-                .iter()
-                .map(|n| Field::new(*n, DataType::Utf8, false))
-                .collect::<Vec<_>>(),
-        ));
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![text(names), text(types), text(empty.clone()), text(empty)],
+    /// What the client's session makes of how the query runs.
+    pub(crate) fn options(&self) -> shoal_engine::options::QueryOptions {
+        crate::query::session_properties::options(
+            &self.session.properties,
+            self.session.time_zone.as_deref(),
+            &self.node.config,
         )
-        .map_err(|e| errors::internal(&e.to_string()))?;
-        let context = SessionContext::new();
-        context
-            .read_batch(batch)
-            .map(Prepared::Query)
-            .map_err(|e| errors::from_datafusion(&e, ""))
     }
 
     /// Whether `sql` is a plain query over catalog `shoal` that a driver on a worker can run:
     /// not a catalog change, not SHOW or DESCRIBE, and not reading the `system` catalog, which
     /// only coordinators have.
     pub fn runs_on_workers(&self, sql: &str) -> bool {
-        if self.current_catalog() != CATALOG
-            || describe_target(sql).is_some()
-            || show_statement(sql, &self.current_schema()).is_some()
-        {
+        if self.current_catalog() != CATALOG || !matches!(show::parse(sql), Ok(None)) {
             return false;
         }
         match DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) {
@@ -314,12 +270,8 @@ impl StatementContext {
 
     /// Do (or plan) `sql`.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared, QueryError> {
-        if let Some(table) = describe_target(sql) {
-            return self.describe(&table).await;
-        }
-        if let Some(rewritten) = show_statement(sql, &self.current_schema()) {
-            let context = self.session_context(&Reads::everything()).await?;
-            return plan(&context, &rewritten).await.map(Prepared::Query);
+        if let Some(show) = show::parse(sql)? {
+            return self.show(show).await;
         }
         let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
             .map_err(|e| errors::from_datafusion(&e, sql))?;
@@ -463,7 +415,7 @@ impl StatementContext {
 /// Whether `sql` only reads (a query, EXPLAIN, SHOW, DESCRIBE): running it again cannot change
 /// anything, so it may be re-run when its driver died.
 pub fn reads_only(sql: &str) -> bool {
-    if describe_target(sql).is_some() || show_statement(sql, DEFAULT_SCHEMA).is_some() {
+    if matches!(show::parse(sql), Ok(Some(_))) {
         return true;
     }
     DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).is_ok_and(|statements| {

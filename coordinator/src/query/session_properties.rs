@@ -1,0 +1,185 @@
+//! Session properties as Trino has them: the ones Shoal knows, their types, defaults (the
+//! cluster's `query.*` settings) and descriptions; checking the values a client sets; and
+//! what a session makes of a query's [`QueryOptions`], which its driver applies.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use shoal_engine::options::{QueryOptions, TimeLimit};
+use shoal_proto::client::QueryError;
+use shoal_proto::properties::{parse_data_size, parse_duration};
+
+use crate::config::CoordinatorConfig;
+use crate::protocol::errors;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Such as `10s`, `1.5m`, `100d`.
+    Duration,
+    /// Such as `512MB`, `2GB`; empty for no limit.
+    DataSize,
+    /// An IANA zone name or an offset such as `+05:30`.
+    TimeZone,
+}
+
+/// One session property.
+#[derive(Debug)]
+pub struct Property {
+    pub name: &'static str,
+    kind: Kind,
+    pub description: &'static str,
+    /// Settable, but not listed by SHOW SESSION (as in Trino).
+    hidden: bool,
+}
+
+/// Every property, by name.
+const PROPERTIES: &[Property] = &[
+    Property {
+        name: "query_max_execution_time",
+        kind: Kind::Duration,
+        description: "Maximum execution time of a query",
+        hidden: false,
+    },
+    Property {
+        name: "query_max_memory_per_node",
+        kind: Kind::DataSize,
+        description: "Maximum amount of memory a query can use per node",
+        hidden: false,
+    },
+    Property {
+        name: "query_max_run_time",
+        kind: Kind::Duration,
+        description: "Maximum run time of a query (includes the queueing time)",
+        hidden: false,
+    },
+    Property {
+        name: "time_zone_id",
+        kind: Kind::TimeZone,
+        description: "Time Zone Id for the current session",
+        hidden: true,
+    },
+];
+
+/// The session property `name`, or the error Trino gives for one that does not exist.
+pub fn find(name: &str) -> Result<&'static Property, QueryError> {
+    PROPERTIES.iter().find(|p| p.name == name).ok_or_else(|| {
+        errors::invalid_session_property(format!("Session property '{name}' does not exist"))
+    })
+}
+
+/// The value `name` has when the session does not set it.
+fn default_of(property: &Property, config: &CoordinatorConfig) -> String {
+    let defaults = &config.session_defaults;
+    match property.name {
+        "query_max_run_time" => defaults.max_run_time.clone(),
+        "query_max_execution_time" => defaults.max_execution_time.clone(),
+        "query_max_memory_per_node" => defaults.max_memory_per_node.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Check that a time zone is one DataFusion and Trino take: an IANA name, `UTC`, or an
+/// offset such as `+05:30`.
+pub fn check_time_zone(zone: &str) -> Result<(), QueryError> {
+    datafusion::arrow::array::timezone::Tz::from_str(zone)
+        .map(|_| ())
+        .map_err(|_| errors::invalid_session_property(format!("Time zone not supported: {zone}")))
+}
+
+/// Check that `value` is one session property `name` takes.
+pub fn check(name: &str, value: &str) -> Result<(), QueryError> {
+    let property = find(name)?;
+    let invalid = |reason: String| {
+        errors::invalid_session_property(format!(
+            "Unable to set session property '{name}' to '{value}': {reason}"
+        ))
+    };
+    match property.kind {
+        Kind::Duration => parse_duration(value).map(|_| ()).map_err(invalid),
+        Kind::DataSize => parse_data_size(value).map(|_| ()).map_err(invalid),
+        Kind::TimeZone => check_time_zone(value),
+    }
+}
+
+/// Check every property a client's session sets.
+pub fn check_all(properties: &BTreeMap<String, String>) -> Result<(), QueryError> {
+    properties
+        .iter()
+        .try_for_each(|(name, value)| check(name, value))
+}
+
+/// The rows of SHOW SESSION: name, value, default, type and description of every property
+/// that is not hidden.
+pub fn show(properties: &BTreeMap<String, String>, config: &CoordinatorConfig) -> Vec<[String; 5]> {
+    PROPERTIES
+        .iter()
+        .filter(|p| !p.hidden)
+        .map(|p| {
+            let default = default_of(p, config);
+            let value = properties.get(p.name).cloned().unwrap_or(default.clone());
+            [
+                p.name.to_string(),
+                value,
+                default,
+                "varchar".to_string(),
+                p.description.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// What the session (its properties, then the cluster's defaults; its time zone header)
+/// makes of a query's options. Values were checked when the session was read.
+pub fn options(
+    properties: &BTreeMap<String, String>,
+    time_zone: Option<&str>,
+    config: &CoordinatorConfig,
+) -> QueryOptions {
+    let value = |name: &str| {
+        properties.get(name).cloned().or_else(|| {
+            find(name)
+                .ok()
+                .map(|p| default_of(p, config))
+                .filter(|v| !v.is_empty())
+        })
+    };
+    let limit = |name: &str| {
+        let shown = value(name)?;
+        let ms = parse_duration(&shown).ok()?.as_millis() as u64;
+        Some(TimeLimit { ms, shown })
+    };
+    QueryOptions {
+        max_run: limit("query_max_run_time"),
+        max_execution: limit("query_max_execution_time"),
+        max_memory_bytes: value("query_max_memory_per_node").and_then(|v| parse_data_size(&v).ok()),
+        // A time zone set as a property wins over the client's header, as in Trino.
+        time_zone: properties
+            .get("time_zone_id")
+            .cloned()
+            .or_else(|| time_zone.map(str::to_string)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_properties_and_bad_values_are_errors_as_in_trino() {
+        let error = check("no_such_property", "1").unwrap_err();
+        assert_eq!(error.error_name, "INVALID_SESSION_PROPERTY");
+        assert_eq!(
+            error.message,
+            "Session property 'no_such_property' does not exist"
+        );
+        assert!(check("query_max_run_time", "10s").is_ok());
+        assert!(check("query_max_run_time", "1.5m").is_ok());
+        let error = check("query_max_run_time", "ten").unwrap_err();
+        assert_eq!(error.error_code, 14);
+        assert!(check("query_max_memory_per_node", "1GB").is_ok());
+        assert!(check("query_max_memory_per_node", "1 gigabyte").is_err());
+        assert!(check("time_zone_id", "America/New_York").is_ok());
+        assert!(check("time_zone_id", "+05:30").is_ok());
+        assert!(check("time_zone_id", "Mars/Olympus").is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! The answers to SHOW and DESCRIBE (see `show`): schemas and tables from the catalog's
+//! `information_schema`, the `system` catalog's fixed tables, the catalogs, the session's
+//! properties, and a table's columns with Trino's type names.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::ObjectName;
+use shoal_proto::client::QueryError;
+
+use crate::catalog::provider::CATALOG;
+use crate::catalog::{self, system, Reads};
+use crate::protocol::errors;
+use crate::query::session_properties;
+use crate::query::show::{rows_frame, schemas_sql, tables_sql, Show};
+use crate::query::statements::{catalog_error, plan, Prepared, StatementContext};
+
+fn catalog_not_found(catalog: &str) -> QueryError {
+    errors::not_found(
+        "CATALOG_NOT_FOUND",
+        format!("Catalog '{catalog}' does not exist"),
+    )
+}
+
+impl StatementContext {
+    pub(crate) async fn show(&self, show: Show) -> Result<Prepared, QueryError> {
+        let frame = match show {
+            Show::Columns(name) => return self.describe(&name).await,
+            Show::Catalogs { like } => {
+                let rows = system::CATALOGS
+                    .iter()
+                    .map(|c| vec![c.to_string()])
+                    .collect();
+                rows_frame(&["Catalog"], rows, &like).await?
+            }
+            Show::Session { like } => {
+                let rows = session_properties::show(&self.session.properties, &self.node.config)
+                    .into_iter()
+                    .map(Vec::from)
+                    .collect();
+                let names = ["Name", "Value", "Default", "Type", "Description"];
+                rows_frame(&names, rows, &like).await?
+            }
+            Show::Schemas { catalog, like } => {
+                match catalog.unwrap_or_else(|| self.current_catalog()).as_str() {
+                    CATALOG => self.over_catalog(&schemas_sql(&like)).await?,
+                    "system" => {
+                        let rows = system::SCHEMAS
+                            .iter()
+                            .map(|(schema, _)| vec![schema.to_string()])
+                            .collect();
+                        rows_frame(&["Schema"], rows, &like).await?
+                    }
+                    other => return Err(catalog_not_found(other)),
+                }
+            }
+            Show::Tables {
+                catalog,
+                schema,
+                like,
+            } => {
+                let catalog = catalog.unwrap_or_else(|| self.current_catalog());
+                let schema = schema.unwrap_or_else(|| self.current_schema());
+                match catalog.as_str() {
+                    CATALOG => self.over_catalog(&tables_sql(&schema, &like)).await?,
+                    "system" => {
+                        let Some((_, tables)) = system::SCHEMAS.iter().find(|(s, _)| *s == schema)
+                        else {
+                            return Err(errors::not_found(
+                                "SCHEMA_NOT_FOUND",
+                                format!("Schema 'system.{schema}' does not exist"),
+                            ));
+                        };
+                        let rows = tables.iter().map(|t| vec![t.to_string()]).collect();
+                        rows_frame(&["Table"], rows, &like).await?
+                    }
+                    other => return Err(catalog_not_found(other)),
+                }
+            }
+        };
+        Ok(Prepared::Query(frame))
+    }
+
+    /// `sql` over the whole catalog (its information_schema).
+    async fn over_catalog(&self, sql: &str) -> Result<datafusion::prelude::DataFrame, QueryError> {
+        let context = self.session_context(&Reads::everything()).await?;
+        plan(&context, sql).await
+    }
+
+    /// `DESCRIBE t` and `SHOW COLUMNS FROM t`: Trino's columns (Column, Type, Extra, Comment)
+    /// with Trino's type names.
+    async fn describe(&self, name: &ObjectName) -> Result<Prepared, QueryError> {
+        let (schema, table) = self.table_name(name)?;
+        self.authorize_reads(&Reads {
+            tables: vec![(schema.clone(), table.clone())],
+            ..Reads::default()
+        })?;
+        let found = catalog::table(&self.store, &schema, &table)
+            .await
+            .map_err(|e| catalog_error(e.into()))?;
+        let Some(record) = found.as_ref() else {
+            return Err(errors::not_found(
+                "TABLE_NOT_FOUND",
+                format!("Table 'shoal.{schema}.{table}' does not exist"),
+            ));
+        };
+        let fields = record.arrow_schema.fields();
+        let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+        let types: Vec<String> = fields
+            .iter()
+            .map(|f| {
+                crate::protocol::types::sql_name(&crate::protocol::types::signature(f.data_type()))
+            })
+            .collect();
+        let empty: Vec<String> = vec![String::new(); fields.len()];
+        let text = |values: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(values)) };
+        let schema = Arc::new(Schema::new(
+            ["Column", "Type", "Extra", "Comment"]
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
+        ));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![text(names), text(types), text(empty.clone()), text(empty)],
+        )
+        .map_err(|e| errors::internal(&e.to_string()))?;
+        let context = SessionContext::new();
+        context
+            .read_batch(batch)
+            .map(Prepared::Query)
+            .map_err(|e| errors::from_datafusion(&e, ""))
+    }
+}

@@ -1,0 +1,46 @@
+//! Functions whose value is fixed for the session: `current_timezone()`.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+/// A function of no arguments answering one value of the session.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Constant {
+    name: &'static str,
+    value: String,
+    signature: Signature,
+}
+
+impl Constant {
+    pub fn text(name: &'static str, value: String) -> Self {
+        Constant {
+            name,
+            value,
+            signature: Signature::exact(Vec::new(), Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Constant {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+            self.value.clone(),
+        ))))
+    }
+}
