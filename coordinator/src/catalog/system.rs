@@ -276,18 +276,9 @@ fn text_table(names: &[&str], columns: Vec<Vec<Option<String>>>) -> Result<Arc<M
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
-/// Register catalog `system` in `context` when `sql` may read it (it names `system`, or the
-/// session's catalog is `system`); `user` sees only their own queries unless an admin.
-pub async fn register(
-    context: &SessionContext,
-    node: &Coordinator,
-    sql: &str,
-    session_catalog: &str,
-    user: &str,
-) -> Result<()> {
-    if session_catalog != "system" && !sql.to_ascii_lowercase().contains("system") {
-        return Ok(());
-    }
+/// Register catalog `system` in `context` (for a query that reads it, as its parsed table
+/// references say); `user` sees only their own queries unless an admin.
+pub async fn register(context: &SessionContext, node: &Coordinator, user: &str) -> Result<()> {
     let runtime = MemorySchemaProvider::new();
     runtime.register_table("queries".into(), queries(node, user).await?)?;
     runtime.register_table("nodes".into(), nodes(node).await?)?;

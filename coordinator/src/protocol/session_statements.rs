@@ -1,10 +1,10 @@
 //! Statements that change the client's session, answered by the coordinator at once with the
 //! header that tells the client its new session (the client sends it with every request
 //! after, so any coordinator honours it): `SET SESSION name = 'value'`,
-//! `RESET SESSION name`, and `SET TIME ZONE 'zone' | LOCAL` (the `time_zone_id` property,
-//! as in Trino).
+//! `RESET SESSION name`, `SET TIME ZONE 'zone' | LOCAL` (the `time_zone_id` property, as in
+//! Trino) and `USE [catalog.]schema`.
 
-use datafusion::sql::sqlparser::ast::{Expr, Value};
+use datafusion::sql::sqlparser::ast::{Expr, Statement, Use, Value};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -12,6 +12,8 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use shoal_proto::client::QueryError;
 
+use crate::catalog::provider::CATALOG;
+use crate::catalog::system;
 use crate::protocol::errors;
 use crate::protocol::prepared::first_keyword;
 use crate::query::session_properties;
@@ -44,6 +46,51 @@ impl SessionChange {
             None => ("Clear-Session", self.name.clone()),
         }
     }
+}
+
+/// `USE schema` or `USE catalog.schema`: the session's new catalog and schema (the catalog
+/// stays the session's, `shoal` by default, when only a schema is named); None for any other
+/// statement.
+pub fn use_target(
+    sql: &str,
+    session_catalog: Option<&str>,
+) -> Result<Option<(String, String)>, QueryError> {
+    if first_keyword(sql) != Some(Keyword::USE) {
+        return Ok(None);
+    }
+    let statement = Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_statement())
+        .map_err(syntax)?;
+    let name = match statement {
+        Statement::Use(Use::Object(name) | Use::Schema(name) | Use::Database(name)) => name,
+        other => {
+            return Err(errors::syntax(
+                format!("USE expects schema or catalog.schema, found {other}"),
+                None,
+            ))
+        }
+    };
+    let (catalog, schema) = match parts(&name).as_slice() {
+        [schema] => (
+            session_catalog.unwrap_or(CATALOG).to_string(),
+            schema.clone(),
+        ),
+        [catalog, schema] => (catalog.clone(), schema.clone()),
+        _ => {
+            return Err(errors::syntax(
+                format!("USE expects schema or catalog.schema, found {name}"),
+                None,
+            ))
+        }
+    };
+    if !system::CATALOGS.contains(&catalog.as_str()) {
+        return Err(errors::not_found(
+            "CATALOG_NOT_FOUND",
+            format!("Catalog '{catalog}' does not exist"),
+        ));
+    }
+    Ok(Some((catalog, schema)))
 }
 
 fn syntax(e: ParserError) -> QueryError {
@@ -177,6 +224,26 @@ mod tests {
             change("SET TIME ZONE LOCAL").header(),
             ("Clear-Session", "time_zone_id".into())
         );
+    }
+
+    #[test]
+    fn use_reads_quoted_names_whole() {
+        assert_eq!(use_target("SELECT 1", None).unwrap(), None);
+        assert_eq!(
+            use_target("USE \"my schema\"", None).unwrap(),
+            Some(("shoal".into(), "my schema".into()))
+        );
+        assert_eq!(
+            use_target("use system.runtime;", Some("shoal")).unwrap(),
+            Some(("system".into(), "runtime".into()))
+        );
+        assert_eq!(
+            use_target("USE s", Some("system")).unwrap(),
+            Some(("system".into(), "s".into()))
+        );
+        let missing = use_target("USE nowhere.s", None).unwrap_err();
+        assert_eq!(missing.error_name, "CATALOG_NOT_FOUND");
+        assert!(use_target("USE a.b.c", None).is_err());
     }
 
     #[test]

@@ -12,7 +12,6 @@ use axum::{Json, Router};
 use shoal_proto::client::{QueryError, QueryResults, StatementStats};
 
 use crate::node::Coordinator;
-use crate::protocol::errors;
 use crate::protocol::prepared::{self, Prepared};
 use crate::protocol::session::ClientSession;
 use crate::protocol::session_statements;
@@ -152,8 +151,16 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
         Ok(None) => {}
         Err(error) => return Json(failed("session", &base, error)).into_response(),
     }
-    if let Some(response) = use_statement(sql, &session, &base) {
-        return response;
+    match session_statements::use_target(sql, session.catalog.as_deref()) {
+        Ok(Some((catalog, schema))) => {
+            return answered(
+                &session,
+                "USE",
+                [("Set-Catalog", catalog), ("Set-Schema", schema)],
+            )
+        }
+        Ok(None) => {}
+        Err(error) => return Json(failed("use", &base, error)).into_response(),
     }
     match node.queries.submit(&node, &session, sql).await {
         Ok(record) => Json(QueryResults {
@@ -205,49 +212,6 @@ fn answered<const N: usize>(
         ..QueryResults::default()
     };
     (out, Json(results)).into_response()
-}
-
-/// `USE catalog.schema` or `USE schema`: answered here by telling the client its new session.
-fn use_statement(sql: &str, session: &ClientSession, base: &str) -> Option<Response> {
-    let words: Vec<&str> = sql.split_whitespace().collect();
-    if words.len() != 2 || !words[0].eq_ignore_ascii_case("use") {
-        return None;
-    }
-    let target: Vec<String> = words[1]
-        .split('.')
-        .map(|p| p.trim_matches('"').to_string())
-        .collect();
-    let (catalog, schema) = match target.as_slice() {
-        [schema] => (
-            session.catalog.clone().unwrap_or_else(|| "shoal".into()),
-            schema.clone(),
-        ),
-        [catalog, schema] => (catalog.clone(), schema.clone()),
-        _ => {
-            let error = errors::syntax(
-                format!("USE expects schema or catalog.schema, found {}", words[1]),
-                None,
-            );
-            return Some(Json(failed("use", base, error)).into_response());
-        }
-    };
-    let mut headers = HeaderMap::new();
-    for (name, value) in [("Set-Catalog", catalog), ("Set-Schema", schema)] {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(session.family.header(name)),
-            HeaderValue::try_from(value),
-        ) {
-            headers.insert(name, value);
-        }
-    }
-    let results = QueryResults {
-        id: format!("use_{}", crate::query::id::random_token(8)),
-        info_uri: format!("{base}/v1/query/use"),
-        stats: stats("FINISHED", 0, 0),
-        update_type: Some("USE".into()),
-        ..QueryResults::default()
-    };
-    Some((headers, Json(results)).into_response())
 }
 
 fn results(

@@ -208,10 +208,11 @@ impl StatementContext {
         let reads = self.reads_of_sql(sql);
         self.authorize_reads(&reads)?;
         let context = self.session_context(&reads).await?;
-        let user = &self.session.user;
-        system::register(&context, &self.node, sql, &self.current_catalog(), user)
-            .await
-            .map_err(|e| errors::from_datafusion(&e, sql))?;
+        if reads.system {
+            system::register(&context, &self.node, &self.session.user)
+                .await
+                .map_err(|e| errors::from_datafusion(&e, sql))?;
+        }
         Ok(context)
     }
     /// The session for the query of an INSERT or CREATE TABLE AS: its stages spread over the
