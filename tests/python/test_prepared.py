@@ -111,3 +111,25 @@ def test_doubled_quotes_in_an_insert_are_kept():
 def test_doubled_quotes_in_a_create_table_as_are_kept():
     assert run(0, "CREATE TABLE prepared.quoted AS SELECT 'a''''b' AS q") == [[1]]
     assert run(1, "SELECT q FROM prepared.quoted") == [["a''b"]]
+
+
+def test_describe_input_and_output_of_a_prepared_statement(people):
+    conn = connect(0)
+    cur = conn.cursor()
+    cur.execute(f"PREPARE pick FROM SELECT name, id * 2 AS twice FROM {people} WHERE id = ? AND name <> ?")
+    cur.fetchall()
+    # Another coordinator describes it: the statement travels with the client.
+    other = connect(1)
+    other._client_session.prepared_statements = dict(conn._client_session.prepared_statements)
+    cur = other.cursor()
+    cur.execute("DESCRIBE INPUT pick")
+    assert [d[0] for d in cur.description] == ["Position", "Type"]
+    assert cur.fetchall() == [[0, "bigint"], [1, "varchar"]]
+    cur.execute("DESCRIBE OUTPUT pick")
+    assert [d[0] for d in cur.description] == [
+        "Column Name", "Catalog", "Schema", "Table", "Type", "Type Size", "Aliased"]
+    rows = cur.fetchall()
+    assert [(r[0], r[4], r[5]) for r in rows] == [("name", "varchar", 2147483647), ("twice", "bigint", 8)]
+    with pytest.raises(trino.exceptions.TrinoUserError):
+        cur.execute("DESCRIBE OUTPUT no_such_statement")
+        cur.fetchall()

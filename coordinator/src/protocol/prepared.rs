@@ -1,7 +1,8 @@
 //! Prepared statements, Trino's way: `PREPARE name FROM statement`, `EXECUTE name USING …`,
-//! `EXECUTE IMMEDIATE '…' USING …` and `DEALLOCATE PREPARE name`. The client keeps its prepared
-//! statements and sends them with every request (`X-Trino-Prepared-Statement`), so any
-//! coordinator can execute them. Parameters are typed literal values: each `?` token of the
+//! `EXECUTE IMMEDIATE '…' USING …`, `DEALLOCATE PREPARE name`, and `DESCRIBE INPUT name` /
+//! `DESCRIBE OUTPUT name` (run as `DESCRIBE INPUT (statement)`, see `query::show`). The
+//! client keeps its prepared statements and sends them with every request
+//! (`X-Trino-Prepared-Statement`), so any coordinator can execute them. Parameters are typed literal values: each `?` token of the
 //! parsed statement becomes one literal written here from the parsed value (its quotes
 //! escaped), so no value can change what the statement is.
 
@@ -41,7 +42,12 @@ fn syntax(e: ParserError) -> QueryError {
 /// client keeps.
 pub fn interpret(sql: &str, prepared: &BTreeMap<String, String>) -> Result<Prepared, QueryError> {
     let keyword = match first_keyword(sql) {
-        Some(keyword @ (Keyword::PREPARE | Keyword::EXECUTE | Keyword::DEALLOCATE)) => keyword,
+        Some(
+            keyword @ (Keyword::PREPARE
+            | Keyword::EXECUTE
+            | Keyword::DEALLOCATE
+            | Keyword::DESCRIBE),
+        ) => keyword,
         _ => return Ok(Prepared::Other),
     };
     let mut parser = Parser::new(&GenericDialect {})
@@ -72,6 +78,26 @@ pub fn interpret(sql: &str, prepared: &BTreeMap<String, String>) -> Result<Prepa
                 name,
                 statement: text.to_string(),
             })
+        }
+        Keyword::DESCRIBE => {
+            parser.next_token();
+            let Some(kind) = parser.parse_one_of_keywords(&[Keyword::INPUT, Keyword::OUTPUT])
+            else {
+                return Ok(Prepared::Other);
+            };
+            if parser.peek_token().token == Token::LParen {
+                // The statement itself, as `query::show` reads it.
+                return Ok(Prepared::Other);
+            }
+            let name = parser.parse_identifier().map_err(syntax)?.value;
+            let statement = find(prepared, &name)?;
+            let kind = if kind == Keyword::INPUT {
+                "INPUT"
+            } else {
+                "OUTPUT"
+            };
+            // Answered by `query::show` as a query over the statement's plan.
+            Ok(Prepared::Run(format!("DESCRIBE {kind} ({statement})")))
         }
         Keyword::DEALLOCATE => match parser.parse_statement().map_err(syntax)? {
             Statement::Deallocate { name, .. } => {
@@ -231,10 +257,9 @@ fn render(value: &Expr) -> Result<String, QueryError> {
     })
 }
 
-/// `statement` with its `?` parameters, in the order they appear in its text, replaced by
-/// `values`. The statement's own text is kept as the client wrote it; only the parameter
-/// tokens are replaced, each by one literal.
-pub fn bind(statement: &str, values: Vec<Expr>) -> Result<String, QueryError> {
+/// Where `statement`'s `?` parameters are, in the order they appear in its text (byte
+/// ranges), once it is known to be one statement.
+fn parameter_places(statement: &str) -> Result<Vec<(usize, usize)>, QueryError> {
     let statements = Parser::parse_sql(&GenericDialect {}, statement).map_err(syntax)?;
     if statements.len() != 1 {
         return Err(errors::syntax(
@@ -245,7 +270,7 @@ pub fn bind(statement: &str, values: Vec<Expr>) -> Result<String, QueryError> {
     let tokens = Tokenizer::new(&GenericDialect {}, statement)
         .tokenize_with_location()
         .map_err(|e| errors::syntax(e.to_string(), None))?;
-    let places: Vec<(usize, usize)> = tokens
+    Ok(tokens
         .iter()
         .filter(|t| matches!(&t.token, Token::Placeholder(p) if p == "?"))
         .map(|t| {
@@ -254,7 +279,27 @@ pub fn bind(statement: &str, values: Vec<Expr>) -> Result<String, QueryError> {
                 offset(statement, t.span.end),
             )
         })
-        .collect();
+        .collect())
+}
+
+/// `statement` with the text at `places` replaced by `replacements`, in order.
+fn splice(statement: &str, places: &[(usize, usize)], replacements: Vec<String>) -> String {
+    let mut spliced = String::with_capacity(statement.len());
+    let mut from = 0;
+    for ((start, end), replacement) in places.iter().zip(replacements) {
+        spliced.push_str(&statement[from..*start]);
+        spliced.push_str(&replacement);
+        from = *end;
+    }
+    spliced.push_str(&statement[from..]);
+    spliced
+}
+
+/// `statement` with its `?` parameters, in the order they appear in its text, replaced by
+/// `values`. The statement's own text is kept as the client wrote it; only the parameter
+/// tokens are replaced, each by one literal.
+pub fn bind(statement: &str, values: Vec<Expr>) -> Result<String, QueryError> {
+    let places = parameter_places(statement)?;
     if places.len() != values.len() {
         return Err(errors::invalid_parameter_usage(format!(
             "Incorrect number of parameters: expected {} but found {}",
@@ -262,15 +307,16 @@ pub fn bind(statement: &str, values: Vec<Expr>) -> Result<String, QueryError> {
             values.len()
         )));
     }
-    let mut bound = String::with_capacity(statement.len());
-    let mut from = 0;
-    for ((start, end), value) in places.into_iter().zip(&values) {
-        bound.push_str(&statement[from..start]);
-        bound.push_str(&render(value)?);
-        from = end;
-    }
-    bound.push_str(&statement[from..]);
-    Ok(bound)
+    let literals = values.iter().map(render).collect::<Result<Vec<_>, _>>()?;
+    Ok(splice(statement, &places, literals))
+}
+
+/// `statement` with its `?` parameters numbered as DataFusion's placeholders (`$1`, `$2`, …),
+/// for planning it without values (DESCRIBE INPUT and OUTPUT), and how many there are.
+pub fn numbered(statement: &str) -> Result<(String, usize), QueryError> {
+    let places = parameter_places(statement)?;
+    let names = (1..=places.len()).map(|n| format!("${n}")).collect();
+    Ok((splice(statement, &places, names), places.len()))
 }
 
 /// The prepared statements of an `X-Trino-Prepared-Statement` header value: comma-separated

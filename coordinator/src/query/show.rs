@@ -17,6 +17,7 @@ use shoal_proto::client::QueryError;
 
 use crate::protocol::errors;
 use crate::protocol::prepared::first_keyword;
+use crate::query::source_text::offset;
 
 /// `LIKE pattern [ESCAPE 'c']`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,10 @@ pub enum Show {
     },
     /// `SHOW COLUMNS FROM t` or `DESCRIBE t`.
     Columns(ObjectName),
+    /// `DESCRIBE INPUT (statement)`: the parameters of a prepared statement.
+    Input(String),
+    /// `DESCRIBE OUTPUT (statement)`: the columns a prepared statement answers with.
+    Output(String),
     Session {
         like: Option<Like>,
     },
@@ -65,11 +70,32 @@ pub fn parse(sql: &str) -> Result<Option<Show>, QueryError> {
         .parse_one_of_keywords(&[Keyword::DESCRIBE, Keyword::DESC])
         .is_some()
     {
-        // DESCRIBE INPUT and DESCRIBE OUTPUT are about prepared statements.
-        if parser.peek_keyword(Keyword::INPUT) || parser.peek_keyword(Keyword::OUTPUT) {
-            return Ok(None);
+        match parser.parse_one_of_keywords(&[Keyword::INPUT, Keyword::OUTPUT]) {
+            Some(kind) => {
+                // `DESCRIBE INPUT name` is turned into this form where the client's prepared
+                // statements are known (see `protocol::prepared`).
+                let open = parser.expect_token(&Token::LParen).map_err(syntax)?;
+                let start = offset(sql, open.span.end);
+                let end = sql.trim_end().trim_end_matches(';').trim_end().len();
+                let statement = match sql.get(start..end) {
+                    Some(inner) if inner.trim_end().ends_with(')') => {
+                        inner.trim_end().trim_end_matches(')').trim().to_string()
+                    }
+                    _ => {
+                        return Err(errors::syntax(
+                            "DESCRIBE INPUT and OUTPUT take a prepared statement's name",
+                            None,
+                        ))
+                    }
+                };
+                return Ok(Some(if kind == Keyword::INPUT {
+                    Show::Input(statement)
+                } else {
+                    Show::Output(statement)
+                }));
+            }
+            None => Show::Columns(parser.parse_object_name(false).map_err(syntax)?),
         }
-        Show::Columns(parser.parse_object_name(false).map_err(syntax)?)
     } else {
         parser.expect_keyword(Keyword::SHOW).map_err(syntax)?;
         if parser.parse_keyword(Keyword::CATALOGS) {
@@ -284,7 +310,14 @@ mod tests {
                 like: like("query%")
             })
         );
-        assert_eq!(parse("DESCRIBE OUTPUT q").unwrap(), None);
+        assert_eq!(
+            parse("DESCRIBE OUTPUT (SELECT (1) FROM t WHERE x = ?);").unwrap(),
+            Some(Show::Output("SELECT (1) FROM t WHERE x = ?".into()))
+        );
+        assert_eq!(
+            parse("describe input (INSERT INTO t VALUES (?))").unwrap(),
+            Some(Show::Input("INSERT INTO t VALUES (?)".into()))
+        );
         assert!(parse("SHOW TABLES FROM a.b.c").is_err());
         assert!(parse("SHOW CATALOGS garbage").is_err());
     }

@@ -1,10 +1,11 @@
 //! The answers to SHOW and DESCRIBE (see `show`): schemas and tables from the catalog's
 //! `information_schema`, the `system` catalog's fixed tables, the catalogs, the session's
-//! properties, and a table's columns with Trino's type names.
+//! properties, a table's columns with Trino's type names, and a prepared statement's
+//! parameters and columns from its plan.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
@@ -13,10 +14,18 @@ use shoal_proto::client::QueryError;
 
 use crate::catalog::provider::CATALOG;
 use crate::catalog::{self, system, Reads};
-use crate::protocol::errors;
+use crate::protocol::types::{signature, sql_name};
+use crate::protocol::{errors, prepared};
 use crate::query::session_properties;
 use crate::query::show::{rows_frame, schemas_sql, tables_sql, Show};
-use crate::query::statements::{catalog_error, plan, Prepared, StatementContext};
+use crate::query::statements::{catalog_error, plan, reads_only, Prepared, StatementContext};
+
+fn frame_of(batch: RecordBatch) -> Result<Prepared, QueryError> {
+    SessionContext::new()
+        .read_batch(batch)
+        .map(Prepared::Query)
+        .map_err(|e| errors::from_datafusion(&e, ""))
+}
 
 fn catalog_not_found(catalog: &str) -> QueryError {
     errors::not_found(
@@ -29,6 +38,8 @@ impl StatementContext {
     pub(crate) async fn show(&self, show: Show) -> Result<Prepared, QueryError> {
         let frame = match show {
             Show::Columns(name) => return self.describe(&name).await,
+            Show::Input(statement) => return self.describe_input(&statement).await,
+            Show::Output(statement) => return self.describe_output(&statement).await,
             Show::Catalogs { like } => {
                 let rows = system::CATALOGS
                     .iter()
@@ -82,6 +93,99 @@ impl StatementContext {
             }
         };
         Ok(Prepared::Query(frame))
+    }
+
+    /// `DESCRIBE INPUT`: each parameter's position and the type the statement's plan gives
+    /// it (`unknown` where the plan does not tell).
+    async fn describe_input(&self, statement: &str) -> Result<Prepared, QueryError> {
+        let (numbered, count) = prepared::numbered(statement)?;
+        let types = if count == 0 {
+            Default::default()
+        } else {
+            let context = self.query_context(&numbered).await?;
+            let plan = context
+                .state()
+                .create_logical_plan(&numbered)
+                .await
+                .map_err(|e| errors::from_datafusion(&e, statement))?;
+            plan.get_parameter_types()
+                .map_err(|e| errors::from_datafusion(&e, statement))?
+        };
+        let positions: Vec<i64> = (0..count as i64).collect();
+        let names: Vec<String> = (1..=count)
+            .map(|n| match types.get(&format!("${n}")) {
+                Some(Some(data_type)) => sql_name(&signature(data_type)),
+                _ => "unknown".to_string(),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("Position", DataType::Int64, false),
+                Field::new("Type", DataType::Utf8, false),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(positions)) as ArrayRef,
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .map_err(|e| errors::internal(&e.to_string()))?;
+        frame_of(batch)
+    }
+
+    /// `DESCRIBE OUTPUT`: the columns a query answers with (none for other statements), with
+    /// Trino's type names and sizes.
+    async fn describe_output(&self, statement: &str) -> Result<Prepared, QueryError> {
+        let (numbered, _) = prepared::numbered(statement)?;
+        let fields: Vec<Field> = if reads_only(&numbered) {
+            let context = self.query_context(&numbered).await?;
+            let plan = context
+                .state()
+                .create_logical_plan(&numbered)
+                .await
+                .map_err(|e| errors::from_datafusion(&e, statement))?;
+            plan.schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let text = |values: Vec<String>| Arc::new(StringArray::from(values)) as ArrayRef;
+        let empty = || text(vec![String::new(); fields.len()]);
+        let sizes: Vec<i64> = fields
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => i64::from(i32::MAX),
+                other => other.primitive_width().unwrap_or(0) as i64,
+            })
+            .collect();
+        let names = ["Column Name", "Catalog", "Schema", "Table", "Type"];
+        let mut schema: Vec<Field> = names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect();
+        schema.push(Field::new("Type Size", DataType::Int64, false));
+        schema.push(Field::new("Aliased", DataType::Boolean, false));
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(schema)),
+            vec![
+                text(fields.iter().map(|f| f.name().clone()).collect()),
+                empty(),
+                empty(),
+                empty(),
+                text(
+                    fields
+                        .iter()
+                        .map(|f| sql_name(&signature(f.data_type())))
+                        .collect(),
+                ),
+                Arc::new(Int64Array::from(sizes)),
+                Arc::new(BooleanArray::from(vec![false; fields.len()])),
+            ],
+        )
+        .map_err(|e| errors::internal(&e.to_string()))?;
+        frame_of(batch)
     }
 
     /// `sql` over the whole catalog (its information_schema).

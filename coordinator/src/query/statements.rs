@@ -204,7 +204,7 @@ impl StatementContext {
     }
 
     /// The session for a query: the tables it reads, and `system` if the query may read it.
-    async fn query_context(&self, sql: &str) -> Result<SessionContext, QueryError> {
+    pub(crate) async fn query_context(&self, sql: &str) -> Result<SessionContext, QueryError> {
         let reads = self.reads_of_sql(sql);
         self.authorize_reads(&reads)?;
         let context = self.session_context(&reads).await?;
