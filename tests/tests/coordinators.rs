@@ -334,7 +334,7 @@ fn bad_seed_files_are_skipped_and_bad_configuration_stops_the_process() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("config.properties:11: node.colour: unknown key"),
+        stderr.contains("config.properties:12: node.colour: unknown key"),
         "{stderr}"
     );
 }

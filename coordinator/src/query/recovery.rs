@@ -4,6 +4,7 @@
 //! them to a driver.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use shoal_engine::drive::{DriveState, ProgressReport};
 use shoal_engine::driver::Outcome;
@@ -21,6 +22,7 @@ use crate::query::outcome;
 use crate::query::record::{self, QueryRecord};
 use crate::query::replies::{answers_alone, reply_from_record, PAGE_WAIT};
 use crate::query::statements;
+use crate::query::unclaimed;
 use crate::registry;
 
 /// A driver's report: progress while it runs, the outcome at the end. Reports of an earlier
@@ -160,26 +162,38 @@ pub async fn driver_silent(
     Ok(reply_from_record(record, token))
 }
 
-/// The driver of `record` answers but does not know the query (it restarted, or it let go
-/// of the query just now): unless the record settles meanwhile, the query is lost there.
+/// The driver of `record` answers but does not know the query: it restarted, it let go of the
+/// query just now, or the query is still on its way to it (the record names a driver before
+/// it is sent the query). Unless the record settles meanwhile or the driver gets the query
+/// within a drive request's timeout, the query is lost there.
 pub async fn driver_forgot(
     node: &Arc<Coordinator>,
     record: &QueryRecord,
     token: u64,
 ) -> Result<PageReply, QueryError> {
-    let _ = record::wait_for_change(&node.store, &record.id, PAGE_WAIT).await;
-    let now = record::get(&node.store, &record.id)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| record.clone());
-    if answers_alone(&now, token)
-        || now.attempt != record.attempt
-        || now.driver_url != record.driver_url
-    {
-        return Ok(reply_from_record(&now, token));
+    let give_up = tokio::time::Instant::now() + node.rpc_timeout() + PAGE_WAIT;
+    loop {
+        let now = record::get(&node.store, &record.id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| record.clone());
+        if answers_alone(&now, token)
+            || now.attempt != record.attempt
+            || now.driver_url != record.driver_url
+        {
+            return Ok(reply_from_record(&now, token));
+        }
+        let has = unclaimed::has_attempt(node, &record.driver_url, &record.id, record.attempt);
+        if has.await == Some(true) {
+            // It has the query now: the client asks again.
+            return Ok(reply_from_record(&now, token));
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return answer_after_loss(node, &now, token).await;
+        }
+        let _ = record::wait_for_change(&node.store, &record.id, Duration::from_millis(200)).await;
     }
-    answer_after_loss(node, &now, token).await
 }
 
 /// Recover `record` from the loss of its driver and answer the page request from the result.

@@ -77,10 +77,11 @@ pub fn parse(sql: &str) -> Result<Option<Show>, QueryError> {
                 let open = parser.expect_token(&Token::LParen).map_err(syntax)?;
                 let start = offset(sql, open.span.end);
                 let end = sql.trim_end().trim_end_matches(';').trim_end().len();
-                let statement = match sql.get(start..end) {
-                    Some(inner) if inner.trim_end().ends_with(')') => {
-                        inner.trim_end().trim_end_matches(')').trim().to_string()
-                    }
+                let statement = match sql
+                    .get(start..end)
+                    .and_then(|inner| inner.trim_end().strip_suffix(')'))
+                {
+                    Some(inner) => inner.trim().to_string(),
                     _ => {
                         return Err(errors::syntax(
                             "DESCRIBE INPUT and OUTPUT take a prepared statement's name",

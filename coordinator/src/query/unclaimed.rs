@@ -83,6 +83,13 @@ impl Unclaimed {
     }
 }
 
+/// Whether `url`'s driver has attempt `attempt` of query `id`; None when it does not answer.
+pub async fn has_attempt(node: &Coordinator, url: &str, id: &str, attempt: u32) -> Option<bool> {
+    let ids = [id.to_string()];
+    let attempts = ask(node, url, &ids).await?;
+    Some(attempts.first().copied().flatten() == Some(attempt))
+}
+
 /// The attempt `url`'s driver has of each of `records`; None when it does not answer.
 async fn attempts(
     node: &Coordinator,
@@ -90,12 +97,16 @@ async fn attempts(
     records: &[&QueryRecord],
 ) -> Option<Vec<Option<u32>>> {
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    ask(node, url, &ids).await
+}
+
+async fn ask(node: &Coordinator, url: &str, ids: &[String]) -> Option<Vec<Option<u32>>> {
     if url == node.internal_url {
-        return Some(node.queries.attempts(&ids));
+        return Some(node.queries.attempts(ids));
     }
     match node
         .rpc
-        .call::<_, Vec<Option<u32>>>(url, paths::DRIVING, &ids, node.rpc_timeout())
+        .call::<_, Vec<Option<u32>>>(url, paths::DRIVING, ids, node.rpc_timeout())
         .await
     {
         Ok(attempts) if attempts.len() == ids.len() => Some(attempts),
