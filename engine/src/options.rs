@@ -29,6 +29,9 @@ pub struct QueryOptions {
     /// The session's time zone: an IANA name or an offset such as `+05:30`.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// The session's user (`current_user`).
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// When a driver gives up on a query, and the error it fails with then.

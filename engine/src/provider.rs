@@ -111,7 +111,7 @@ pub fn session_on(
         _ => builder,
     };
     let context = SessionContext::new_with_state(builder.build());
-    crate::functions::register(&context, options);
+    crate::functions::register(&context, options, catalog, schema);
     let catalog = MemoryCatalogProvider::new();
     for name in snapshot.schemas.keys() {
         let provider = MemorySchemaProvider::new();

@@ -128,11 +128,12 @@ pub fn show(properties: &BTreeMap<String, String>, config: &CoordinatorConfig) -
         .collect()
 }
 
-/// What the session (its properties, then the cluster's defaults; its time zone header)
-/// makes of a query's options. Values were checked when the session was read.
+/// What the session (its properties, then the cluster's defaults; its time zone header; its
+/// user) makes of a query's options. Values were checked when the session was read.
 pub fn options(
     properties: &BTreeMap<String, String>,
     time_zone: Option<&str>,
+    user: &str,
     config: &CoordinatorConfig,
 ) -> QueryOptions {
     let value = |name: &str| {
@@ -157,6 +158,7 @@ pub fn options(
             .get("time_zone_id")
             .cloned()
             .or_else(|| time_zone.map(str::to_string)),
+        user: Some(user.to_string()),
     }
 }
 

@@ -244,6 +244,7 @@ impl StatementContext {
         crate::query::session_properties::options(
             &self.session.properties,
             self.session.time_zone.as_deref(),
+            &self.session.user,
             &self.node.config,
         )
     }

@@ -1,17 +1,93 @@
-//! Trino's functions that DataFusion lacks or names differently, registered on every session.
+//! Trino's functions that DataFusion lacks or names differently, registered on every session:
+//! aliases where DataFusion's function means the same, rewrites into DataFusion expressions
+//! where it has the pieces (see `rewrite` and `aggregates`), and the session's own values.
 
+mod aggregates;
+mod rewrite;
 mod session;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 use crate::options::QueryOptions;
+use aggregates::{AggregateRewrite, Kind as Aggregate};
+use rewrite::{Kind, Rewrite};
 
-/// Register Trino's functions on `context`, those about the session with `options`' values.
-pub fn register(context: &SessionContext, options: &QueryOptions) {
+/// Trino's name for a DataFusion function of the same meaning.
+const SCALAR_ALIASES: &[(&str, &str)] = &[
+    ("levenshtein", "levenshtein_distance"),
+    ("generate_series", "sequence"),
+];
+
+const AGGREGATE_ALIASES: &[(&str, &str)] = &[
+    ("any_value", "arbitrary"),
+    ("approx_percentile_cont", "approx_percentile"),
+];
+
+const REWRITES: &[(&str, Kind)] = &[
+    ("year", Kind::Part("year")),
+    ("quarter", Kind::Part("quarter")),
+    ("month", Kind::Part("month")),
+    ("week", Kind::Part("week")),
+    ("week_of_year", Kind::Part("week")),
+    ("day", Kind::Part("day")),
+    ("day_of_month", Kind::Part("day")),
+    ("day_of_week", Kind::Part("isodow")),
+    ("dow", Kind::Part("isodow")),
+    ("day_of_year", Kind::Part("doy")),
+    ("doy", Kind::Part("doy")),
+    ("hour", Kind::Part("hour")),
+    ("minute", Kind::Part("minute")),
+    ("second", Kind::Part("second")),
+    ("date_add", Kind::DateAdd),
+    ("date_diff", Kind::DateDiff),
+    ("typeof", Kind::TypeOf),
+    ("if", Kind::If),
+    ("regexp_extract", Kind::RegexpExtract),
+    ("regexp_replace", Kind::RegexpReplace),
+    ("element_at", Kind::ElementAt),
+    ("contains", Kind::Contains),
+    ("split", Kind::Split),
+];
+
+const AGGREGATE_REWRITES: &[(&str, Aggregate)] = &[
+    ("count_if", Aggregate::CountIf),
+    ("max_by", Aggregate::MaxBy),
+    ("min_by", Aggregate::MinBy),
+];
+
+/// Register Trino's functions on `context`; those about the session answer `options`'
+/// values, `catalog` and `schema`.
+pub fn register(context: &SessionContext, options: &QueryOptions, catalog: &str, schema: &str) {
+    for (name, alias) in SCALAR_ALIASES {
+        if let Ok(function) = context.udf(name) {
+            context.register_udf(function.as_ref().clone().with_aliases([*alias]));
+        }
+    }
+    for (name, alias) in AGGREGATE_ALIASES {
+        if let Ok(function) = context.udaf(name) {
+            context.register_udaf(function.as_ref().clone().with_aliases([*alias]));
+        }
+    }
+    for (name, kind) in REWRITES {
+        context.register_udf(ScalarUDF::new_from_impl(Rewrite::new(name, *kind)));
+    }
+    for (name, kind) in AGGREGATE_REWRITES {
+        context.register_udaf(AggregateUDF::new_from_impl(AggregateRewrite::new(
+            name, *kind,
+        )));
+    }
     let zone = options.time_zone.clone().unwrap_or_else(|| "UTC".into());
-    context.register_udf(ScalarUDF::new_from_impl(session::Constant::text(
-        "current_timezone",
-        zone,
-    )));
+    let user = options.user.clone().unwrap_or_default();
+    for (name, value) in [
+        ("current_timezone", zone),
+        ("current_user", user),
+        ("current_catalog", catalog.to_string()),
+        ("current_schema", schema.to_string()),
+    ] {
+        context.register_udf(ScalarUDF::new_from_impl(session::Constant::text(
+            name, value,
+        )));
+    }
 }

@@ -1,10 +1,13 @@
-//! Functions whose value is fixed for the session: `current_timezone()`.
+//! Functions whose value is fixed for the session: `current_timezone()`, `current_user`,
+//! `current_catalog`, `current_schema`. The simplifier turns each into its value while the
+//! query is planned.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    lit, ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 /// A function of no arguments answering one value of the session.
@@ -36,6 +39,10 @@ impl ScalarUDFImpl for Constant {
 
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
         Ok(DataType::Utf8)
+    }
+
+    fn simplify(&self, _: Vec<Expr>, _: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        Ok(ExprSimplifyResult::Simplified(lit(self.value.clone())))
     }
 
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {

@@ -1,0 +1,389 @@
+//! Trino's functions that are another DataFusion expression with Trino's meaning: each is
+//! registered under Trino's name and rewritten by DataFusion's simplifier while the query is
+//! planned, so no new kernel runs and the stages on other workers never see it.
+
+use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano};
+use datafusion::common::{exec_err, plan_err, ScalarValue};
+use datafusion::error::Result;
+use datafusion::functions::expr_fn::{
+    concat, contains, date_part, date_trunc, regexp_match, regexp_replace,
+};
+use datafusion::functions_nested::expr_fn::{array_element, array_has, map_extract};
+use datafusion::functions_nested::string::string_to_array_udf;
+use datafusion::logical_expr::expr::Case;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
+use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
+use datafusion::logical_expr::{
+    cast, lit, ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+
+use crate::types::{signature, sql_name};
+
+/// What a function is rewritten to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `year(d)` and its kin: `date_part(part, d)`, as bigint.
+    Part(&'static str),
+    /// `date_add(unit, n, t)`: `t` plus `n` units.
+    DateAdd,
+    /// `date_diff(unit, t1, t2)`: whole units from `t1` to `t2`.
+    DateDiff,
+    /// `typeof(x)`: the Trino name of `x`'s type.
+    TypeOf,
+    /// `if(condition, a[, b])`.
+    If,
+    /// `regexp_extract(s, pattern[, group])`: the first match, or its group.
+    RegexpExtract,
+    /// `regexp_replace(s, pattern[, replacement])`: every match replaced.
+    RegexpReplace,
+    /// `element_at(array, i)` (1-based, negative from the end) or `element_at(map, key)`.
+    ElementAt,
+    /// `contains(array, x)`; on strings, DataFusion's `contains`.
+    Contains,
+    /// `split(s, delimiter)`: the parts as an array.
+    Split,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Rewrite {
+    name: &'static str,
+    kind: Kind,
+    signature: Signature,
+}
+
+impl Rewrite {
+    pub fn new(name: &'static str, kind: Kind) -> Self {
+        let arities: &[usize] = match kind {
+            Kind::Part(_) | Kind::TypeOf => &[1],
+            Kind::ElementAt | Kind::Contains | Kind::Split => &[2],
+            Kind::DateAdd | Kind::DateDiff => &[3],
+            Kind::If | Kind::RegexpExtract | Kind::RegexpReplace => &[2, 3],
+        };
+        let signature = if kind == Kind::If {
+            Signature::user_defined(Volatility::Immutable)
+        } else {
+            Signature::one_of(
+                arities.iter().map(|n| TypeSignature::Any(*n)).collect(),
+                Volatility::Immutable,
+            )
+        };
+        Rewrite {
+            name,
+            kind,
+            signature,
+        }
+    }
+}
+
+/// The text of a literal argument (a unit name), lower case.
+fn unit_of(expr: &Expr, function: &str) -> Result<String> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(text))
+            | ScalarValue::Utf8View(Some(text))
+            | ScalarValue::LargeUtf8(Some(text)),
+            _,
+        ) => Ok(text.to_ascii_lowercase()),
+        _ => plan_err!("{function} takes its unit as a string literal, such as 'day'"),
+    }
+}
+
+/// Seconds in one unit that has a fixed length.
+fn fixed_seconds(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "millisecond" => 0.001,
+        "second" => 1.0,
+        "minute" => 60.0,
+        "hour" => 3600.0,
+        "day" => 86400.0,
+        "week" => 7.0 * 86400.0,
+        _ => return None,
+    })
+}
+
+/// Months in one unit measured in months.
+fn months(unit: &str) -> Option<i32> {
+    Some(match unit {
+        "month" => 1,
+        "quarter" => 3,
+        "year" => 12,
+        _ => return None,
+    })
+}
+
+fn float(expr: Expr) -> Expr {
+    cast(expr, DataType::Float64)
+}
+
+fn epoch(t: Expr) -> Expr {
+    float(date_part(lit("epoch"), t))
+}
+
+/// `t` as a timestamp (`date_trunc` takes no dates).
+fn as_timestamp(t: Expr, data_type: &DataType) -> Expr {
+    match data_type {
+        DataType::Date32 | DataType::Date64 => cast(
+            t,
+            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None),
+        ),
+        _ => t,
+    }
+}
+
+/// `t`'s place within its month: seconds since the month began.
+fn within_month(t: Expr, data_type: &DataType) -> Expr {
+    epoch(t.clone()) - epoch(date_trunc(lit("month"), as_timestamp(t, data_type)))
+}
+
+fn month_number(t: Expr) -> Expr {
+    float(date_part(lit("year"), t.clone())) * lit(12.0) + float(date_part(lit("month"), t))
+}
+
+fn date_diff(
+    unit: &str,
+    (t1, type1): (Expr, DataType),
+    (t2, type2): (Expr, DataType),
+) -> Result<Expr> {
+    if let Some(seconds) = fixed_seconds(unit) {
+        let diff = (epoch(t2) - epoch(t1)) / lit(seconds);
+        return Ok(cast(trunc(diff), DataType::Int64));
+    }
+    let Some(per_unit) = months(unit) else {
+        return plan_err!("date_diff does not know the unit '{unit}'");
+    };
+    // Whole months, less one where the later point has not reached the earlier one's place
+    // within its month (so January 31 to February 29 is 0 months, as in Trino).
+    let months = month_number(t2.clone()) - month_number(t1.clone());
+    let short =
+        Expr::Case(Case {
+            expr: None,
+            when_then_expr: vec![
+                (
+                    Box::new(months.clone().gt(lit(0.0)).and(
+                        within_month(t2.clone(), &type2).lt(within_month(t1.clone(), &type1)),
+                    )),
+                    Box::new(lit(1.0)),
+                ),
+                (
+                    Box::new(
+                        months
+                            .clone()
+                            .lt(lit(0.0))
+                            .and(within_month(t2, &type2).gt(within_month(t1, &type1))),
+                    ),
+                    Box::new(lit(-1.0)),
+                ),
+            ],
+            else_expr: Some(Box::new(lit(0.0))),
+        });
+    Ok(cast(
+        trunc((months - short) / lit(f64::from(per_unit))),
+        DataType::Int64,
+    ))
+}
+
+fn trunc(expr: Expr) -> Expr {
+    datafusion::functions::expr_fn::trunc(vec![expr])
+}
+
+/// `n` units as an interval, for a literal `n`; else `n` times one unit.
+fn interval(unit: &str, n: Expr) -> Result<Expr> {
+    let one = match unit {
+        "millisecond" => IntervalMonthDayNano::new(0, 0, 1_000_000),
+        "second" => IntervalMonthDayNano::new(0, 0, 1_000_000_000),
+        "minute" => IntervalMonthDayNano::new(0, 0, 60_000_000_000),
+        "hour" => IntervalMonthDayNano::new(0, 0, 3_600_000_000_000),
+        "day" => IntervalMonthDayNano::new(0, 1, 0),
+        "week" => IntervalMonthDayNano::new(0, 7, 0),
+        "month" => IntervalMonthDayNano::new(1, 0, 0),
+        "quarter" => IntervalMonthDayNano::new(3, 0, 0),
+        "year" => IntervalMonthDayNano::new(12, 0, 0),
+        _ => return plan_err!("date_add does not know the unit '{unit}'"),
+    };
+    let count = match &n {
+        Expr::Literal(value, _) if !value.is_null() => value.cast_to(&DataType::Int64)?,
+        // DataFusion multiplies no interval by a number: the interval is written as text.
+        _ => {
+            let (times, unit_text) = match unit {
+                "millisecond" => (1, "milliseconds"),
+                "second" => (1, "seconds"),
+                "minute" => (1, "minutes"),
+                "hour" => (1, "hours"),
+                "day" => (1, "days"),
+                "week" => (7, "days"),
+                "month" => (1, "months"),
+                "quarter" => (3, "months"),
+                _ => (12, "months"),
+            };
+            let count = cast(n, DataType::Int64) * lit(times as i64);
+            let text = concat(vec![
+                cast(count, DataType::Utf8),
+                lit(format!(" {unit_text}")),
+            ]);
+            return Ok(cast(
+                text,
+                DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+            ));
+        }
+    };
+    let ScalarValue::Int64(Some(count)) = count else {
+        return plan_err!("date_add takes a whole number of units");
+    };
+    let times = |v: i64| -> Result<i64> {
+        v.checked_mul(count).ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan("date_add: too many units".into())
+        })
+    };
+    let months = i32::try_from(times(i64::from(one.months))?).map_err(|_| {
+        datafusion::error::DataFusionError::Plan("date_add: too many months".into())
+    })?;
+    let days = i32::try_from(times(i64::from(one.days))?)
+        .map_err(|_| datafusion::error::DataFusionError::Plan("date_add: too many days".into()))?;
+    Ok(lit(ScalarValue::IntervalMonthDayNano(Some(
+        IntervalMonthDayNano::new(months, days, times(one.nanoseconds)?),
+    ))))
+}
+
+fn one_based(index: Expr) -> Expr {
+    match index {
+        Expr::Literal(ScalarValue::Int64(Some(g)), _) => lit(g + 1),
+        other => cast(other, DataType::Int64) + lit(1i64),
+    }
+}
+
+impl ScalarUDFImpl for Rewrite {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        // Only `if` coerces: its two values to one type.
+        match arg_types {
+            [_, a] => Ok(vec![DataType::Boolean, a.clone()]),
+            [_, a, b] => {
+                let common = if a == b {
+                    a.clone()
+                } else {
+                    comparison_coercion(a, b).unwrap_or_else(|| a.clone())
+                };
+                Ok(vec![DataType::Boolean, common.clone(), common])
+            }
+            _ => plan_err!("if takes a condition and one or two values"),
+        }
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(match self.kind {
+            Kind::Part(_) | Kind::DateDiff => DataType::Int64,
+            Kind::DateAdd => args[2].clone(),
+            Kind::TypeOf | Kind::RegexpExtract => DataType::Utf8,
+            Kind::RegexpReplace => match &args[0] {
+                DataType::LargeUtf8 => DataType::LargeUtf8,
+                DataType::Utf8View => DataType::Utf8View,
+                _ => DataType::Utf8,
+            },
+            Kind::If => args[1].clone(),
+            Kind::Contains => DataType::Boolean,
+            Kind::Split => DataType::new_list(DataType::Utf8, true),
+            Kind::ElementAt => match &args[0] {
+                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                    f.data_type().clone()
+                }
+                DataType::Map(entries, _) => match entries.data_type() {
+                    DataType::Struct(fields) if fields.len() == 2 => fields[1].data_type().clone(),
+                    other => return plan_err!("element_at of a map with entries {other}"),
+                },
+                other => return plan_err!("element_at takes an array or a map, not {other}"),
+            },
+        })
+    }
+
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        exec_err!("{} is rewritten while the query is planned", self.name)
+    }
+
+    fn simplify(&self, mut args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let rewritten = match self.kind {
+            Kind::Part(part) => cast(date_part(lit(part), args.remove(0)), DataType::Int64),
+            Kind::DateAdd => {
+                let unit = unit_of(&args[0], "date_add")?;
+                let t = args.remove(2);
+                let t_type = info.get_data_type(&t)?;
+                cast(t + interval(&unit, args.remove(1))?, t_type)
+            }
+            Kind::DateDiff => {
+                let unit = unit_of(&args[0], "date_diff")?;
+                let t2 = args.remove(2);
+                let t1 = args.remove(1);
+                let (type1, type2) = (info.get_data_type(&t1)?, info.get_data_type(&t2)?);
+                date_diff(&unit, (t1, type1), (t2, type2))?
+            }
+            Kind::TypeOf => {
+                let data_type = info.get_data_type(&args[0])?;
+                lit(sql_name(&signature(&data_type)))
+            }
+            Kind::If => {
+                let data_type = info.get_data_type(&args[1])?;
+                let otherwise = match args.len() {
+                    3 => args.remove(2),
+                    _ => lit(ScalarValue::try_from(&data_type)?),
+                };
+                let then = args.remove(1);
+                Expr::Case(Case {
+                    expr: None,
+                    when_then_expr: vec![(Box::new(args.remove(0)), Box::new(then))],
+                    else_expr: Some(Box::new(otherwise)),
+                })
+            }
+            Kind::RegexpExtract => {
+                let group = if args.len() == 3 {
+                    args.remove(2)
+                } else {
+                    lit(0i64)
+                };
+                let pattern = concat(vec![lit("("), args.remove(1), lit(")")]);
+                let groups = regexp_match(args.remove(0), pattern, None);
+                cast(array_element(groups, one_based(group)), DataType::Utf8)
+            }
+            Kind::RegexpReplace => {
+                let data_type = info.get_data_type(&args[0])?;
+                let replacement = if args.len() == 3 {
+                    args.remove(2)
+                } else {
+                    lit("")
+                };
+                let pattern = args.remove(1);
+                let replaced = regexp_replace(args.remove(0), pattern, replacement, Some(lit("g")));
+                cast(replaced, self.return_type(&[data_type])?)
+            }
+            Kind::ElementAt => {
+                let key = args.remove(1);
+                let container = args.remove(0);
+                match info.get_data_type(&container)? {
+                    DataType::Map(_, _) => array_element(map_extract(container, key), lit(1i64)),
+                    _ => array_element(container, key),
+                }
+            }
+            Kind::Contains => {
+                let value = args.remove(1);
+                let container = args.remove(0);
+                match info.get_data_type(&container)? {
+                    DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
+                        array_has(container, value)
+                    }
+                    _ => contains(container, value),
+                }
+            }
+            Kind::Split => cast(
+                string_to_array_udf().call(args),
+                DataType::new_list(DataType::Utf8, true),
+            ),
+        };
+        Ok(ExprSimplifyResult::Simplified(rewritten))
+    }
+}
