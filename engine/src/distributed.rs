@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion_distributed::grpc::{
     create_worker_client, BoxCloneSyncChannel, DefaultChannelResolver,
 };
@@ -113,10 +113,15 @@ pub fn worker_service(channels: SecretChannels) -> Worker {
     Worker::from_session_builder(move |context: WorkerQueryContext| {
         let channels = channels.as_ref().clone();
         async move {
-            Ok(context
+            let mut state = context
                 .builder
                 .with_distributed_channel_resolver(channels)
-                .build())
+                .build();
+            // Stages may call Trino's functions that run kernels of their own.
+            for function in crate::functions::kernels() {
+                state.register_udf(Arc::new(function))?;
+            }
+            Ok(state)
         }
     })
 }

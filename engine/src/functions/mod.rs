@@ -3,6 +3,7 @@
 //! where it has the pieces (see `rewrite` and `aggregates`), and the session's own values.
 
 mod aggregates;
+mod json;
 mod rewrite;
 mod session;
 
@@ -57,6 +58,22 @@ const AGGREGATE_REWRITES: &[(&str, Aggregate)] = &[
     ("min_by", Aggregate::MinBy),
 ];
 
+/// Trino's functions that run kernels of their own, so that the stages on other workers know
+/// them too (see `distributed::worker_service`).
+pub fn kernels() -> Vec<ScalarUDF> {
+    use json::{Json, Kind as J};
+    [
+        ("json_extract_scalar", J::ExtractScalar),
+        ("json_extract", J::Extract),
+        ("json_array_length", J::ArrayLength),
+        ("json_parse", J::Parse),
+        ("json_format", J::Format),
+    ]
+    .into_iter()
+    .map(|(name, kind)| ScalarUDF::new_from_impl(Json::new(name, kind)))
+    .collect()
+}
+
 /// Register Trino's functions on `context`; those about the session answer `options`'
 /// values, `catalog` and `schema`.
 pub fn register(context: &SessionContext, options: &QueryOptions, catalog: &str, schema: &str) {
@@ -69,6 +86,9 @@ pub fn register(context: &SessionContext, options: &QueryOptions, catalog: &str,
         if let Ok(function) = context.udaf(name) {
             context.register_udaf(function.as_ref().clone().with_aliases([*alias]));
         }
+    }
+    for function in kernels() {
+        context.register_udf(function);
     }
     for (name, kind) in REWRITES {
         context.register_udf(ScalarUDF::new_from_impl(Rewrite::new(name, *kind)));
