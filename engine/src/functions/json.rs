@@ -58,7 +58,7 @@ fn path(text: &str) -> Option<Vec<Step>> {
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix('.') {
             let end = after
-                .find(|c: char| c == '.' || c == '[')
+                .find(['.', '['])
                 .unwrap_or(after.len());
             if end == 0 {
                 return None;
