@@ -10,6 +10,7 @@ pub mod driver;
 pub mod errors;
 pub mod functions;
 pub mod information_schema;
+pub mod naming;
 pub mod options;
 pub mod pages;
 pub mod provider;

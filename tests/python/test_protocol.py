@@ -145,3 +145,10 @@ def test_malformed_requests_get_4xx_with_a_message():
     bad_token = requests.get(f"{url}/v1/statement/executing/nope/nope/x", headers={"X-Trino-User": "a"})
     assert 400 <= bad_token.status_code < 500
     assert requests.get(f"{url}/v1/info").json()["coordinator"] is True
+
+
+def test_unnamed_result_columns_are_named_as_trino_names_them():
+    cur = connect(1).cursor()
+    cur.execute("SELECT x, x + 1, 2 AS two, count(*) FROM (VALUES (1)) AS t(x) GROUP BY x ORDER BY count(*)")
+    assert cur.fetchall() == [[1, 2, 2, 1]]
+    assert [d[0] for d in cur.description] == ["x", "_col1", "two", "_col3"]

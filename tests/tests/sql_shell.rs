@@ -78,7 +78,7 @@ fn execute_formats_and_exit_codes() {
             .collect::<Vec<_>>(),
     );
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "count(*)\n2\n");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "_col0\n2\n");
 
     let failed = sql(&servers, &["--execute", "SELECT * FROM no_such_table"]);
     assert_eq!(failed.status.code(), Some(1), "{failed:?}");

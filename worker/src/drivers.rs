@@ -290,8 +290,7 @@ async fn plan(
         &request.options,
     )
     .map_err(|e| errors::from_datafusion(&e, &request.sql))?;
-    let frame = context
-        .sql(&request.sql)
+    let frame = shoal_engine::naming::plan_sql(&context, &request.sql)
         .await
         .map_err(|e| errors::from_datafusion(&e, &request.sql))?;
     Ok(Prepared::Query(frame))

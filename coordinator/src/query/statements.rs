@@ -457,9 +457,9 @@ pub(crate) fn update(kind: &str, rows: Option<u64>) -> Prepared {
     }
 }
 
+/// Plan `sql` with Trino's result column names.
 pub(crate) async fn plan(context: &SessionContext, sql: &str) -> Result<DataFrame, QueryError> {
-    context
-        .sql(sql)
+    shoal_engine::naming::plan_sql(context, sql)
         .await
         .map_err(|e| errors::from_datafusion(&e, sql))
 }
