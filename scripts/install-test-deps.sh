@@ -25,6 +25,9 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 # iproute2: the partition tests run coordinators in network namespaces (`ip netns`).
 command -v ip >/dev/null || apt_install iproute2
 
+# Prometheus and promtool: a real Prometheus server scrapes the coordinators in a test.
+command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_install prometheus
+
 # Chromium: the web page test loads the page in headless Chromium.
 command -v chromium >/dev/null || apt_install chromium
 
