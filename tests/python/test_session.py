@@ -120,3 +120,35 @@ def test_time_zone_from_the_header_and_from_set_time_zone():
     with pytest.raises(trino.exceptions.TrinoUserError):
         cur.execute("SET TIME ZONE 'Nowhere/Land'")
         cur.fetchall()
+
+
+def test_transactions_are_accepted_and_writes_in_one_refused_as_trino_does():
+    from trino.transaction import IsolationLevel
+
+    setup = connect(0).cursor()
+    setup.execute("CREATE SCHEMA IF NOT EXISTS tx")
+    setup.fetchall()
+    setup.execute("CREATE TABLE IF NOT EXISTS tx.t (x BIGINT)")
+    setup.fetchall()
+    conn = connect(1, isolation_level=IsolationLevel.READ_COMMITTED)
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM tx.t")
+    assert cur.fetchall() == [[0]]
+    assert conn.transaction is not None and conn.transaction.id not in (None, "NONE")
+    with pytest.raises(trino.exceptions.TrinoUserError) as failed:
+        cur.execute("INSERT INTO tx.t VALUES (1)")
+        cur.fetchall()
+    assert failed.value.error_name == "NOT_SUPPORTED"
+    assert "autocommit" in failed.value.message
+    conn.commit()
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    assert cur.fetchall() == [[1]]
+    conn.rollback()
+    # Outside a transaction the write goes through; COMMIT without one is an error.
+    cur = connect(2).cursor()
+    cur.execute("INSERT INTO tx.t VALUES (1)")
+    cur.fetchall()
+    with pytest.raises(trino.exceptions.TrinoUserError):
+        cur.execute("COMMIT")
+        cur.fetchall()

@@ -31,6 +31,8 @@ pub struct ClientSession {
     pub properties: BTreeMap<String, String>,
     /// The client's time zone (`X-Trino-Time-Zone`); the `time_zone_id` property wins.
     pub time_zone: Option<String>,
+    /// The transaction the client is in (`X-Trino-Transaction-Id`, other than `NONE`).
+    pub transaction_id: Option<String>,
     /// The prepared statements the client keeps, by name (`X-Trino-Prepared-Statement`).
     pub prepared: BTreeMap<String, String>,
 }
@@ -84,6 +86,8 @@ impl ClientSession {
             catalog: text(headers, family, "Catalog"),
             schema: text(headers, family, "Schema"),
             time_zone: text(headers, family, "Time-Zone"),
+            transaction_id: text(headers, family, "Transaction-Id")
+                .filter(|id| !id.eq_ignore_ascii_case("none")),
             properties,
         })
     }

@@ -93,6 +93,62 @@ pub fn use_target(
     Ok(Some((catalog, schema)))
 }
 
+/// `START TRANSACTION`, `COMMIT` or `ROLLBACK`, as Trino answers them for catalogs without
+/// transactions: each statement commits on its own, a transaction only reads (a write in one
+/// fails, see [`write_in_transaction`]), and the client is told its transaction id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionChange {
+    Start,
+    /// COMMIT or ROLLBACK: the update type.
+    End(&'static str),
+}
+
+impl TransactionChange {
+    pub fn update_type(&self) -> &'static str {
+        match self {
+            TransactionChange::Start => "START TRANSACTION",
+            TransactionChange::End(update_type) => update_type,
+        }
+    }
+}
+
+/// `sql` as a transaction statement; None for any other. `in_transaction` is whether the
+/// client names a transaction (`X-Trino-Transaction-Id`).
+pub fn transaction(
+    sql: &str,
+    in_transaction: bool,
+) -> Result<Option<TransactionChange>, QueryError> {
+    if !matches!(
+        first_keyword(sql),
+        Some(Keyword::START | Keyword::BEGIN | Keyword::COMMIT | Keyword::ROLLBACK)
+    ) {
+        return Ok(None);
+    }
+    let statement = Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_statement())
+        .map_err(syntax)?;
+    let change = match statement {
+        Statement::StartTransaction { .. } if in_transaction => {
+            return Err(errors::not_supported("Nested transactions not supported"))
+        }
+        Statement::StartTransaction { .. } => TransactionChange::Start,
+        Statement::Commit { .. } => TransactionChange::End("COMMIT"),
+        Statement::Rollback { .. } => TransactionChange::End("ROLLBACK"),
+        _ => return Ok(None),
+    };
+    if matches!(change, TransactionChange::End(_)) && !in_transaction {
+        return Err(errors::user("No transaction in progress"));
+    }
+    Ok(Some(change))
+}
+
+/// The error for a statement that writes inside a transaction: Shoal's catalog commits every
+/// write on its own, as Trino's catalogs without transactions do.
+pub fn write_in_transaction() -> QueryError {
+    errors::not_supported("Catalog only supports writes using autocommit: shoal")
+}
+
 fn syntax(e: ParserError) -> QueryError {
     errors::syntax(e.to_string(), None)
 }
@@ -224,6 +280,29 @@ mod tests {
             change("SET TIME ZONE LOCAL").header(),
             ("Clear-Session", "time_zone_id".into())
         );
+    }
+
+    #[test]
+    fn transactions_start_and_end_once() {
+        assert_eq!(transaction("SELECT 1", false).unwrap(), None);
+        assert_eq!(
+            transaction("START TRANSACTION READ ONLY", false).unwrap(),
+            Some(TransactionChange::Start)
+        );
+        assert_eq!(
+            transaction("commit", true)
+                .unwrap()
+                .map(|c| c.update_type()),
+            Some("COMMIT")
+        );
+        assert_eq!(
+            transaction("ROLLBACK", true)
+                .unwrap()
+                .map(|c| c.update_type()),
+            Some("ROLLBACK")
+        );
+        assert!(transaction("COMMIT", false).is_err(), "none in progress");
+        assert!(transaction("START TRANSACTION", true).is_err(), "nested");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use shoal_proto::client::{QueryError, QueryResults, StatementStats};
 use crate::node::Coordinator;
 use crate::protocol::prepared::{self, Prepared};
 use crate::protocol::session::ClientSession;
-use crate::protocol::session_statements;
+use crate::protocol::session_statements::{self, TransactionChange};
 use crate::query::manager::PageToken;
 use crate::query::record;
 use crate::query::session_properties;
@@ -150,6 +150,23 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
         Ok(Some(change)) => return answered(&session, change.update_type, [change.header()]),
         Ok(None) => {}
         Err(error) => return Json(failed("session", &base, error)).into_response(),
+    }
+    match session_statements::transaction(sql, session.transaction_id.is_some()) {
+        Ok(Some(change)) => {
+            let header = match change {
+                TransactionChange::Start => {
+                    ("Started-Transaction-Id", crate::query::id::random_token(24))
+                }
+                TransactionChange::End(_) => ("Clear-Transaction-Id", "true".to_string()),
+            };
+            return answered(&session, change.update_type(), [header]);
+        }
+        Ok(None) => {}
+        Err(error) => return Json(failed("transaction", &base, error)).into_response(),
+    }
+    if session.transaction_id.is_some() && !crate::query::statements::reads_only(sql) {
+        let error = session_statements::write_in_transaction();
+        return Json(failed("transaction", &base, error)).into_response();
     }
     match session_statements::use_target(sql, session.catalog.as_deref()) {
         Ok(Some((catalog, schema))) => {

@@ -24,6 +24,7 @@ pub fn session_of(record: &QueryRecord) -> ClientSession {
         schema: record.schema.clone(),
         properties: record.properties.clone(),
         time_zone: record.time_zone.clone(),
+        transaction_id: None,
         prepared: Default::default(),
     }
 }
