@@ -94,6 +94,17 @@ pub fn invalid_session_property(message: impl Into<String>) -> QueryError {
     )
 }
 
+/// The query was killed by `system.runtime.kill_query`.
+pub fn administratively_killed(message: impl Into<String>) -> QueryError {
+    error(
+        message.into(),
+        38,
+        "ADMINISTRATIVELY_KILLED",
+        "USER_ERROR",
+        None,
+    )
+}
+
 /// Whether `error` is a failure of the cluster (a node lost, an internal error) rather than
 /// of the query itself: before any row left, such a query may run again.
 pub fn is_retryable(error: &QueryError) -> bool {

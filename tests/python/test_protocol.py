@@ -152,3 +152,29 @@ def test_unnamed_result_columns_are_named_as_trino_names_them():
     cur.execute("SELECT x, x + 1, 2 AS two, count(*) FROM (VALUES (1)) AS t(x) GROUP BY x ORDER BY count(*)")
     assert cur.fetchall() == [[1, 2, 2, 1]]
     assert [d[0] for d in cur.description] == ["x", "_col1", "two", "_col3"]
+
+
+def test_kill_query_fails_a_running_query_with_its_message():
+    cur = connect(0).cursor()
+    cur.execute("SELECT value FROM generate_series(1, 1000000000) AS t(value)")
+    assert cur.fetchone() == [1]
+    query_id = cur.query_id
+    # Another user may not kill it.
+    other = trino.dbapi.connect(host=URLS[2].removeprefix("http://").split(":")[0],
+                                port=int(URLS[2].rsplit(":", 1)[1]), user="mallory").cursor()
+    with pytest.raises(trino.exceptions.TrinoUserError) as denied:
+        other.execute(f"CALL system.runtime.kill_query(query_id => '{query_id}', message => 'x')")
+        other.fetchall()
+    assert denied.value.error_name == "PERMISSION_DENIED"
+    killer = connect(1).cursor()
+    killer.execute(f"CALL system.runtime.kill_query(query_id => '{query_id}', message => 'too slow')")
+    killer.fetchall()
+    info = wait_for_state(URLS[2], query_id, {"FAILED"})
+    assert info["errorCode"]["name"] == "ADMINISTRATIVELY_KILLED"
+    with pytest.raises(trino.exceptions.TrinoQueryError) as killed:
+        cur.fetchall()
+    assert killed.value.error_name == "ADMINISTRATIVELY_KILLED"
+    assert killed.value.message == "Query killed. Message: too slow"
+    with pytest.raises(trino.exceptions.TrinoUserError):
+        killer.execute(f"CALL system.runtime.kill_query('{query_id}')")
+        killer.fetchall()

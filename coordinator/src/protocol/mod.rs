@@ -2,6 +2,7 @@
 //! decode them, errors, and the `/v1/statement` routes.
 
 pub mod prepared;
+pub mod procedures;
 pub mod session;
 pub mod session_statements;
 pub mod statement;

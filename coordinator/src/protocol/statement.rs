@@ -13,6 +13,7 @@ use shoal_proto::client::{QueryError, QueryResults, StatementStats};
 
 use crate::node::Coordinator;
 use crate::protocol::prepared::{self, Prepared};
+use crate::protocol::procedures::{self, Call};
 use crate::protocol::session::ClientSession;
 use crate::protocol::session_statements::{self, TransactionChange};
 use crate::query::manager::PageToken;
@@ -167,6 +168,20 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
     if session.transaction_id.is_some() && !crate::query::statements::reads_only(sql) {
         let error = session_statements::write_in_transaction();
         return Json(failed("transaction", &base, error)).into_response();
+    }
+    match procedures::interpret(sql) {
+        Ok(Some(Call::KillQuery { query_id, message })) => {
+            return match node
+                .queries
+                .kill(&node, &query_id, &session.user, message.as_deref())
+                .await
+            {
+                Ok(()) => answered(&session, "CALL", []),
+                Err(error) => Json(failed("call", &base, error)).into_response(),
+            };
+        }
+        Ok(None) => {}
+        Err(error) => return Json(failed("call", &base, error)).into_response(),
     }
     match session_statements::use_target(sql, session.catalog.as_deref()) {
         Ok(Some((catalog, schema))) => {

@@ -60,6 +60,8 @@ pub enum Transition<'a> {
     WriteSettled { attempt: u32, outcome: &'a Outcome },
     /// `attempt` failed with `error`: its driver is gone.
     DriverLost { attempt: u32, error: &'a QueryError },
+    /// `attempt`, not yet ended, was killed (`system.runtime.kill_query`) with `error`.
+    Killed { attempt: u32, error: &'a QueryError },
     /// `attempt` lost its driver `driver_url` before rows were delivered: the next attempt
     /// waits, owned by `owner`.
     Retried {
@@ -199,6 +201,15 @@ impl Transition<'_> {
             }
             Transition::DriverLost { attempt, error } => {
                 if r.attempt != attempt || r.state == QueryState::Failed {
+                    return false;
+                }
+                r.state = QueryState::Failed;
+                r.ended_ms = Some(now_ms());
+                r.error = Some(error.clone());
+                true
+            }
+            Transition::Killed { attempt, error } => {
+                if r.attempt != attempt || r.state.is_done() {
                     return false;
                 }
                 r.state = QueryState::Failed;

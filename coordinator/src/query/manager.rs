@@ -356,6 +356,61 @@ impl Queries {
             .map_err(|e| errors::internal(&format!("cannot reach the driver of query {id}: {e}")))
     }
 
+    /// `system.runtime.kill_query`: fail query `id` with `message`, if `user` owns it or may
+    /// kill others' queries, and stop its driver.
+    pub async fn kill(
+        &self,
+        node: &Arc<Coordinator>,
+        id: &str,
+        user: &str,
+        message: Option<&str>,
+    ) -> Result<(), QueryError> {
+        let record = record::get_latest(&node.store, id)
+            .await
+            .map_err(store_unavailable)?
+            .ok_or_else(|| {
+                errors::not_found("NOT_FOUND", format!("Target query not found: {id}"))
+            })?;
+        if !node.may_kill_query(user, &record.user) {
+            return Err(errors::permission_denied(format!(
+                "Access Denied: Cannot kill query {id} of user {}",
+                record.user
+            )));
+        }
+        let error = errors::administratively_killed(match message {
+            Some(message) => format!("Query killed. Message: {message}"),
+            None => "Query killed".to_string(),
+        });
+        if !outcome::kill(node, &record, &error)
+            .await
+            .map_err(store_unavailable)?
+        {
+            return Err(errors::user(format!("Target query is not running: {id}")));
+        }
+        match self.driver(id) {
+            Some(driver) => {
+                driver.fail(error);
+            }
+            None if !record.driver_url.is_empty() && record.driver_url != node.internal_url => {
+                let stopped: Result<bool, _> = node
+                    .rpc
+                    .call(
+                        &record.driver_url,
+                        paths::CANCEL,
+                        &id.to_string(),
+                        node.rpc_timeout(),
+                    )
+                    .await;
+                if let Err(e) = stopped {
+                    tracing::warn!(query = %id, driver = %record.driver_url, error = %e, "cannot stop a killed query's driver; it stops when its client goes");
+                }
+            }
+            None => {}
+        }
+        tracing::info!(query = %id, by = %user, "query killed");
+        Ok(())
+    }
+
     async fn latest(&self, node: &Coordinator, id: &str) -> Result<QueryRecord, QueryError> {
         record::get_latest(&node.store, id)
             .await

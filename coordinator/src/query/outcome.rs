@@ -138,3 +138,27 @@ pub async fn give_back(node: &Coordinator, id: &str) {
         tracing::warn!(query = %id, error = %e.message, "admission slot not given back; the leader's sweep frees it");
     }
 }
+
+/// Fail `record`'s attempt with `error` (`system.runtime.kill_query`) and give its slot back;
+/// false when it had ended already. Its driver is stopped by the caller.
+pub async fn kill(
+    node: &Coordinator,
+    record: &QueryRecord,
+    error: &QueryError,
+) -> Result<bool, CoordinatorError> {
+    let killed = lifecycle::apply(
+        &node.store,
+        &record.id,
+        Transition::Killed {
+            attempt: record.attempt,
+            error,
+        },
+    )
+    .await?;
+    if killed.is_none() {
+        return Ok(false);
+    }
+    give_back(node, &record.id).await;
+    history::ended(node).await;
+    Ok(true)
+}
