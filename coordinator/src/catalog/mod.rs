@@ -15,6 +15,7 @@
 pub mod cleanup;
 pub mod commit;
 pub mod error;
+pub mod jdbc;
 pub mod system;
 pub mod warehouse;
 pub mod writer;

@@ -1,6 +1,7 @@
 //! Catalog `system`, schema `runtime`: the cluster's state as tables, built from the state
 //! store when a query reads them: `queries` (the replicated query history), `nodes`, and
-//! `coordinators` (every coordinator's synchronisation status).
+//! `coordinators` (every coordinator's synchronisation status); schema `metadata` as tools
+//! read it, and `jdbc` (see `jdbc`).
 
 use std::sync::Arc;
 
@@ -209,10 +210,31 @@ async fn coordinators(node: &Coordinator) -> Result<Arc<MemTable>> {
 pub const CATALOGS: [&str; 2] = ["shoal", "system"];
 
 /// The schemas of catalog `system` and their tables.
-pub const SCHEMAS: [(&str, &[&str]); 2] = [
+pub const SCHEMAS: [(&str, &[&str]); 3] = [
+    (
+        "jdbc",
+        &[
+            "catalogs",
+            "columns",
+            "procedures",
+            "pseudo_columns",
+            "schemas",
+            "super_tables",
+            "table_types",
+            "tables",
+            "types",
+            "udts",
+        ],
+    ),
     (
         "metadata",
-        &["catalogs", "materialized_views", "table_comments"],
+        &[
+            "catalogs",
+            "materialized_views",
+            "schema_properties",
+            "table_comments",
+            "table_properties",
+        ],
     ),
     ("runtime", &["coordinators", "nodes", "queries"]),
 ];
@@ -239,6 +261,22 @@ fn metadata() -> Result<Arc<MemorySchemaProvider>> {
             vec![Vec::new(); 4],
         )?,
     )?;
+    // Shoal's catalogs take no schema or table properties yet.
+    for properties in ["schema_properties", "table_properties"] {
+        schema.register_table(
+            properties.into(),
+            text_table(
+                &[
+                    "catalog_name",
+                    "property_name",
+                    "default_value",
+                    "type",
+                    "description",
+                ],
+                vec![Vec::new(); 5],
+            )?,
+        )?;
+    }
     schema.register_table(
         "materialized_views".into(),
         text_table(
@@ -277,8 +315,14 @@ fn text_table(names: &[&str], columns: Vec<Vec<Option<String>>>) -> Result<Arc<M
 }
 
 /// Register catalog `system` in `context` (for a query that reads it, as its parsed table
-/// references say); `user` sees only their own queries unless an admin.
-pub async fn register(context: &SessionContext, node: &Coordinator, user: &str) -> Result<()> {
+/// references say); `user` sees only their own queries unless an admin, and the tables of
+/// `snapshot` (what they may see) in `system.jdbc`.
+pub async fn register(
+    context: &SessionContext,
+    node: &Coordinator,
+    user: &str,
+    snapshot: &crate::catalog::CatalogSnapshot,
+) -> Result<()> {
     let runtime = MemorySchemaProvider::new();
     runtime.register_table("queries".into(), queries(node, user).await?)?;
     runtime.register_table("nodes".into(), nodes(node).await?)?;
@@ -286,6 +330,7 @@ pub async fn register(context: &SessionContext, node: &Coordinator, user: &str) 
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema("runtime", Arc::new(runtime))?;
     catalog.register_schema("metadata", metadata()?)?;
+    catalog.register_schema("jdbc", crate::catalog::jdbc::schema(snapshot, &CATALOGS)?)?;
     context.register_catalog("system", Arc::new(catalog));
     Ok(())
 }

@@ -209,7 +209,8 @@ impl StatementContext {
         self.authorize_reads(&reads)?;
         let context = self.session_context(&reads).await?;
         if reads.system {
-            system::register(&context, &self.node, &self.session.user)
+            let everything = self.resolve(&Reads::everything()).await?;
+            system::register(&context, &self.node, &self.session.user, &everything)
                 .await
                 .map_err(|e| errors::from_datafusion(&e, sql))?;
         }
