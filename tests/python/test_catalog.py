@@ -92,3 +92,22 @@ def test_catalog_errors_are_user_errors():
     with pytest.raises(trino.exceptions.TrinoUserError) as caught:
         run(0, "SELECT * FROM nowhere.t")
     assert caught.value.error_type == "USER_ERROR"
+
+
+def test_show_create_table_prints_trino_ddl_that_creates_the_same_table():
+    run(0, "CREATE SCHEMA IF NOT EXISTS ddl_text")
+    run(0, 'CREATE TABLE ddl_text.items (id BIGINT, "Odd Name" VARCHAR, price DECIMAL(10,2))')
+    [[ddl]] = run(1, "SHOW CREATE TABLE ddl_text.items")
+    assert ddl == (
+        "CREATE TABLE shoal.ddl_text.items (\n"
+        "   id bigint,\n"
+        '   "Odd Name" varchar,\n'
+        "   price decimal(10,2)\n"
+        ")\n"
+        "WITH (\n"
+        "   format = 'PARQUET'\n"
+        ")"
+    )
+    again = ddl.replace("ddl_text.items", "ddl_text.items_again")
+    run(2, again)
+    assert run(0, "SHOW CREATE TABLE ddl_text.items_again") == [[again]]

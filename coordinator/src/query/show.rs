@@ -1,7 +1,8 @@
 //! SHOW and DESCRIBE statements in Trino's shape, read from sqlparser's tokens (DataFusion's
 //! parser knows few of Trino's forms): `SHOW CATALOGS`, `SHOW SCHEMAS [FROM catalog]`,
 //! `SHOW TABLES [FROM [catalog.]schema]` and `SHOW SESSION`, each with an optional
-//! `LIKE pattern [ESCAPE 'c']`; `SHOW COLUMNS FROM table` and `DESCRIBE table`.
+//! `LIKE pattern [ESCAPE 'c']`; `SHOW COLUMNS FROM table`, `DESCRIBE table` and
+//! `SHOW CREATE TABLE table`.
 
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ pub enum Show {
     Session {
         like: Option<Like>,
     },
+    /// `SHOW CREATE TABLE t`: the table's DDL as Trino prints it.
+    CreateTable(ObjectName),
 }
 
 fn syntax(e: ParserError) -> QueryError {
@@ -134,6 +137,8 @@ pub fn parse(sql: &str) -> Result<Option<Show>, QueryError> {
                 .expect_one_of_keywords(&[Keyword::FROM, Keyword::IN])
                 .map_err(syntax)?;
             Show::Columns(parser.parse_object_name(false).map_err(syntax)?)
+        } else if parser.parse_keywords(&[Keyword::CREATE, Keyword::TABLE]) {
+            Show::CreateTable(parser.parse_object_name(false).map_err(syntax)?)
         } else if parser.parse_keyword(Keyword::SESSION) {
             Show::Session {
                 like: like(&mut parser)?,
@@ -319,6 +324,10 @@ mod tests {
             parse("describe input (INSERT INTO t VALUES (?))").unwrap(),
             Some(Show::Input("INSERT INTO t VALUES (?)".into()))
         );
+        let Some(Show::CreateTable(name)) = parse("SHOW CREATE TABLE s.t").unwrap() else {
+            panic!("SHOW CREATE TABLE");
+        };
+        assert_eq!(parts(&name), vec!["s".to_string(), "t".to_string()]);
         assert!(parse("SHOW TABLES FROM a.b.c").is_err());
         assert!(parse("SHOW CATALOGS garbage").is_err());
     }

@@ -38,6 +38,10 @@ impl StatementContext {
     pub(crate) async fn show(&self, show: Show) -> Result<Prepared, QueryError> {
         let frame = match show {
             Show::Columns(name) => return self.describe(&name).await,
+            Show::CreateTable(name) => {
+                let ddl = self.create_table_text(&name).await?;
+                rows_frame(&["Create Table"], vec![vec![ddl]], &None).await?
+            }
             Show::Input(statement) => return self.describe_input(&statement).await,
             Show::Output(statement) => return self.describe_output(&statement).await,
             Show::Catalogs { like } => {
@@ -93,6 +97,69 @@ impl StatementContext {
             }
         };
         Ok(Prepared::Query(frame))
+    }
+
+    /// The DDL of table `name` as Trino prints it: its columns with Trino's type names and
+    /// its properties (format; an external table's location).
+    async fn create_table_text(&self, name: &ObjectName) -> Result<String, QueryError> {
+        let (schema, table) = self.table_name(name)?;
+        self.authorize_reads(&Reads {
+            tables: vec![(schema.clone(), table.clone())],
+            ..Reads::default()
+        })?;
+        let found = catalog::table(&self.store, &schema, &table)
+            .await
+            .map_err(|e| catalog_error(e.into()))?;
+        let Some(record) = found else {
+            return Err(errors::not_found(
+                "TABLE_NOT_FOUND",
+                format!("Table 'shoal.{schema}.{table}' does not exist"),
+            ));
+        };
+        let quote = |name: &str| {
+            let plain = name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if plain {
+                name.to_string()
+            } else {
+                format!("\"{}\"", name.replace('"', "\"\""))
+            }
+        };
+        let columns: Vec<String> = record
+            .arrow_schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let not_null = if f.is_nullable() { "" } else { " NOT NULL" };
+                format!(
+                    "   {} {}{not_null}",
+                    quote(f.name()),
+                    sql_name(&signature(f.data_type()))
+                )
+            })
+            .collect();
+        let mut properties = vec![format!(
+            "   format = '{}'",
+            format!("{:?}", record.format).to_ascii_uppercase()
+        )];
+        if !record.managed {
+            properties.push(format!(
+                "   external_location = '{}'",
+                record.location.replace('\'', "''")
+            ));
+            if record.csv_header {
+                properties.push("   skip_header_line_count = 1".into());
+            }
+        }
+        Ok(format!(
+            "CREATE TABLE shoal.{}.{} (\n{}\n)\nWITH (\n{}\n)",
+            quote(&schema),
+            quote(&table),
+            columns.join(",\n"),
+            properties.join(",\n")
+        ))
     }
 
     /// `DESCRIBE INPUT`: each parameter's position and the type the statement's plan gives
