@@ -74,6 +74,17 @@ proptest! {
     }
 
     #[test]
+    fn names_in_show_stats_cannot_inject_sql(
+        schema in any::<String>(),
+        table in any::<String>(),
+        column in any::<String>(),
+    ) {
+        let columns = vec![(column, "varchar".to_string()), ("x".to_string(), "bigint".to_string())];
+        let sql = show::stats_sql(&schema, &table, &columns);
+        prop_assert!(one_reading_statement(&sql), "{sql}");
+    }
+
+    #[test]
     fn a_quoted_schema_in_show_tables_is_read_whole(schema in "[a-z .;']{1,20}") {
         let quoted = schema.replace('"', "\"\"");
         match show::parse(&format!("SHOW TABLES FROM \"{quoted}\"")) {

@@ -178,3 +178,15 @@ def test_kill_query_fails_a_running_query_with_its_message():
     with pytest.raises(trino.exceptions.TrinoUserError):
         killer.execute(f"CALL system.runtime.kill_query('{query_id}')")
         killer.fetchall()
+
+
+def test_show_functions_lists_trinos_names_with_their_kind():
+    cur = connect(2).cursor()
+    cur.execute("SHOW FUNCTIONS LIKE 'date\\_%' ESCAPE '\\'")
+    rows = cur.fetchall()
+    assert [d[0] for d in cur.description] == [
+        "Function", "Return Type", "Argument Types", "Function Type", "Deterministic", "Description"]
+    names = [r[0] for r in rows]
+    assert {"date_add", "date_diff", "date_trunc"} <= set(names), names
+    cur.execute("SHOW FUNCTIONS LIKE 'count_if'")
+    assert [(r[0], r[3]) for r in cur.fetchall()] == [("count_if", "aggregate")]

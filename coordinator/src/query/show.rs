@@ -1,8 +1,8 @@
 //! SHOW and DESCRIBE statements in Trino's shape, read from sqlparser's tokens (DataFusion's
 //! parser knows few of Trino's forms): `SHOW CATALOGS`, `SHOW SCHEMAS [FROM catalog]`,
 //! `SHOW TABLES [FROM [catalog.]schema]` and `SHOW SESSION`, each with an optional
-//! `LIKE pattern [ESCAPE 'c']`; `SHOW COLUMNS FROM table`, `DESCRIBE table` and
-//! `SHOW CREATE TABLE table`.
+//! `LIKE pattern [ESCAPE 'c']`; `SHOW FUNCTIONS [LIKE …]`; `SHOW COLUMNS FROM table`,
+//! `DESCRIBE table`, `SHOW CREATE TABLE table` and `SHOW STATS FOR table`.
 
 use std::sync::Arc;
 
@@ -52,6 +52,12 @@ pub enum Show {
     },
     /// `SHOW CREATE TABLE t`: the table's DDL as Trino prints it.
     CreateTable(ObjectName),
+    /// `SHOW FUNCTIONS [LIKE pattern]`.
+    Functions {
+        like: Option<Like>,
+    },
+    /// `SHOW STATS FOR t`: per-column statistics, computed over the table's rows.
+    Stats(ObjectName),
 }
 
 fn syntax(e: ParserError) -> QueryError {
@@ -137,6 +143,16 @@ pub fn parse(sql: &str) -> Result<Option<Show>, QueryError> {
                 .expect_one_of_keywords(&[Keyword::FROM, Keyword::IN])
                 .map_err(syntax)?;
             Show::Columns(parser.parse_object_name(false).map_err(syntax)?)
+        } else if parser.parse_keyword(Keyword::FUNCTIONS) {
+            Show::Functions {
+                like: like(&mut parser)?,
+            }
+        } else if matches!(&parser.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("stats"))
+        {
+            // STATS is no keyword of sqlparser's.
+            parser.next_token();
+            parser.expect_keyword(Keyword::FOR).map_err(syntax)?;
+            Show::Stats(parser.parse_object_name(false).map_err(syntax)?)
         } else if parser.parse_keywords(&[Keyword::CREATE, Keyword::TABLE]) {
             Show::CreateTable(parser.parse_object_name(false).map_err(syntax)?)
         } else if parser.parse_keyword(Keyword::SESSION) {
@@ -222,6 +238,72 @@ pub fn tables_sql(schema: &str, like: &Option<Like>) -> String {
         "SELECT table_name AS \"Table\" FROM information_schema.tables WHERE table_catalog = 'shoal' AND table_schema = {}{} ORDER BY 1",
         literal(schema),
         like_condition("table_name", like)
+    )
+}
+
+/// `name` as a SQL identifier.
+pub fn identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The query of `SHOW STATS FOR schema.table` over its `columns` (name and Trino type name),
+/// in Trino's shape: per column its data size (text), distinct values (approximate), fraction
+/// of NULLs and, for numbers and times, lowest and highest value; then a row of the row count.
+pub fn stats_sql(schema: &str, table: &str, columns: &[(String, String)]) -> String {
+    let from = format!("shoal.{}.{}", identifier(schema), identifier(table));
+    let ordered = |type_name: &str| {
+        let base = type_name.split('(').next().unwrap_or(type_name);
+        matches!(
+            base,
+            "tinyint"
+                | "smallint"
+                | "integer"
+                | "bigint"
+                | "real"
+                | "double"
+                | "decimal"
+                | "date"
+                | "timestamp"
+                | "time"
+        )
+    };
+    let mut parts: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(position, (name, type_name))| {
+            let column = identifier(name);
+            let sized = type_name.starts_with("varchar") || type_name.starts_with("varbinary");
+            let data_size = if sized {
+                format!("CAST(sum(octet_length({column})) AS DOUBLE)")
+            } else {
+                "CAST(NULL AS DOUBLE)".into()
+            };
+            let (low, high) = if ordered(type_name) {
+                (
+                    format!("CAST(min({column}) AS VARCHAR)"),
+                    format!("CAST(max({column}) AS VARCHAR)"),
+                )
+            } else {
+                ("CAST(NULL AS VARCHAR)".into(), "CAST(NULL AS VARCHAR)".into())
+            };
+            format!(
+                "SELECT {position} AS ord, {} AS column_name, {data_size} AS data_size, \
+                 CAST(approx_distinct({column}) AS DOUBLE) AS distinct_values_count, \
+                 CASE WHEN count(*) = 0 THEN CAST(NULL AS DOUBLE) ELSE CAST(count(*) - count({column}) AS DOUBLE) / CAST(count(*) AS DOUBLE) END AS nulls_fraction, \
+                 CAST(NULL AS DOUBLE) AS row_count, {low} AS low_value, {high} AS high_value FROM {from}",
+                literal(name)
+            )
+        })
+        .collect();
+    parts.push(format!(
+        "SELECT {} AS ord, CAST(NULL AS VARCHAR) AS column_name, CAST(NULL AS DOUBLE) AS data_size, \
+         CAST(NULL AS DOUBLE) AS distinct_values_count, CAST(NULL AS DOUBLE) AS nulls_fraction, \
+         CAST(count(*) AS DOUBLE) AS row_count, CAST(NULL AS VARCHAR) AS low_value, CAST(NULL AS VARCHAR) AS high_value FROM {from}",
+        columns.len()
+    ));
+    format!(
+        "SELECT column_name, data_size, distinct_values_count, nulls_fraction, row_count, low_value, high_value FROM ({}) AS stats ORDER BY ord",
+        parts.join(" UNION ALL ")
     )
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::Volatility;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::ObjectName;
 use shoal_proto::client::QueryError;
@@ -17,7 +18,7 @@ use crate::catalog::{self, system, Reads};
 use crate::protocol::types::{signature, sql_name};
 use crate::protocol::{errors, prepared};
 use crate::query::session_properties;
-use crate::query::show::{rows_frame, schemas_sql, tables_sql, Show};
+use crate::query::show::{rows_frame, schemas_sql, stats_sql, tables_sql, Show};
 use crate::query::statements::{catalog_error, plan, reads_only, Prepared, StatementContext};
 
 fn frame_of(batch: RecordBatch) -> Result<Prepared, QueryError> {
@@ -38,6 +39,89 @@ impl StatementContext {
     pub(crate) async fn show(&self, show: Show) -> Result<Prepared, QueryError> {
         let frame = match show {
             Show::Columns(name) => return self.describe(&name).await,
+            Show::Functions { like } => {
+                let context = self.session_context(&Reads::default()).await?;
+                let state = context.state();
+                let mut rows = Vec::new();
+                let kinds = [
+                    (
+                        "scalar",
+                        state
+                            .scalar_functions()
+                            .iter()
+                            .map(|(n, f)| {
+                                (
+                                    n.clone(),
+                                    f.signature().clone(),
+                                    f.documentation().map(|d| d.description.clone()),
+                                )
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                    (
+                        "aggregate",
+                        state
+                            .aggregate_functions()
+                            .iter()
+                            .map(|(n, f)| {
+                                (
+                                    n.clone(),
+                                    f.signature().clone(),
+                                    f.documentation().map(|d| d.description.clone()),
+                                )
+                            })
+                            .collect(),
+                    ),
+                    (
+                        "window",
+                        state
+                            .window_functions()
+                            .iter()
+                            .map(|(n, f)| {
+                                (
+                                    n.clone(),
+                                    f.signature().clone(),
+                                    f.documentation().map(|d| d.description.clone()),
+                                )
+                            })
+                            .collect(),
+                    ),
+                ];
+                for (kind, functions) in kinds {
+                    for (name, signature, description) in functions {
+                        rows.push(vec![
+                            name,
+                            String::new(),
+                            signature.type_signature.to_string_repr().join(" | "),
+                            kind.to_string(),
+                            (signature.volatility == Volatility::Immutable).to_string(),
+                            description.unwrap_or_default(),
+                        ]);
+                    }
+                }
+                let names = [
+                    "Function",
+                    "Return Type",
+                    "Argument Types",
+                    "Function Type",
+                    "Deterministic",
+                    "Description",
+                ];
+                rows_frame(&names, rows, &like).await?
+            }
+            Show::Stats(name) => {
+                let (schema, table) = self.table_name(&name)?;
+                let record = self.table_record(&schema, &table).await?;
+                let columns: Vec<(String, String)> = record
+                    .arrow_schema
+                    .fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), sql_name(&signature(f.data_type()))))
+                    .collect();
+                let sql = stats_sql(&schema, &table, &columns);
+                let context = self.query_context(&sql).await?;
+                plan(&context, &sql).await?
+            }
             Show::CreateTable(name) => {
                 let ddl = self.create_table_text(&name).await?;
                 rows_frame(&["Create Table"], vec![vec![ddl]], &None).await?
@@ -99,23 +183,32 @@ impl StatementContext {
         Ok(Prepared::Query(frame))
     }
 
+    /// Table `schema.table`'s record, if the user may read it.
+    async fn table_record(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<catalog::TableRecord, QueryError> {
+        self.authorize_reads(&Reads {
+            tables: vec![(schema.to_string(), table.to_string())],
+            ..Reads::default()
+        })?;
+        catalog::table(&self.store, schema, table)
+            .await
+            .map_err(|e| catalog_error(e.into()))?
+            .ok_or_else(|| {
+                errors::not_found(
+                    "TABLE_NOT_FOUND",
+                    format!("Table 'shoal.{schema}.{table}' does not exist"),
+                )
+            })
+    }
+
     /// The DDL of table `name` as Trino prints it: its columns with Trino's type names and
     /// its properties (format; an external table's location).
     async fn create_table_text(&self, name: &ObjectName) -> Result<String, QueryError> {
         let (schema, table) = self.table_name(name)?;
-        self.authorize_reads(&Reads {
-            tables: vec![(schema.clone(), table.clone())],
-            ..Reads::default()
-        })?;
-        let found = catalog::table(&self.store, &schema, &table)
-            .await
-            .map_err(|e| catalog_error(e.into()))?;
-        let Some(record) = found else {
-            return Err(errors::not_found(
-                "TABLE_NOT_FOUND",
-                format!("Table 'shoal.{schema}.{table}' does not exist"),
-            ));
-        };
+        let record = self.table_record(&schema, &table).await?;
         let quote = |name: &str| {
             let plain = name
                 .chars()
