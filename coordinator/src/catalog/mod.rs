@@ -12,6 +12,7 @@
 //! Names are data: each is one key segment with `%` and `/` escaped, never a path. Every
 //! change goes through [`commit`]; reads resolve only the tables a statement uses.
 
+pub mod alter;
 pub mod cleanup;
 pub mod commit;
 pub mod error;

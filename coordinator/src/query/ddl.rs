@@ -6,11 +6,15 @@
 
 use std::path::{Path, PathBuf};
 
+use datafusion::arrow::datatypes::Field;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::prelude::DataFrame;
-use datafusion::sql::sqlparser::ast::{ColumnDef, Ident, ObjectName};
+use datafusion::sql::sqlparser::ast::{
+    AlterTable, AlterTableOperation, ColumnDef, Ident, ObjectName, RenameTableNameKind,
+};
 use shoal_proto::client::QueryError;
 
+use crate::catalog::alter::{self, ColumnChange};
 use crate::catalog::commit::{self, Committed, Writer};
 use crate::catalog::warehouse::{new_table_id, Warehouse};
 use crate::catalog::writer::{by_columns, conform, write_parquet};
@@ -116,6 +120,100 @@ pub fn external_location(
 }
 
 impl StatementContext {
+    /// `ALTER TABLE t RENAME TO u`, `ADD COLUMN [IF NOT EXISTS] c type`, `DROP COLUMN [IF
+    /// EXISTS] c`: one change per statement, each one commit of the catalog.
+    pub(crate) async fn alter_table(&self, alter: &AlterTable) -> Result<Prepared, QueryError> {
+        let (schema, table) = self.table_name(&alter.name)?;
+        // Changing a table takes what dropping it takes.
+        self.authorize(Change::DropTable(&schema, &table))?;
+        let [operation] = alter.operations.as_slice() else {
+            return Err(errors::not_supported(
+                "ALTER TABLE makes one change at a time",
+            ));
+        };
+        let (found, update_type) = match operation {
+            AlterTableOperation::RenameTable {
+                table_name: RenameTableNameKind::To(to) | RenameTableNameKind::As(to),
+            } => {
+                // A bare new name stays in the table's schema.
+                let (to_schema, to_table) = match to.0.as_slice() {
+                    [only] => (
+                        schema.clone(),
+                        only.as_ident().map(name_of).unwrap_or_default(),
+                    ),
+                    _ => self.table_name(to)?,
+                };
+                self.authorize(Change::CreateTable(&to_schema, &to_table))?;
+                let renamed =
+                    alter::rename_table(&self.store, (&schema, &table), (&to_schema, &to_table))
+                        .await;
+                (renamed, "RENAME TABLE")
+            }
+            AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                ..
+            } => {
+                let field = self.column_field(column_def).await?;
+                let change = ColumnChange::Add {
+                    field,
+                    if_not_exists: *if_not_exists,
+                };
+                let added = alter::change_columns(&self.store, &schema, &table, &change).await;
+                (added, "ADD COLUMN")
+            }
+            AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => {
+                let [column] = column_names.as_slice() else {
+                    return Err(errors::not_supported("DROP COLUMN drops one column at a time"));
+                };
+                let change = ColumnChange::Drop {
+                    name: name_of(column),
+                    if_exists: *if_exists,
+                };
+                let dropped = alter::change_columns(&self.store, &schema, &table, &change).await;
+                (dropped, "DROP COLUMN")
+            }
+            AlterTableOperation::RenameColumn { .. } => {
+                return Err(errors::not_supported(
+                    "ALTER TABLE RENAME COLUMN is not supported yet: the table's files keep the old name",
+                ))
+            }
+            other => {
+                return Err(errors::not_supported(format!(
+                    "ALTER TABLE {other} is not supported"
+                )))
+            }
+        };
+        let found = found.map_err(catalog_error)?;
+        if !found && !alter.if_exists {
+            return Err(catalog_error(catalog::CatalogError::TableNotFound(
+                schema, table,
+            )));
+        }
+        Ok(update(update_type, None))
+    }
+
+    /// The column `def` declares, as a field of the type DataFusion gives its SQL type.
+    async fn column_field(&self, def: &ColumnDef) -> Result<Field, QueryError> {
+        let context = self.session_context(&catalog::Reads::default()).await?;
+        let sql = format!(
+            "SELECT CAST(NULL AS {}) AS \"{}\"",
+            def.data_type,
+            name_of(&def.name).replace('"', "\"\"")
+        );
+        let frame = plan(&context, &sql).await?;
+        Ok(frame
+            .schema()
+            .as_arrow()
+            .field(0)
+            .clone()
+            .with_nullable(true))
+    }
+
     fn writer(&self) -> Writer {
         Writer {
             query_id: self.query_id.clone(),

@@ -341,6 +341,7 @@ impl StatementContext {
                 }
                 Ok(update("DROP TABLE", None))
             }
+            Statement::AlterTable(alter) => self.alter_table(&alter).await,
             Statement::CreateTable(create) => {
                 let (schema, table) = self.table_name(&create.name)?;
                 self.authorize(Change::CreateTable(&schema, &table))?;
@@ -399,9 +400,7 @@ impl StatementContext {
                     .map_or_else(|| source.to_string(), str::to_string);
                 self.insert(&schema, &table, &source, &columns).await
             }
-            Statement::CreateView { .. }
-            | Statement::CreateIndex(_)
-            | Statement::AlterTable { .. } => {
+            Statement::CreateView { .. } | Statement::CreateIndex(_) => {
                 Err(errors::not_supported("this statement is not supported"))
             }
             Statement::Update { .. } | Statement::Delete(_) | Statement::Merge { .. } => Err(
