@@ -111,3 +111,12 @@ def test_show_create_table_prints_trino_ddl_that_creates_the_same_table():
     again = ddl.replace("ddl_text.items", "ddl_text.items_again")
     run(2, again)
     assert run(0, "SHOW CREATE TABLE ddl_text.items_again") == [[again]]
+
+
+def test_views_are_seen_on_every_coordinator_and_show_create_view_prints_them():
+    run(0, "CREATE SCHEMA IF NOT EXISTS view_text")
+    run(0, "CREATE TABLE view_text.t AS SELECT * FROM (VALUES (1, 'it''s'), (2, 'b')) AS t(id, name)")
+    run(1, "CREATE VIEW view_text.v AS SELECT id, name FROM view_text.t WHERE name <> 'b'")
+    assert run(2, "SELECT * FROM view_text.v") == [[1, "it's"]]
+    assert run(0, "SHOW CREATE VIEW view_text.v") == [[
+        "CREATE VIEW shoal.\"view_text\".\"v\" AS\nSELECT id, name FROM view_text.t WHERE name <> 'b'"]]

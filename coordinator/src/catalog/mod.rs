@@ -18,6 +18,7 @@ pub mod commit;
 pub mod error;
 pub mod jdbc;
 pub mod system;
+pub mod views;
 pub mod warehouse;
 pub mod writer;
 

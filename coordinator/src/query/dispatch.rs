@@ -72,6 +72,15 @@ async fn run(
         attempt: record.attempt,
         session,
     };
+    // The views it reads become their queries; the record keeps the client's text.
+    let record = match statement.expand_views(&record.sql).await {
+        Ok(sql) => QueryRecord { sql, ..record },
+        Err(error) => {
+            driver.fail(error.clone());
+            outcome::end_failed(node, &record, error).await;
+            return;
+        }
+    };
     if statement.runs_on_workers(&record.sql) {
         match hand_to_worker(node, &record, &statement, driver).await {
             Ok(Handed::Away) => {

@@ -20,3 +20,4 @@ pub mod source_text;
 pub mod statements;
 pub mod table_options;
 pub mod unclaimed;
+pub mod views;

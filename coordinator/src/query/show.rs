@@ -52,6 +52,8 @@ pub enum Show {
     },
     /// `SHOW CREATE TABLE t`: the table's DDL as Trino prints it.
     CreateTable(ObjectName),
+    /// `SHOW CREATE VIEW v`.
+    CreateView(ObjectName),
     /// `SHOW FUNCTIONS [LIKE pattern]`.
     Functions {
         like: Option<Like>,
@@ -153,6 +155,8 @@ pub fn parse(sql: &str) -> Result<Option<Show>, QueryError> {
             parser.next_token();
             parser.expect_keyword(Keyword::FOR).map_err(syntax)?;
             Show::Stats(parser.parse_object_name(false).map_err(syntax)?)
+        } else if parser.parse_keywords(&[Keyword::CREATE, Keyword::VIEW]) {
+            Show::CreateView(parser.parse_object_name(false).map_err(syntax)?)
         } else if parser.parse_keywords(&[Keyword::CREATE, Keyword::TABLE]) {
             Show::CreateTable(parser.parse_object_name(false).map_err(syntax)?)
         } else if parser.parse_keyword(Keyword::SESSION) {

@@ -122,6 +122,10 @@ impl StatementContext {
                 let context = self.query_context(&sql).await?;
                 plan(&context, &sql).await?
             }
+            Show::CreateView(name) => {
+                let ddl = self.create_view_text(&name).await?;
+                rows_frame(&["Create View"], vec![vec![ddl]], &None).await?
+            }
             Show::CreateTable(name) => {
                 let ddl = self.create_table_text(&name).await?;
                 rows_frame(&["Create Table"], vec![vec![ddl]], &None).await?

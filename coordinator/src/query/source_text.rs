@@ -84,6 +84,16 @@ pub fn insert_source(sql: &str, has_columns: bool) -> Option<&str> {
 /// The query of `CREATE TABLE … AS query` as written in `sql`: what follows the first `AS`
 /// outside parentheses after `TABLE`.
 pub fn create_table_query(sql: &str) -> Option<&str> {
+    query_after(sql, Keyword::TABLE)
+}
+
+/// The query of `CREATE [OR REPLACE] VIEW … AS query` as written in `sql`.
+pub fn create_view_query(sql: &str) -> Option<&str> {
+    query_after(sql, Keyword::VIEW)
+}
+
+/// What follows the first `AS` outside parentheses after `after` in `sql`.
+fn query_after(sql: &str, after: Keyword) -> Option<&str> {
     let tokens = meaningful(
         Tokenizer::new(&GenericDialect {}, sql)
             .tokenize_with_location()
@@ -91,7 +101,7 @@ pub fn create_table_query(sql: &str) -> Option<&str> {
     );
     let keyword =
         |t: &TokenWithSpan, k: Keyword| matches!(&t.token, Token::Word(w) if w.keyword == k);
-    let table = tokens.iter().position(|t| keyword(t, Keyword::TABLE))?;
+    let table = tokens.iter().position(|t| keyword(t, after))?;
     let mut depth = 0usize;
     for (at, token) in tokens.iter().enumerate().skip(table + 1) {
         match token.token {

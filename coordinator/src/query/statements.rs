@@ -400,7 +400,19 @@ impl StatementContext {
                     .map_or_else(|| source.to_string(), str::to_string);
                 self.insert(&schema, &table, &source, &columns).await
             }
-            Statement::CreateView { .. } | Statement::CreateIndex(_) => {
+            Statement::CreateView(create) => self.create_view(&create, sql).await,
+            Statement::Drop {
+                object_type: ObjectType::View,
+                names,
+                if_exists,
+                ..
+            } => {
+                for name in &names {
+                    self.drop_view(name, if_exists).await?;
+                }
+                Ok(update("DROP VIEW", None))
+            }
+            Statement::CreateIndex(_) => {
                 Err(errors::not_supported("this statement is not supported"))
             }
             Statement::Update { .. } | Statement::Delete(_) | Statement::Merge { .. } => Err(
