@@ -75,11 +75,21 @@ impl TableRecord {
     }
 }
 
+/// A view as metadata shows it: its query as written and its columns (name, Trino type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewDefinition {
+    pub sql: String,
+    pub columns: Vec<(String, String)>,
+}
+
 /// The catalog as of one moment: what a query resolves its tables against.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CatalogSnapshot {
     pub schemas: BTreeMap<String, SchemaRecord>,
     pub tables: BTreeMap<(String, String), TableRecord>,
+    /// The views, when the whole catalog was asked for (metadata); queries have theirs
+    /// expanded before planning.
+    pub views: BTreeMap<(String, String), ViewDefinition>,
 }
 
 impl CatalogSnapshot {
@@ -98,6 +108,7 @@ impl CatalogSnapshot {
                 .into_iter()
                 .map(|t| ((t.schema.clone(), t.name.clone()), t))
                 .collect(),
+            views: BTreeMap::new(),
         }
     }
 }

@@ -147,11 +147,27 @@ pub fn provider(snapshot: &CatalogSnapshot) -> Result<Arc<dyn SchemaProvider>> {
             ]);
         }
     }
+    let mut views = Rows::default();
+    for ((schema, name), view) in &snapshot.views {
+        tables.push(&[text(CATALOG), text(schema), text(name), text("VIEW")]);
+        views.push(&[text(CATALOG), text(schema), text(name), text(&view.sql)]);
+        for (position, (column, data_type)) in view.columns.iter().enumerate() {
+            columns.ordinal.push(position as i64 + 1);
+            columns.push(&[
+                text(CATALOG),
+                text(schema),
+                text(name),
+                text(column),
+                None,
+                text("YES"),
+                text(data_type),
+                None,
+                None,
+            ]);
+        }
+    }
     let provider = MemorySchemaProvider::new();
-    for ((name, table_columns), rows) in
-        TABLES
-            .into_iter()
-            .zip([schemata, tables, columns, Rows::default()])
+    for ((name, table_columns), rows) in TABLES.into_iter().zip([schemata, tables, columns, views])
     {
         provider.register_table(name.to_string(), table(table_columns, rows)?)?;
     }

@@ -203,6 +203,8 @@ pub async fn create_table(
     let key = table_key(&record.schema, &record.name);
     let mut conditions = schema_exists(&record.schema);
     conditions.push(absent(key.clone()));
+    // A table and a view never share a name.
+    conditions.push(absent(super::views::key(&record.schema, &record.name)));
     if store
         .txn(txn(conditions, vec![put(key, encode(record)?)]))
         .await?
@@ -247,6 +249,7 @@ pub async fn create_table_with_data(
     published.files = Vec::new();
     let mut conditions = schema_exists(&record.schema);
     conditions.push(absent(key.clone()));
+    conditions.push(absent(super::views::key(&record.schema, &record.name)));
     conditions.push(absent(commit_key(&writer.query_id)));
     let marker = CommitMarker::Committed {
         attempt: writer.attempt,

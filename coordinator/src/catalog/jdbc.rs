@@ -138,15 +138,18 @@ pub fn schema(snapshot: &CatalogSnapshot, catalogs: &[&str]) -> Result<Arc<Memor
             schema_rows,
         )?,
     )?;
-    let table_rows = snapshot
+    let names = snapshot
         .tables
-        .values()
-        .map(|r| {
+        .keys()
+        .map(|key| (key, "TABLE"))
+        .chain(snapshot.views.keys().map(|key| (key, "VIEW")));
+    let table_rows = names
+        .map(|((schema, name), kind)| {
             vec![
                 t("shoal"),
-                t(&r.schema),
-                t(&r.name),
-                t("TABLE"),
+                t(schema),
+                t(name),
+                t(kind),
                 NULL_TEXT,
                 NULL_TEXT,
                 NULL_TEXT,

@@ -172,6 +172,15 @@ pub async fn resolve(store: &StateStore, reads: &Reads) -> Result<CatalogSnapsho
                 .tables
                 .insert((record.schema.clone(), record.name.clone()), record);
         }
+        for view in views::all(store, local).await? {
+            snapshot.views.insert(
+                (view.schema.clone(), view.name.clone()),
+                shoal_engine::catalog::ViewDefinition {
+                    sql: view.sql,
+                    columns: view.columns,
+                },
+            );
+        }
     }
     for (schema, name) in &reads.tables {
         let record = match snapshot.tables.remove(&(schema.clone(), name.clone())) {

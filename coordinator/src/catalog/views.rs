@@ -23,6 +23,11 @@ pub struct ViewRecord {
     pub created_ms: u64,
 }
 
+/// The key of view `schema.name` (tables' creation requires it absent).
+pub(crate) fn key(schema: &str, name: &str) -> String {
+    view_key(schema, name)
+}
+
 fn view_key(schema: &str, name: &str) -> String {
     format!("{VIEWS}{}/{}", segment(schema), segment(name))
 }
@@ -110,4 +115,17 @@ pub async fn table_here(store: &StateStore, schema: &str, name: &str) -> Catalog
         .get(&table_key(schema, name), ReadConsistency::Local)
         .await?
         .is_some())
+}
+
+/// Every view, as this node has it.
+pub async fn all(
+    store: &StateStore,
+    consistency: ReadConsistency,
+) -> crate::error::Result<Vec<ViewRecord>> {
+    store
+        .scan(VIEWS, consistency)
+        .await?
+        .iter()
+        .map(|kv| decode(&kv.value))
+        .collect()
 }

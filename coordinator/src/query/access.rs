@@ -77,6 +77,9 @@ impl StatementContext {
         snapshot
             .tables
             .retain(|(schema, table), _| access.can_see_table(&who, CATALOG, schema, table));
+        snapshot
+            .views
+            .retain(|(schema, view), _| access.can_see_table(&who, CATALOG, schema, view));
         let tables = &snapshot.tables;
         snapshot.schemas.retain(|schema, _| {
             access.can_see_schema(&who, CATALOG, schema) || tables.keys().any(|(s, _)| s == schema)
