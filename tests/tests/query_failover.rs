@@ -544,3 +544,60 @@ fn a_reported_outcome_that_was_not_recorded_is_reported_again() {
         "the failpoint fired (the outcome was reported again after it): {record}"
     );
 }
+
+/// The owner named the worker in the record, then the drive request was lost (as when the
+/// owner dies at that moment): the worker never has the query. Nobody reads it, so only the
+/// leader's sweep can notice: it asks the driver, finds the query missing, and runs it again;
+/// the client then reads every row once.
+#[test]
+fn a_query_whose_drive_request_was_lost_runs_again_with_every_row_once() {
+    let mut cluster = ProcessCluster::new(3);
+    // Only coordinator 1 loses its first drive request.
+    cluster.coordinator_env = vec![(
+        "SHOAL_FAILPOINTS".into(),
+        "drive-request-lost=1*return".into(),
+    )];
+    cluster.start(1);
+    cluster.coordinator_env.clear();
+    cluster.start(2);
+    cluster.start(3);
+    for id in 1..=3 {
+        wait_for(
+            Duration::from_secs(60),
+            &format!("coordinator {id} joins"),
+            || cluster.joined_state(id),
+        );
+    }
+    cluster.start_workers_seen(&["w1", "w2"], 3);
+    let first = post_statement(
+        &cluster.client_url(1),
+        "failover",
+        "SELECT value FROM generate_series(1, 50000) AS t(value) ORDER BY value",
+    );
+    let id = first["id"].as_str().expect("an id").to_string();
+    let record = wait_for(
+        Duration::from_secs(30),
+        "the sweep runs the query again",
+        || {
+            let record = info(&cluster.client_url(2), &id);
+            (record["attempt"] == 1).then_some(record)
+        },
+    );
+    assert!(
+        cluster.coordinators[&1]
+            .log_text()
+            .contains("failpoint drive-request-lost"),
+        "the failpoint fired: {record}"
+    );
+    let rows = outcome(&cluster.client_url(3), &first).expect("the query completes");
+    let values: Vec<i64> = rows
+        .iter()
+        .map(|row| row[0].as_i64().expect("a number"))
+        .collect();
+    assert!(
+        values.iter().copied().eq(1..=50000),
+        "every row once, in order"
+    );
+    let record = wait_finished(&cluster.client_url(2), &id);
+    assert_eq!(record["attempt"], 1, "{record}");
+}
