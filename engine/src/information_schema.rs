@@ -56,6 +56,31 @@ struct Rows {
 }
 
 impl Rows {
+    /// A row of `columns`: column `column`, at `position` (from 0), of table `schema.table`.
+    fn column(
+        &mut self,
+        schema: &str,
+        table: &str,
+        position: usize,
+        column: &str,
+        nullable: bool,
+        data_type: &str,
+    ) {
+        let text = |s: &str| Some(s.to_string());
+        self.ordinal.push(position as i64 + 1);
+        self.push(&[
+            text(CATALOG),
+            text(schema),
+            text(table),
+            text(column),
+            None,
+            text(if nullable { "YES" } else { "NO" }),
+            text(data_type),
+            None,
+            None,
+        ]);
+    }
+
     fn push(&mut self, values: &[Option<String>]) {
         if self.text.is_empty() {
             self.text = vec![Vec::new(); values.len()];
@@ -115,36 +140,15 @@ pub fn provider(snapshot: &CatalogSnapshot) -> Result<Arc<dyn SchemaProvider>> {
             } else {
                 "varchar"
             };
-            columns.ordinal.push(position as i64 + 1);
-            columns.push(&[
-                text(CATALOG),
-                text(SCHEMA),
-                text(name),
-                text(column),
-                None,
-                text("YES"),
-                text(data_type),
-                None,
-                None,
-            ]);
+            columns.column(SCHEMA, name, position, column, true, data_type);
         }
     }
     for ((schema, name), record) in &snapshot.tables {
         tables.push(&[text(CATALOG), text(schema), text(name), text("BASE TABLE")]);
         for (position, field) in record.schema_ref().fields().iter().enumerate() {
             let data_type = types::sql_name(&types::signature(field.data_type()));
-            columns.ordinal.push(position as i64 + 1);
-            columns.push(&[
-                text(CATALOG),
-                text(schema),
-                text(name),
-                text(field.name()),
-                None,
-                text(if field.is_nullable() { "YES" } else { "NO" }),
-                Some(data_type),
-                None,
-                None,
-            ]);
+            let nullable = field.is_nullable();
+            columns.column(schema, name, position, field.name(), nullable, &data_type);
         }
     }
     let mut views = Rows::default();
@@ -152,18 +156,7 @@ pub fn provider(snapshot: &CatalogSnapshot) -> Result<Arc<dyn SchemaProvider>> {
         tables.push(&[text(CATALOG), text(schema), text(name), text("VIEW")]);
         views.push(&[text(CATALOG), text(schema), text(name), text(&view.sql)]);
         for (position, (column, data_type)) in view.columns.iter().enumerate() {
-            columns.ordinal.push(position as i64 + 1);
-            columns.push(&[
-                text(CATALOG),
-                text(schema),
-                text(name),
-                text(column),
-                None,
-                text("YES"),
-                text(data_type),
-                None,
-                None,
-            ]);
+            columns.column(schema, name, position, column, true, data_type);
         }
     }
     let provider = MemorySchemaProvider::new();

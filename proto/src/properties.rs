@@ -220,19 +220,28 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// `value` as a number and the unit after it (`what`, with `units`, like `examples`).
+fn number_and_unit<'a>(
+    value: &'a str,
+    what: &str,
+    units: &str,
+    examples: &str,
+) -> Result<(f64, &'a str), String> {
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("expected {what} with a unit ({units}), found {value:?}"))?;
+    let (number, unit) = value.split_at(split);
+    let number = number
+        .parse()
+        .map_err(|_| format!("expected {what} such as {examples}, found {value:?}"))?;
+    Ok((number, unit.trim()))
+}
+
 /// Parse `500ms`, `1s`, `1.5s`, `5m`, `2h`, `1d`; a unit is required.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let split = value
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| {
-            format!("expected a duration with a unit (ms, s, m, h, d), found {value:?}")
-        })?;
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration such as 500ms or 5s, found {value:?}"))?;
-    let seconds = match unit.trim() {
+    let (number, unit) = number_and_unit(value, "a duration", "ms, s, m, h, d", "500ms or 5s")?;
+    let seconds = match unit {
         "ms" => number / 1000.0,
         "s" => number,
         "m" => number * 60.0,
@@ -250,16 +259,13 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 /// 1024), such as `512MB` or `1.5GB`.
 pub fn parse_data_size(value: &str) -> Result<u64, String> {
     let value = value.trim();
-    let split = value
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| {
-            format!("expected a data size with a unit (B, kB, MB, GB, TB, PB), found {value:?}")
-        })?;
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a data size such as 512MB or 2GB, found {value:?}"))?;
-    let scale: f64 = match unit.trim() {
+    let (number, unit) = number_and_unit(
+        value,
+        "a data size",
+        "B, kB, MB, GB, TB, PB",
+        "512MB or 2GB",
+    )?;
+    let scale: f64 = match unit {
         "B" => 1.0,
         "kB" => 1024.0,
         "MB" => 1024.0 * 1024.0,

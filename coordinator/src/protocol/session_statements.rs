@@ -17,7 +17,7 @@ use crate::catalog::system;
 use crate::protocol::errors;
 use crate::protocol::prepared::first_keyword;
 use crate::query::session_properties;
-use crate::query::show::parts;
+use crate::query::show::{expect_end, parts};
 
 const TIME_ZONE: &str = "time_zone_id";
 
@@ -210,13 +210,7 @@ pub fn interpret(sql: &str) -> Result<Option<SessionChange>, QueryError> {
     } else {
         return Ok(None);
     };
-    let _ = parser.consume_token(&Token::SemiColon);
-    if parser.peek_token().token != Token::EOF {
-        return Err(errors::syntax(
-            format!("unexpected {} after the statement", parser.peek_token()),
-            None,
-        ));
-    }
+    expect_end(&mut parser)?;
     Ok(Some(change))
 }
 

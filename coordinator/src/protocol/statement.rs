@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use datafusion::sql::sqlparser::keywords::Keyword;
 use shoal_proto::client::{QueryError, QueryResults, StatementStats};
 
 use crate::node::Coordinator;
@@ -147,52 +148,8 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
         }
         Err(error) => return Json(failed("prepare", &base, error)).into_response(),
     };
-    match session_statements::interpret(sql) {
-        Ok(Some(change)) => return answered(&session, change.update_type, [change.header()]),
-        Ok(None) => {}
-        Err(error) => return Json(failed("session", &base, error)).into_response(),
-    }
-    match session_statements::transaction(sql, session.transaction_id.is_some()) {
-        Ok(Some(change)) => {
-            let header = match change {
-                TransactionChange::Start => {
-                    ("Started-Transaction-Id", crate::query::id::random_token(24))
-                }
-                TransactionChange::End(_) => ("Clear-Transaction-Id", "true".to_string()),
-            };
-            return answered(&session, change.update_type(), [header]);
-        }
-        Ok(None) => {}
-        Err(error) => return Json(failed("transaction", &base, error)).into_response(),
-    }
-    if session.transaction_id.is_some() && !crate::query::statements::reads_only(sql) {
-        let error = session_statements::write_in_transaction();
-        return Json(failed("transaction", &base, error)).into_response();
-    }
-    match procedures::interpret(sql) {
-        Ok(Some(Call::KillQuery { query_id, message })) => {
-            return match node
-                .queries
-                .kill(&node, &query_id, &session.user, message.as_deref())
-                .await
-            {
-                Ok(()) => answered(&session, "CALL", []),
-                Err(error) => Json(failed("call", &base, error)).into_response(),
-            };
-        }
-        Ok(None) => {}
-        Err(error) => return Json(failed("call", &base, error)).into_response(),
-    }
-    match session_statements::use_target(sql, session.catalog.as_deref()) {
-        Ok(Some((catalog, schema))) => {
-            return answered(
-                &session,
-                "USE",
-                [("Set-Catalog", catalog), ("Set-Schema", schema)],
-            )
-        }
-        Ok(None) => {}
-        Err(error) => return Json(failed("use", &base, error)).into_response(),
+    if let Some(response) = answered_here(&node, &session, sql, &base).await {
+        return response;
     }
     match node.queries.submit(&node, &session, sql).await {
         Ok(record) => Json(QueryResults {
@@ -213,6 +170,69 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
         .into_response(),
         Err(error) => Json(failed("rejected", &base, error)).into_response(),
     }
+}
+
+/// Statements that change the client's session or the cluster's queries, answered here at
+/// once; None for a statement that becomes a query. Read by their first keyword, so a query
+/// is tokenized here once.
+async fn answered_here(
+    node: &Arc<Coordinator>,
+    session: &ClientSession,
+    sql: &str,
+    base: &str,
+) -> Option<Response> {
+    let keyword = prepared::first_keyword(sql);
+    let in_transaction = session.transaction_id.is_some();
+    let response = match keyword {
+        Some(Keyword::SET | Keyword::RESET) => match session_statements::interpret(sql) {
+            Ok(Some(change)) => answered(session, change.update_type, [change.header()]),
+            Ok(None) => return None,
+            Err(error) => Json(failed("session", base, error)).into_response(),
+        },
+        Some(Keyword::START | Keyword::BEGIN | Keyword::COMMIT | Keyword::ROLLBACK) => {
+            match session_statements::transaction(sql, in_transaction) {
+                Ok(Some(change)) => {
+                    let header = match change {
+                        TransactionChange::Start => {
+                            ("Started-Transaction-Id", crate::query::id::random_token(24))
+                        }
+                        TransactionChange::End(_) => ("Clear-Transaction-Id", "true".to_string()),
+                    };
+                    answered(session, change.update_type(), [header])
+                }
+                Ok(None) => return None,
+                Err(error) => Json(failed("transaction", base, error)).into_response(),
+            }
+        }
+        Some(Keyword::CALL) => match procedures::interpret(sql) {
+            Ok(Some(Call::KillQuery { query_id, message })) => match node
+                .queries
+                .kill(node, &query_id, &session.user, message.as_deref())
+                .await
+            {
+                Ok(()) => answered(session, "CALL", []),
+                Err(error) => Json(failed("call", base, error)).into_response(),
+            },
+            Ok(None) => return None,
+            Err(error) => Json(failed("call", base, error)).into_response(),
+        },
+        Some(Keyword::USE) => match session_statements::use_target(sql, session.catalog.as_deref())
+        {
+            Ok(Some((catalog, schema))) => answered(
+                session,
+                "USE",
+                [("Set-Catalog", catalog), ("Set-Schema", schema)],
+            ),
+            Ok(None) => return None,
+            Err(error) => Json(failed("use", base, error)).into_response(),
+        },
+        _ if in_transaction && !crate::query::statements::reads_only(sql) => {
+            let error = session_statements::write_in_transaction();
+            Json(failed("transaction", base, error)).into_response()
+        }
+        _ => return None,
+    };
+    Some(response)
 }
 
 /// A statement answered here, at once, by telling the client to change its session with

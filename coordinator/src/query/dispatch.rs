@@ -369,7 +369,9 @@ async fn take_back(node: &Coordinator, record: &QueryRecord, driver: (&str, u64)
     }
 }
 
-async fn cancel_on(node: &Coordinator, url: &str, id: &str) {
+/// Ask the driver at `url` to stop query `id`; a driver that cannot be reached stops it when
+/// its client goes.
+pub(crate) async fn cancel_on(node: &Coordinator, url: &str, id: &str) {
     let cancelled: Result<bool, _> = node
         .rpc
         .call(url, paths::CANCEL, &id.to_string(), node.rpc_timeout())

@@ -392,18 +392,7 @@ impl Queries {
                 driver.fail(error);
             }
             None if !record.driver_url.is_empty() && record.driver_url != node.internal_url => {
-                let stopped: Result<bool, _> = node
-                    .rpc
-                    .call(
-                        &record.driver_url,
-                        paths::CANCEL,
-                        &id.to_string(),
-                        node.rpc_timeout(),
-                    )
-                    .await;
-                if let Err(e) = stopped {
-                    tracing::warn!(query = %id, driver = %record.driver_url, error = %e, "cannot stop a killed query's driver; it stops when its client goes");
-                }
+                dispatch::cancel_on(node, &record.driver_url, id).await;
             }
             None => {}
         }

@@ -167,6 +167,12 @@ pub fn parse(sql: &str) -> Result<Option<Show>, QueryError> {
             return Ok(None);
         }
     };
+    expect_end(&mut parser)?;
+    Ok(Some(show))
+}
+
+/// Nothing but a `;` may follow a statement read by hand from the parser's tokens.
+pub fn expect_end(parser: &mut Parser) -> Result<(), QueryError> {
     let _ = parser.consume_token(&Token::SemiColon);
     if parser.peek_token().token != Token::EOF {
         return Err(errors::syntax(
@@ -174,7 +180,7 @@ pub fn parse(sql: &str) -> Result<Option<Show>, QueryError> {
             None,
         ));
     }
-    Ok(Some(show))
+    Ok(())
 }
 
 /// The parts of `name`, unquoted.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::logical_expr::Volatility;
+use datafusion::logical_expr::{Documentation, Signature, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::ObjectName;
 use shoal_proto::client::QueryError;
@@ -20,6 +20,26 @@ use crate::protocol::{errors, prepared};
 use crate::query::session_properties;
 use crate::query::show::{rows_frame, schemas_sql, stats_sql, tables_sql, Show};
 use crate::query::statements::{catalog_error, plan, reads_only, Prepared, StatementContext};
+
+/// A row of SHOW FUNCTIONS. DataFusion's signatures do not give return types: that column
+/// stays empty.
+fn function_row(
+    name: &str,
+    kind: &str,
+    signature: &Signature,
+    documentation: Option<&Documentation>,
+) -> Vec<String> {
+    vec![
+        name.to_string(),
+        String::new(),
+        signature.type_signature.to_string_repr().join(" | "),
+        kind.to_string(),
+        (signature.volatility == Volatility::Immutable).to_string(),
+        documentation
+            .map(|d| d.description.clone())
+            .unwrap_or_default(),
+    ]
+}
 
 fn frame_of(batch: RecordBatch) -> Result<Prepared, QueryError> {
     SessionContext::new()
@@ -43,61 +63,29 @@ impl StatementContext {
                 let context = self.session_context(&Reads::default()).await?;
                 let state = context.state();
                 let mut rows = Vec::new();
-                let kinds = [
-                    (
+                for (name, f) in state.scalar_functions() {
+                    rows.push(function_row(
+                        name,
                         "scalar",
-                        state
-                            .scalar_functions()
-                            .iter()
-                            .map(|(n, f)| {
-                                (
-                                    n.clone(),
-                                    f.signature().clone(),
-                                    f.documentation().map(|d| d.description.clone()),
-                                )
-                            })
-                            .collect::<Vec<_>>(),
-                    ),
-                    (
+                        f.signature(),
+                        f.documentation(),
+                    ));
+                }
+                for (name, f) in state.aggregate_functions() {
+                    rows.push(function_row(
+                        name,
                         "aggregate",
-                        state
-                            .aggregate_functions()
-                            .iter()
-                            .map(|(n, f)| {
-                                (
-                                    n.clone(),
-                                    f.signature().clone(),
-                                    f.documentation().map(|d| d.description.clone()),
-                                )
-                            })
-                            .collect(),
-                    ),
-                    (
+                        f.signature(),
+                        f.documentation(),
+                    ));
+                }
+                for (name, f) in state.window_functions() {
+                    rows.push(function_row(
+                        name,
                         "window",
-                        state
-                            .window_functions()
-                            .iter()
-                            .map(|(n, f)| {
-                                (
-                                    n.clone(),
-                                    f.signature().clone(),
-                                    f.documentation().map(|d| d.description.clone()),
-                                )
-                            })
-                            .collect(),
-                    ),
-                ];
-                for (kind, functions) in kinds {
-                    for (name, signature, description) in functions {
-                        rows.push(vec![
-                            name,
-                            String::new(),
-                            signature.type_signature.to_string_repr().join(" | "),
-                            kind.to_string(),
-                            (signature.volatility == Volatility::Immutable).to_string(),
-                            description.unwrap_or_default(),
-                        ]);
-                    }
+                        f.signature(),
+                        f.documentation(),
+                    ));
                 }
                 let names = [
                     "Function",

@@ -4,7 +4,7 @@
 //! and round, which attempt of its recorded queries it has; a query missing from its driver
 //! for a grace period (longer than a drive request may be on its way) is lost there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ impl Unclaimed {
         let Ok(mut missing) = self.missing.lock() else {
             return Vec::new();
         };
-        let mut seen = Vec::new();
+        let mut seen = HashSet::new();
         let mut lost = Vec::new();
         for (attempts, records) in asked {
             // A driver that does not answer is judged by liveness alone.
@@ -61,7 +61,7 @@ impl Unclaimed {
                 if there == Some(record.attempt) {
                     continue;
                 }
-                seen.push(record.id.as_str());
+                seen.insert(record.id.as_str());
                 let entry = Missing {
                     attempt: record.attempt,
                     driver_url: record.driver_url.clone(),
@@ -75,7 +75,7 @@ impl Unclaimed {
                 }
             }
         }
-        missing.retain(|id, _| seen.contains(&id.as_str()));
+        missing.retain(|id, _| seen.contains(id.as_str()));
         for record in &lost {
             missing.remove(&record.id);
         }
