@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::StoreConfig;
 use crate::error::{StoreError, StoreResult};
+use crate::log_store::RestoredLog;
 use crate::membership;
 use crate::network::{paths, RpcClient, RpcFailure};
 use crate::rpc::{AdminReply, AdminRequest, ReadIndexReply, WriteReply};
@@ -41,6 +42,7 @@ pub(crate) struct Forwarder {
     pub client: RpcClient,
     pub config: Arc<StoreConfig>,
     pub sm: Arc<SmShared>,
+    pub restored: RestoredLog,
 }
 
 impl Forwarder {
@@ -176,7 +178,14 @@ impl Forwarder {
     }
 
     /// On the leader: the log index a linearizable read must wait for.
+    ///
+    /// openraft answers the larger of its commit index and its first entry of the term. A
+    /// leader restarted within its term starts from the commit index it saved, which may be
+    /// behind entries it had committed (and others read) before it died, so in the term it
+    /// was restored in, a read also waits for every entry its log held at the restart: each
+    /// is committed, or will be, by this leader.
     pub async fn local_read_index(&self, deadline: Instant) -> StoreResult<ReadIndexReply> {
+        let term = self.raft.metrics().borrow().current_term;
         let check = self.raft.get_read_log_id();
         match tokio::time::timeout(Self::remaining(deadline), check).await {
             Err(_) => Err(StoreError::Timeout {
@@ -184,7 +193,11 @@ impl Forwarder {
                 timeout_ms: self.config.request_timeout.as_millis() as u64,
             }),
             Ok(Ok((read_log_id, _))) => {
-                Ok(ReadIndexReply::Index(read_log_id.map_or(0, |l| l.index)))
+                let mut index = read_log_id.map_or(0, |l| l.index);
+                if term == self.restored.term {
+                    index = index.max(self.restored.last_index);
+                }
+                Ok(ReadIndexReply::Index(index))
             }
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
                 Ok(ReadIndexReply::NotLeader {

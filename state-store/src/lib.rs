@@ -23,6 +23,7 @@ pub mod watch;
 
 mod batcher;
 mod codec;
+mod failpoints;
 mod forward;
 mod kv;
 mod membership;

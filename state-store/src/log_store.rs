@@ -47,6 +47,16 @@ const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const LAST_PURGED: &str = "last_purged";
 
+/// What this member's log held when it was opened. A leader that restarts before losing its
+/// term leads on in that term, but the commit index it saved may be behind what it had
+/// committed (the pointer is not synced, and openraft starts from it): entries up to
+/// `last_index` may already be committed, and been read, elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RestoredLog {
+    pub term: u64,
+    pub last_index: u64,
+}
+
 /// The Raft log storage; clones share the same trees and serve as log readers.
 #[derive(Clone)]
 pub struct LogStore {
@@ -137,6 +147,17 @@ impl LogStore {
     /// Whether a vote was ever saved (this member voted or heard a leader).
     pub(crate) fn has_vote(&self) -> StoreResult<bool> {
         Ok(self.vote.get(&VOTE.to_string())?.is_some())
+    }
+
+    /// The term of the saved vote and the last log index, as this member left them. Read
+    /// before Raft starts: a leader that restarts keeps its term (see [`RestoredLog`]).
+    pub(crate) fn restored(&self) -> StoreResult<RestoredLog> {
+        let vote: Option<Vote> = self.vote.get(&VOTE.to_string())?;
+        let last = self.last_entry_log_id()?.or(self.last_purged()?);
+        Ok(RestoredLog {
+            term: vote.map_or(0, |v| v.leader_id().term),
+            last_index: last.map_or(0, |l| l.index),
+        })
     }
 
     fn last_purged(&self) -> StoreResult<Option<LogId>> {
@@ -238,6 +259,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Tests make the pointer never reach the disk: what a crash before the next sync does.
+        fail::fail_point!("raft-commit-pointer-lost", |_| Ok(()));
         let result = match committed {
             Some(log_id) => self.pointers.insert(&COMMITTED.to_string(), &log_id),
             None => self.pointers.remove(&COMMITTED.to_string()),

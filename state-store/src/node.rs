@@ -112,6 +112,7 @@ impl StateStore {
         let header = ondisk::check_or_write_header(&db, &path, config.node_id)?;
         ondisk::upgrade(&db, &log_db, &path, header, config.max_encoded_len)?;
         let log_store = LogStore::open(&log_db)?;
+        let restored = log_store.restored()?;
         let sm = SmShared::open_limited(&db, config.event_retention, config.max_encoded_len)?;
         // A member that ever voted, heard a leader or applied a membership.
         let member = log_store.has_vote()? || sm.applied_state()?.membership.log_id().is_some();
@@ -137,6 +138,7 @@ impl StateStore {
             client,
             config: Arc::new(config.clone()),
             sm,
+            restored,
         };
         let batcher = Batcher::start(
             forwarder.clone(),

@@ -161,6 +161,12 @@ async fn append(State(store): State<StateStore>, body: Bytes) -> Response {
         return refused;
     }
     let request: AppendEntriesRequest<TypeConfig> = decoded!(&body);
+    if crate::failpoints::refuse_append(&request.entries) {
+        return failure(&ServiceError::new(
+            ErrorCode::Unavailable,
+            "failpoint raft-append-refused",
+        ));
+    }
     answer(&store.raft().append_entries(request).await)
 }
 

@@ -190,6 +190,7 @@ impl SmShared {
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(command) => {
+                    crate::failpoints::stall_apply(&command);
                     for txn in &command.txns {
                         outcome.responses.push(applier.apply_txn(txn)?);
                     }
