@@ -142,6 +142,12 @@ pub fn invalid_parameter_usage(message: impl Into<String>) -> QueryError {
     )
 }
 
+/// A user error Trino names `name` whose number Shoal does not carry (reported as 0, like
+/// GENERIC_USER_ERROR): clients match the name.
+pub fn named_user_error(name: &str, message: impl Into<String>) -> QueryError {
+    error(message.into(), 0, name, "USER_ERROR", None)
+}
+
 pub fn permission_denied(message: impl Into<String>) -> QueryError {
     error(message.into(), 4, "PERMISSION_DENIED", "USER_ERROR", None)
 }

@@ -38,7 +38,8 @@ pub fn listing_options(format: TableFormat, csv_header: bool) -> ListingOptions 
     ListingOptions::new(file_format(format, csv_header)).with_file_extension(format.extension())
 }
 
-fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
+/// The provider DataFusion reads `table` through: its files (managed) or its location.
+pub fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
     let (urls, required) = if table.managed {
         let urls: Vec<ListingTableUrl> = table
             .files

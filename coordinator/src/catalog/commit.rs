@@ -51,7 +51,7 @@ pub struct Tombstone {
     pub dropped_ms: u64,
 }
 
-fn txn(conditions: Vec<Condition>, success: Vec<Op>) -> TxnRequest {
+pub(super) fn txn(conditions: Vec<Condition>, success: Vec<Op>) -> TxnRequest {
     TxnRequest {
         conditions,
         success,
@@ -59,7 +59,7 @@ fn txn(conditions: Vec<Condition>, success: Vec<Op>) -> TxnRequest {
     }
 }
 
-fn put(key: String, value: Vec<u8>) -> Op {
+pub(super) fn put(key: String, value: Vec<u8>) -> Op {
     Op::Put { key, value }
 }
 
@@ -69,7 +69,10 @@ fn absent(key: String) -> Condition {
 
 /// Run a commit's transaction. Failpoints let tests lose a commit on its way to the store, or
 /// the reply of an applied one.
-async fn submit(store: &StateStore, request: TxnRequest) -> Result<TxnResponse, CoordinatorError> {
+pub(super) async fn submit(
+    store: &StateStore,
+    request: TxnRequest,
+) -> Result<TxnResponse, CoordinatorError> {
     fail::fail_point!("catalog-commit-request-lost", |_| {
         Err(CoordinatorError::Store(
             shoal_state_store::StoreError::OutcomeUnknown {
@@ -369,7 +372,7 @@ async fn marker(store: &StateStore, query_id: &str) -> CatalogResult<Option<Comm
 }
 
 /// The query's write if it committed already; an error if it was fenced off.
-async fn already_committed(
+pub(super) async fn already_committed(
     store: &StateStore,
     writer: &Writer,
 ) -> CatalogResult<Option<Committed>> {
@@ -385,7 +388,7 @@ async fn already_committed(
 
 /// Settle a commit whose reply was lost: fence the query's marker (so a copy of the commit
 /// still on its way can never apply), then read what the marker says.
-async fn settle(
+pub(super) async fn settle(
     store: &StateStore,
     writer: &Writer,
     cause: CoordinatorError,

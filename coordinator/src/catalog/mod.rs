@@ -17,6 +17,7 @@ pub mod cleanup;
 pub mod commit;
 pub mod error;
 pub mod jdbc;
+pub mod rewrite;
 pub mod system;
 pub mod views;
 pub mod warehouse;
@@ -117,7 +118,8 @@ fn now_ms() -> u64 {
     shoal_seed_store::publisher::now_ms()
 }
 
-/// The files one commit added to a managed table, written by one attempt of one query.
+/// The files one commit added to a managed table, written by one attempt of one query, and
+/// (a DELETE, UPDATE or MERGE: copy-on-write) the files of earlier commits it replaced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileBatch {
     pub version: u64,
@@ -126,6 +128,9 @@ pub struct FileBatch {
     pub files: Vec<DataFile>,
     pub rows: u64,
     pub bytes: u64,
+    /// Paths of earlier files this version no longer has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
 }
 
 /// What a statement reads: every table's record (for `information_schema`, SHOW, DESCRIBE),
@@ -201,8 +206,9 @@ pub async fn resolve(store: &StateStore, reads: &Reads) -> Result<CatalogSnapsho
     Ok(snapshot)
 }
 
-/// The data files of `table`'s version: those of every commit up to it.
-async fn files_of(
+/// The data files of `table`'s version: those every commit up to it added, less those a
+/// later one of them replaced (commits are scanned in version order).
+pub(crate) async fn files_of(
     store: &StateStore,
     table: &TableRecord,
     consistency: ReadConsistency,
@@ -211,6 +217,11 @@ async fn files_of(
     for kv in store.scan(&files_prefix(&table.id), consistency).await? {
         let batch: FileBatch = decode(&kv.value)?;
         if batch.version <= table.version {
+            if !batch.removed.is_empty() {
+                let removed: std::collections::BTreeSet<&str> =
+                    batch.removed.iter().map(String::as_str).collect();
+                files.retain(|f: &DataFile| !removed.contains(f.path.as_str()));
+            }
             files.extend(batch.files);
         }
     }

@@ -23,6 +23,8 @@ pub enum Change<'a> {
     CreateTable(&'a str, &'a str),
     DropTable(&'a str, &'a str),
     Insert(&'a str, &'a str),
+    Delete(&'a str, &'a str),
+    Update(&'a str, &'a str),
 }
 
 impl StatementContext {
@@ -65,6 +67,12 @@ impl StatementContext {
             }
             Change::Insert(schema, table) => {
                 access.check_can_insert_into_table(&who, CATALOG, schema, table)
+            }
+            Change::Delete(schema, table) => {
+                access.check_can_delete_from_table(&who, CATALOG, schema, table)
+            }
+            Change::Update(schema, table) => {
+                access.check_can_update_table(&who, CATALOG, schema, table)
             }
         }
         .map_err(denied)

@@ -415,6 +415,7 @@ impl StatementContext {
             }
         };
         let batch = FileBatch {
+            removed: Vec::new(),
             version: record.version + 1,
             query_id: self.query_id.clone(),
             attempt: self.attempt,

@@ -415,9 +415,9 @@ impl StatementContext {
             Statement::CreateIndex(_) => {
                 Err(errors::not_supported("this statement is not supported"))
             }
-            Statement::Update { .. } | Statement::Delete(_) | Statement::Merge { .. } => Err(
-                errors::not_supported("UPDATE, DELETE and MERGE are not supported"),
-            ),
+            Statement::Delete(delete) => self.delete(&delete, sql).await,
+            Statement::Update(update) => self.update_table(&update, sql).await,
+            Statement::Merge(merge) => self.merge(&merge, sql).await,
             _ => {
                 let context = self.query_context(sql).await?;
                 plan(&context, sql).await.map(Prepared::Query)
@@ -437,14 +437,17 @@ pub fn reads_only(sql: &str) -> bool {
     })
 }
 
-/// An INSERT or a CREATE TABLE AS: a statement whose change commits with a marker of its
-/// query (so its outcome can be settled after its driver died).
+/// An INSERT, DELETE, UPDATE, MERGE or CREATE TABLE AS: a statement whose change commits
+/// with a marker of its query (so its outcome can be settled after its driver died).
 pub fn writes_with_marker(sql: &str) -> bool {
     DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).is_ok_and(|statements| {
         statements.len() == 1
             && statements.front().is_some_and(|statement| match statement {
                 DfStatement::Statement(statement) => match &**statement {
-                    Statement::Insert(_) => true,
+                    Statement::Insert(_)
+                    | Statement::Delete(_)
+                    | Statement::Update(_)
+                    | Statement::Merge(_) => true,
                     Statement::CreateTable(create) => create.query.is_some(),
                     _ => false,
                 },

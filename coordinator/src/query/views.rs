@@ -89,7 +89,11 @@ impl StatementContext {
             return Ok(None);
         };
         let reads = match statement.as_ref() {
-            Statement::Query(_) | Statement::Insert(_) => true,
+            Statement::Query(_)
+            | Statement::Insert(_)
+            | Statement::Delete(_)
+            | Statement::Update(_)
+            | Statement::Merge(_) => true,
             Statement::CreateTable(create) => create.query.is_some(),
             _ => false,
         };
