@@ -37,3 +37,10 @@ if ! python3 -c "import trino, pytest, requests, sqlalchemy, pandas" 2>/dev/null
     python3 -m pip install --quiet --disable-pip-version-check "trino[sqlalchemy]" pytest requests pandas \
         || echo "warning: could not install the Python trino client, SQLAlchemy or pandas" >&2
 fi
+
+# dbt with the trino adapter: a test runs a dbt project (seeds, models, data tests) as a user
+# would. dbt-core 1.11 and later download a wheel while they install, which fails offline.
+if ! dbt --version 2>/dev/null | grep -q trino; then
+    python3 -m pip install --quiet --disable-pip-version-check "dbt-core<1.11" "dbt-trino<1.11" \
+        || echo "warning: could not install dbt-core and dbt-trino" >&2
+fi

@@ -92,6 +92,37 @@ pub fn create_view_query(sql: &str) -> Option<&str> {
     query_after(sql, Keyword::VIEW)
 }
 
+/// `CREATE [OR REPLACE] VIEW name ... SECURITY DEFINER|INVOKER AS query` without its
+/// SECURITY clause, which the parser does not know (dbt-trino writes it); None for any other
+/// statement. A view's query runs with the privileges of whoever reads it either way.
+pub fn without_view_security(sql: &str) -> Option<String> {
+    let tokens = meaningful(
+        Tokenizer::new(&GenericDialect {}, sql)
+            .tokenize_with_location()
+            .ok()?,
+    );
+    let word = |at: usize, text: &str| matches!(tokens.get(at).map(|t| &t.token), Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(text));
+    if !word(0, "CREATE") {
+        return None;
+    }
+    let mut at = 1;
+    if word(at, "OR") && word(at + 1, "REPLACE") {
+        at += 2;
+    }
+    if !word(at, "VIEW") {
+        return None;
+    }
+    while at < tokens.len() && !word(at, "AS") {
+        if word(at, "SECURITY") && (word(at + 1, "DEFINER") || word(at + 1, "INVOKER")) {
+            let start = offset(sql, tokens[at].span.start);
+            let end = offset(sql, tokens[at + 1].span.end);
+            return Some(format!("{}{}", &sql[..start], &sql[end..]));
+        }
+        at += 1;
+    }
+    None
+}
+
 /// What follows the first `AS` outside parentheses after `after` in `sql`.
 fn query_after(sql: &str, after: Keyword) -> Option<&str> {
     let tokens = meaningful(
@@ -137,6 +168,23 @@ mod tests {
             Some("(SELECT 1)")
         );
         assert_eq!(insert_source("SELECT 1", false), None);
+    }
+
+    #[test]
+    fn a_view_loses_its_security_clause_and_nothing_else() {
+        assert_eq!(
+            without_view_security(
+                "create or replace view s.\"v\" security definer as select 'security definer' AS x"
+            )
+            .as_deref(),
+            Some("create or replace view s.\"v\"  as select 'security definer' AS x")
+        );
+        assert_eq!(
+            without_view_security("CREATE VIEW v SECURITY INVOKER AS SELECT 1").as_deref(),
+            Some("CREATE VIEW v  AS SELECT 1")
+        );
+        assert_eq!(without_view_security("CREATE VIEW v AS SELECT 1"), None);
+        assert_eq!(without_view_security("SELECT 1"), None);
     }
 
     #[test]

@@ -273,6 +273,8 @@ impl StatementContext {
 
     /// Do (or plan) `sql`.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared, QueryError> {
+        let without_security = crate::query::source_text::without_view_security(sql);
+        let sql = without_security.as_deref().unwrap_or(sql);
         if let Some(show) = show::parse(sql)? {
             return self.show(show).await;
         }
