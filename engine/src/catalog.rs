@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,9 +69,49 @@ pub struct TableRecord {
     pub created_ms: u64,
 }
 
+/// Field metadata of a managed table's column: the column's name inside the table's files,
+/// where it differs from the column's name (a renamed column keeps the name its files gave
+/// it; a column added carries a name no earlier file used, so a dropped column of the same
+/// name never comes back).
+pub const FILE_COLUMN: &str = "shoal.file_column";
+
+/// The name `field`'s values have in the table's files.
+pub fn file_column(field: &Field) -> &str {
+    field
+        .metadata()
+        .get(FILE_COLUMN)
+        .map_or(field.name().as_str(), String::as_str)
+}
+
 impl TableRecord {
+    /// The table's columns as queries see them (no catalog metadata).
     pub fn schema_ref(&self) -> SchemaRef {
-        SchemaRef::new(self.arrow_schema.clone())
+        SchemaRef::new(Schema::new(
+            self.arrow_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// The table's columns as its files name them.
+    pub fn file_schema_ref(&self) -> SchemaRef {
+        SchemaRef::new(Schema::new(
+            self.arrow_schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(file_column(f), f.data_type().clone(), f.is_nullable()))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Whether some column has another name in the files than in the table.
+    pub fn renames_columns(&self) -> bool {
+        self.arrow_schema
+            .fields()
+            .iter()
+            .any(|f| file_column(f) != f.name())
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
+use datafusion::common::Column;
 use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -13,13 +14,14 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::TableProvider;
+use datafusion::datasource::{provider_as_source, TableProvider, ViewTable};
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::catalog::{CatalogSnapshot, TableFormat, TableRecord};
+use crate::catalog::{file_column, CatalogSnapshot, TableFormat, TableRecord};
 use crate::checked::{CheckedTable, Required};
 use crate::distributed::{distribute, Distribution};
 use crate::options::QueryOptions;
@@ -56,13 +58,27 @@ pub fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
     }
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(listing_options(table.format, table.csv_header))
-        .with_schema(table.schema_ref());
+        .with_schema(table.file_schema_ref());
     let name = format!("{CATALOG}.{}.{}", table.schema, table.name);
-    Ok(Arc::new(CheckedTable::new(
-        name,
+    let files: Arc<dyn TableProvider> = Arc::new(CheckedTable::new(
+        name.clone(),
         required,
         Arc::new(ListingTable::try_new(config)?),
-    )))
+    ));
+    if !table.renames_columns() {
+        return Ok(files);
+    }
+    // The files' column names become the table's.
+    let columns: Vec<Expr> = table
+        .arrow_schema
+        .fields()
+        .iter()
+        .map(|f| Expr::Column(Column::new_unqualified(file_column(f))).alias(f.name()))
+        .collect();
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(files), None)?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 /// A DataFusion session whose catalog `shoal` is `snapshot`, defaulting to `catalog.schema`,

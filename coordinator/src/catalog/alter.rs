@@ -1,8 +1,10 @@
 //! Changes of an existing table, each one transaction of the state store: a new name (the
 //! table keeps its id, so its files stay where they are), and columns added (existing rows
-//! read NULL for them) or dropped (the files keep them; reads no longer see them).
+//! read NULL for them), dropped (the files keep them; reads no longer see them) or renamed
+//! (the files keep their name for it, which the record remembers).
 
 use datafusion::arrow::datatypes::{Field, Schema};
+use shoal_engine::catalog::{file_column, FILE_COLUMN};
 use shoal_state_store::{Condition, Op, ReadConsistency, StateStore, TxnRequest};
 
 use super::{
@@ -12,8 +14,19 @@ use super::{
 /// What happens to a table's columns.
 #[derive(Debug, Clone)]
 pub enum ColumnChange {
-    Add { field: Field, if_not_exists: bool },
-    Drop { name: String, if_exists: bool },
+    Add {
+        field: Field,
+        if_not_exists: bool,
+    },
+    Drop {
+        name: String,
+        if_exists: bool,
+    },
+    /// The column keeps its values: its files' name for it stays (see `FILE_COLUMN`).
+    Rename {
+        from: String,
+        to: String,
+    },
 }
 
 /// Rename table `schema.name` to `to_schema.to_name`; false when there is no such table.
@@ -109,7 +122,34 @@ pub async fn change_columns(
                         field.name()
                     )));
                 }
-                columns.push(field.clone().with_nullable(true));
+                let mut field = field.clone().with_nullable(true);
+                // Files written before may hold a dropped column of this name: the new one
+                // gets a name of its own in files written from now on.
+                if record.managed && record.version > 0 {
+                    let in_files = format!("{}#{}", field.name(), kv.mod_revision);
+                    field = field.with_metadata([(FILE_COLUMN.to_string(), in_files)].into());
+                }
+                columns.push(field);
+            }
+            ColumnChange::Rename { from, to } => {
+                check_name("column", to)?;
+                let Some(at) = position(from) else {
+                    return Err(CatalogError::Invalid(format!(
+                        "Column '{from}' does not exist"
+                    )));
+                };
+                if position(to).is_some() {
+                    return Err(CatalogError::Invalid(format!(
+                        "Column '{to}' already exists"
+                    )));
+                }
+                let old = &columns[at];
+                let in_files = file_column(old).to_string();
+                let mut renamed = Field::new(to, old.data_type().clone(), old.is_nullable());
+                if in_files != *to {
+                    renamed = renamed.with_metadata([(FILE_COLUMN.to_string(), in_files)].into());
+                }
+                columns[at] = renamed;
             }
             ColumnChange::Drop {
                 name: column,

@@ -16,9 +16,11 @@ use datafusion::sql::sqlparser::ast::Ident;
 use crate::catalog::warehouse::Warehouse;
 use crate::catalog::{DataFile, TableRecord};
 use crate::protocol::errors;
+use shoal_engine::catalog::file_column;
 use shoal_proto::client::QueryError;
 
-/// Shape `frame` to `table`'s columns: same count, cast by position, named like the table.
+/// Shape `frame` to `table`'s columns for its files: same count, cast by position, named as
+/// the files name them.
 pub fn conform(frame: DataFrame, table: &TableRecord) -> Result<DataFrame, QueryError> {
     let source = frame.schema().clone();
     let target = table.arrow_schema.fields();
@@ -36,7 +38,8 @@ pub fn conform(frame: DataFrame, table: &TableRecord) -> Result<DataFrame, Query
         .zip(target.iter())
         .map(|((qualifier, field), target)| {
             let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
-            cast(column, target.data_type().clone()).alias(target.name())
+            // Files name the column as the table's record says (see FILE_COLUMN).
+            cast(column, target.data_type().clone()).alias(file_column(target))
         })
         .collect();
     frame

@@ -121,7 +121,8 @@ pub fn external_location(
 
 impl StatementContext {
     /// `ALTER TABLE t RENAME TO u`, `ADD COLUMN [IF NOT EXISTS] c type`, `DROP COLUMN [IF
-    /// EXISTS] c`: one change per statement, each one commit of the catalog.
+    /// EXISTS] c`, `RENAME COLUMN c TO d`: one change per statement, each one commit of the
+    /// catalog.
     pub(crate) async fn alter_table(&self, alter: &AlterTable) -> Result<Prepared, QueryError> {
         let (schema, table) = self.table_name(&alter.name)?;
         // Changing a table takes what dropping it takes.
@@ -168,7 +169,9 @@ impl StatementContext {
                 ..
             } => {
                 let [column] = column_names.as_slice() else {
-                    return Err(errors::not_supported("DROP COLUMN drops one column at a time"));
+                    return Err(errors::not_supported(
+                        "DROP COLUMN drops one column at a time",
+                    ));
                 };
                 let change = ColumnChange::Drop {
                     name: name_of(column),
@@ -177,10 +180,16 @@ impl StatementContext {
                 let dropped = alter::change_columns(&self.store, &schema, &table, &change).await;
                 (dropped, "DROP COLUMN")
             }
-            AlterTableOperation::RenameColumn { .. } => {
-                return Err(errors::not_supported(
-                    "ALTER TABLE RENAME COLUMN is not supported yet: the table's files keep the old name",
-                ))
+            AlterTableOperation::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => {
+                let change = ColumnChange::Rename {
+                    from: name_of(old_column_name),
+                    to: name_of(new_column_name),
+                };
+                let renamed = alter::change_columns(&self.store, &schema, &table, &change).await;
+                (renamed, "RENAME COLUMN")
             }
             other => {
                 return Err(errors::not_supported(format!(
