@@ -70,7 +70,12 @@ impl ChannelResolver for SecretChannels {
         &self,
         url: &Url,
     ) -> Result<Box<dyn WorkerChannel>, DataFusionError> {
-        let channel = self.channels.get_channel(url).await?;
+        let channel = self.channels.get_channel(url).await.map_err(|e| {
+            DataFusionError::External(Box::new(crate::classify::WorkerUnreachable {
+                url: url.to_string(),
+                reason: e.to_string(),
+            }))
+        })?;
         let secret = self.secret.clone();
         let with_secret = tower::ServiceBuilder::new()
             .map_request(move |mut request: http::Request<tonic::body::Body>| {

@@ -1,11 +1,9 @@
 //! Query errors as the Trino protocol reports them: a message, an error name and code in the
 //! style of Trino's standard error codes, the error type, and the location of syntax errors.
 
-use datafusion::error::DataFusionError;
-use datafusion::sql::sqlparser::parser::ParserError;
 use shoal_proto::client::{ErrorLocation, QueryError};
 
-fn error(
+pub(crate) fn error(
     message: String,
     code: i64,
     name: &str,
@@ -220,7 +218,7 @@ pub fn location_in(message: &str) -> Option<ErrorLocation> {
 }
 
 /// The position just after the last character of `sql`.
-fn end_of(sql: &str) -> ErrorLocation {
+pub(crate) fn end_of(sql: &str) -> ErrorLocation {
     let line_number = sql.lines().count().max(1) as u64;
     let last = sql.lines().last().unwrap_or_default();
     ErrorLocation {
@@ -229,107 +227,7 @@ fn end_of(sql: &str) -> ErrorLocation {
     }
 }
 
-/// Classify a DataFusion error for the client.
-/// Whether `message` says a node of the query could not be reached (a transport failure
-/// between workers, not a fault of the statement).
-fn lost_node(message: &str) -> bool {
-    [
-        "Distributed DataFusion worker",
-        "transport error",
-        "tcp connect error",
-        "Connection refused",
-        "connection reset",
-        "status: Unavailable",
-        "h2 protocol error",
-    ]
-    .iter()
-    .any(|sign| message.contains(sign))
-}
-
-pub fn from_datafusion(e: &DataFusionError, sql: &str) -> QueryError {
-    let root = e.find_root();
-    let message = root.to_string();
-    if lost_node(&message) || lost_node(&e.to_string()) {
-        return driver_lost(strip_prefix(&message));
-    }
-    match root {
-        DataFusionError::SQL(parser, _) => {
-            let text = match parser.as_ref() {
-                ParserError::ParserError(text) | ParserError::TokenizerError(text) => text.clone(),
-                ParserError::RecursionLimitExceeded => "the statement is nested too deeply".into(),
-            };
-            let location =
-                location_in(&text).or_else(|| text.ends_with("found: EOF").then(|| end_of(sql)));
-            syntax(text.clone(), location)
-        }
-        DataFusionError::Plan(_) | DataFusionError::SchemaError(_, _)
-            if text_contains_not_found(&message) =>
-        {
-            classify_not_found(&message)
-        }
-        DataFusionError::Plan(_) | DataFusionError::SchemaError(_, _) => {
-            user(strip_prefix(&message))
-        }
-        DataFusionError::NotImplemented(_) => not_supported(strip_prefix(&message)),
-        DataFusionError::ResourcesExhausted(_) => exceeded_local_memory_limit(format!(
-            "Query exceeded per-node memory limit: {}",
-            strip_prefix(&message)
-        )),
-        DataFusionError::ArrowError(arrow, _) if arrow.to_string().contains("Divide by zero") => {
-            error(
-                strip_prefix(&message),
-                8,
-                "DIVISION_BY_ZERO",
-                "USER_ERROR",
-                None,
-            )
-        }
-        DataFusionError::Execution(_) | DataFusionError::ArrowError(_, _) => {
-            user(strip_prefix(&message))
-        }
-        _ => internal(&message),
-    }
-}
-
-fn text_contains_not_found(message: &str) -> bool {
-    let lower = message.to_lowercase();
-    lower.contains("not found")
-        || lower.contains("does not exist")
-        || lower.contains("no field named")
-}
-
-fn classify_not_found(message: &str) -> QueryError {
-    let lower = message.to_lowercase();
-    let text = strip_prefix(message);
-    if lower.contains("no field named") || lower.contains("column") {
-        not_found("COLUMN_NOT_FOUND", text)
-    } else if lower.contains("table") {
-        not_found("TABLE_NOT_FOUND", text)
-    } else if lower.contains("schema") {
-        not_found("SCHEMA_NOT_FOUND", text)
-    } else if lower.contains("function") {
-        error(text, 6, "FUNCTION_NOT_FOUND", "USER_ERROR", None)
-    } else {
-        not_found("NOT_FOUND", text)
-    }
-}
-
-/// Drop DataFusion's "Error during planning: " style prefixes.
-fn strip_prefix(message: &str) -> String {
-    for prefix in [
-        "Error during planning: ",
-        "SQL error: ",
-        "Schema error: ",
-        "Execution error: ",
-        "This feature is not implemented: ",
-        "Arrow error: ",
-    ] {
-        if let Some(rest) = message.strip_prefix(prefix) {
-            return rest.to_string();
-        }
-    }
-    message.to_string()
-}
+pub use crate::classify::{from_datafusion, planning_error};
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod checked;
+pub mod classify;
 pub mod distributed;
 pub mod drive;
 pub mod driver;

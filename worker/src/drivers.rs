@@ -292,7 +292,7 @@ async fn plan(
     .map_err(|e| errors::from_datafusion(&e, &request.sql))?;
     let frame = shoal_engine::naming::plan_sql(&context, &request.sql)
         .await
-        .map_err(|e| errors::from_datafusion(&e, &request.sql))?;
+        .map_err(|e| errors::planning_error(&context, &e, &request.sql))?;
     Ok(Prepared::Query(frame))
 }
 

@@ -259,7 +259,7 @@ impl StatementContext {
                 .state()
                 .create_logical_plan(&numbered)
                 .await
-                .map_err(|e| errors::from_datafusion(&e, statement))?;
+                .map_err(|e| errors::planning_error(&context, &e, &numbered))?;
             plan.get_parameter_types()
                 .map_err(|e| errors::from_datafusion(&e, statement))?
         };
@@ -294,7 +294,7 @@ impl StatementContext {
                 .state()
                 .create_logical_plan(&numbered)
                 .await
-                .map_err(|e| errors::from_datafusion(&e, statement))?;
+                .map_err(|e| errors::planning_error(&context, &e, &numbered))?;
             plan.schema()
                 .fields()
                 .iter()

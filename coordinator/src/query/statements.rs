@@ -478,7 +478,7 @@ pub(crate) fn update(kind: &str, rows: Option<u64>) -> Prepared {
 pub(crate) async fn plan(context: &SessionContext, sql: &str) -> Result<DataFrame, QueryError> {
     shoal_engine::naming::plan_sql(context, sql)
         .await
-        .map_err(|e| errors::from_datafusion(&e, sql))
+        .map_err(|e| errors::planning_error(context, &e, sql))
 }
 
 pub(crate) fn nullable(schema: &Schema) -> Schema {
