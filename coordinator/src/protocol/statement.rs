@@ -17,7 +17,7 @@ use crate::protocol::prepared::{self, Prepared};
 use crate::protocol::procedures::{self, Call};
 use crate::protocol::session::ClientSession;
 use crate::protocol::session_statements::{self, TransactionChange};
-use crate::query::manager::PageToken;
+use crate::query::manager::{PageToken, RequestError};
 use crate::query::record;
 use crate::query::session_properties;
 use shoal_engine::pages::PageReply;
@@ -300,10 +300,9 @@ async fn next_page(
     };
     match node.queries.page(&node, &id, &slug, token).await {
         Ok((reply, next)) => Json(results(&id, &slug, &base, reply, next)).into_response(),
-        Err(error) if error.error_name == "NOT_FOUND" => {
-            (StatusCode::NOT_FOUND, error.message).into_response()
-        }
-        Err(error) => Json(failed(&id, &base, error)).into_response(),
+        Err(RequestError::Unknown(message)) => (StatusCode::NOT_FOUND, message).into_response(),
+        Err(RequestError::Denied(message)) => (StatusCode::FORBIDDEN, message).into_response(),
+        Err(RequestError::Failed(error)) => Json(failed(&id, &base, error)).into_response(),
     }
 }
 
@@ -319,13 +318,11 @@ async fn cancel(
         .await
     {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) if error.error_name == "NOT_FOUND" => {
-            (StatusCode::NOT_FOUND, error.message).into_response()
+        Err(RequestError::Unknown(message)) => (StatusCode::NOT_FOUND, message).into_response(),
+        Err(RequestError::Denied(message)) => (StatusCode::FORBIDDEN, message).into_response(),
+        Err(RequestError::Failed(error)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, error.message).into_response()
         }
-        Err(error) if error.error_name == "PERMISSION_DENIED" => {
-            (StatusCode::FORBIDDEN, error.message).into_response()
-        }
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.message).into_response(),
     }
 }
 

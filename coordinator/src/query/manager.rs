@@ -24,6 +24,27 @@ use crate::registry::{self, Mode};
 /// How long a new query waits for the state store to take its record through a leader change.
 const NEW_RECORD_RETRY: Duration = Duration::from_secs(3);
 
+/// Why a client's request about a query (a page, a cancel) was not answered.
+#[derive(Debug)]
+pub enum RequestError {
+    /// No such query, or not under this slug (HTTP 404).
+    Unknown(String),
+    /// The user may not do it (HTTP 403).
+    Denied(String),
+    /// The query's own error, or the cluster's.
+    Failed(QueryError),
+}
+
+impl From<QueryError> for RequestError {
+    fn from(error: QueryError) -> Self {
+        RequestError::Failed(error)
+    }
+}
+
+fn unknown(id: &str) -> RequestError {
+    RequestError::Unknown(format!("query {id} does not exist"))
+}
+
 pub struct Queries {
     ids: QueryIds,
     /// Drivers in this process, with the attempt each runs: queries running here, and queries
@@ -162,7 +183,7 @@ impl Queries {
         id: &str,
         slug: &str,
         token: PageToken,
-    ) -> Result<(PageReply, Option<PageToken>), QueryError> {
+    ) -> Result<(PageReply, Option<PageToken>), RequestError> {
         let mut record = self.record(node, id, slug).await?;
         if record.attempt < token.attempt {
             record = self.latest(node, id).await?;
@@ -188,7 +209,7 @@ impl Queries {
         node: &Arc<Coordinator>,
         mut record: QueryRecord,
         token: PageToken,
-    ) -> Result<(PageReply, u32), QueryError> {
+    ) -> Result<(PageReply, u32), RequestError> {
         let same_attempt = |record: &QueryRecord| {
             if record.attempt != token.attempt && token.page > 0 {
                 return Err(errors::driver_lost(format!(
@@ -326,11 +347,11 @@ impl Queries {
         id: &str,
         slug: &str,
         user: Option<&str>,
-    ) -> Result<(), QueryError> {
+    ) -> Result<(), RequestError> {
         let record = self.record(node, id, slug).await?;
         let allowed = user.is_some_and(|u| node.may_kill_query(u, &record.user));
         if !allowed {
-            return Err(errors::permission_denied(format!(
+            return Err(RequestError::Denied(format!(
                 "Access Denied: {} cannot cancel query {id} of user {}",
                 user.unwrap_or("a request without a user"),
                 record.user
@@ -353,7 +374,11 @@ impl Queries {
             )
             .await
             .map(|_| ())
-            .map_err(|e| errors::internal(&format!("cannot reach the driver of query {id}: {e}")))
+            .map_err(|e| {
+                RequestError::Failed(errors::internal(&format!(
+                    "cannot reach the driver of query {id}: {e}"
+                )))
+            })
     }
 
     /// `system.runtime.kill_query`: fail query `id` with `message`, if `user` owns it or may
@@ -400,11 +425,11 @@ impl Queries {
         Ok(())
     }
 
-    async fn latest(&self, node: &Coordinator, id: &str) -> Result<QueryRecord, QueryError> {
+    async fn latest(&self, node: &Coordinator, id: &str) -> Result<QueryRecord, RequestError> {
         record::get_latest(&node.store, id)
             .await
             .map_err(store_unavailable)?
-            .ok_or_else(|| errors::not_found("NOT_FOUND", format!("query {id} does not exist")))
+            .ok_or_else(|| unknown(id))
     }
 
     pub(crate) async fn record(
@@ -412,16 +437,13 @@ impl Queries {
         node: &Arc<Coordinator>,
         id: &str,
         slug: &str,
-    ) -> Result<QueryRecord, QueryError> {
+    ) -> Result<QueryRecord, RequestError> {
         let record = record::get(&node.store, id)
             .await
             .map_err(store_unavailable)?
-            .ok_or_else(|| errors::not_found("NOT_FOUND", format!("query {id} does not exist")))?;
+            .ok_or_else(|| unknown(id))?;
         if record.slug != slug {
-            return Err(errors::not_found(
-                "NOT_FOUND",
-                format!("query {id} does not exist"),
-            ));
+            return Err(unknown(id));
         }
         Ok(record)
     }
