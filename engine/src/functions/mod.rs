@@ -3,6 +3,7 @@
 //! where it has the pieces (see `rewrite` and `aggregates`), and the session's own values.
 
 mod aggregates;
+mod datetime_format;
 mod json;
 mod rewrite;
 mod session;
@@ -50,6 +51,11 @@ const REWRITES: &[(&str, Kind)] = &[
     ("element_at", Kind::ElementAt),
     ("contains", Kind::Contains),
     ("split", Kind::Split),
+    ("date_format", Kind::DateFormat),
+    ("format_datetime", Kind::FormatDatetime),
+    ("to_unixtime", Kind::ToUnixtime),
+    ("from_unixtime", Kind::FromUnixtime),
+    ("at_timezone", Kind::AtTimezone),
 ];
 
 const AGGREGATE_REWRITES: &[(&str, Aggregate)] = &[
@@ -90,15 +96,17 @@ pub fn register(context: &SessionContext, options: &QueryOptions, catalog: &str,
     for function in kernels() {
         context.register_udf(function);
     }
+    let zone = options.time_zone.clone().unwrap_or_else(|| "UTC".into());
     for (name, kind) in REWRITES {
-        context.register_udf(ScalarUDF::new_from_impl(Rewrite::new(name, *kind)));
+        context.register_udf(ScalarUDF::new_from_impl(
+            Rewrite::new(name, *kind).in_zone(&zone),
+        ));
     }
     for (name, kind) in AGGREGATE_REWRITES {
         context.register_udaf(AggregateUDF::new_from_impl(AggregateRewrite::new(
             name, *kind,
         )));
     }
-    let zone = options.time_zone.clone().unwrap_or_else(|| "UTC".into());
     let user = options.user.clone().unwrap_or_default();
     for (name, value) in [
         ("current_timezone", zone),

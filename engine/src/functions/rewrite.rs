@@ -2,11 +2,13 @@
 //! registered under Trino's name and rewritten by DataFusion's simplifier while the query is
 //! planned, so no new kernel runs and the stages on other workers never see it.
 
-use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, IntervalMonthDayNano, TimeUnit};
 use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::Result;
 use datafusion::functions::expr_fn::{
-    concat, contains, date_part, date_trunc, regexp_match, regexp_replace,
+    concat, contains, date_part, date_trunc, regexp_match, regexp_replace, round, to_char,
 };
 use datafusion::functions_nested::expr_fn::{array_element, array_has, map_extract};
 use datafusion::functions_nested::string::string_to_array_udf;
@@ -14,10 +16,11 @@ use datafusion::logical_expr::expr::Case;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::{
-    cast, lit, ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
+    cast, lit, ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
 };
 
+use super::datetime_format;
 use crate::types::{signature, sql_name};
 
 /// What a function is rewritten to.
@@ -43,6 +46,16 @@ pub enum Kind {
     Contains,
     /// `split(s, delimiter)`: the parts as an array.
     Split,
+    /// `date_format(t, format)`: MySQL's format language, through `to_char`.
+    DateFormat,
+    /// `format_datetime(t, pattern)`: Joda-Time's pattern language, through `to_char`.
+    FormatDatetime,
+    /// `to_unixtime(t)`: seconds since 1970 as a double.
+    ToUnixtime,
+    /// `from_unixtime(seconds)`: a timestamp(3), fractions of seconds kept.
+    FromUnixtime,
+    /// `at_timezone(t, zone)`: the same instant in `zone`.
+    AtTimezone,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -50,13 +63,26 @@ pub struct Rewrite {
     name: &'static str,
     kind: Kind,
     signature: Signature,
+    /// The session's time zone: a timestamp without one is a time there.
+    zone: String,
 }
 
 impl Rewrite {
+    /// The rewrite for a session in time zone `zone`.
+    pub fn in_zone(mut self, zone: &str) -> Self {
+        self.zone = zone.to_string();
+        self
+    }
+
     pub fn new(name: &'static str, kind: Kind) -> Self {
         let arities: &[usize] = match kind {
-            Kind::Part(_) | Kind::TypeOf => &[1],
-            Kind::ElementAt | Kind::Contains | Kind::Split => &[2],
+            Kind::Part(_) | Kind::TypeOf | Kind::ToUnixtime | Kind::FromUnixtime => &[1],
+            Kind::ElementAt
+            | Kind::Contains
+            | Kind::Split
+            | Kind::DateFormat
+            | Kind::FormatDatetime
+            | Kind::AtTimezone => &[2],
             Kind::DateAdd | Kind::DateDiff => &[3],
             Kind::If | Kind::RegexpExtract | Kind::RegexpReplace => &[2, 3],
         };
@@ -72,6 +98,7 @@ impl Rewrite {
             name,
             kind,
             signature,
+            zone: "UTC".into(),
         }
     }
 }
@@ -86,6 +113,19 @@ fn unit_of(expr: &Expr, function: &str) -> Result<String> {
             _,
         ) => Ok(text.to_ascii_lowercase()),
         _ => plan_err!("{function} takes its unit as a string literal, such as 'day'"),
+    }
+}
+
+/// The text of a literal argument, as written.
+fn text_of(expr: &Expr, function: &str) -> Result<String> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(text))
+            | ScalarValue::Utf8View(Some(text))
+            | ScalarValue::LargeUtf8(Some(text)),
+            _,
+        ) => Ok(text.clone()),
+        _ => plan_err!("{function} takes a string literal as its second argument"),
     }
 }
 
@@ -288,6 +328,14 @@ impl ScalarUDFImpl for Rewrite {
                 _ => DataType::Utf8,
             },
             Kind::If => args[1].clone(),
+            Kind::DateFormat | Kind::FormatDatetime => DataType::Utf8,
+            Kind::ToUnixtime => DataType::Float64,
+            Kind::FromUnixtime => DataType::Timestamp(TimeUnit::Millisecond, None),
+            // The zone is known once the literal is read (see `simplify`).
+            Kind::AtTimezone => match &args[0] {
+                DataType::Timestamp(unit, _) => DataType::Timestamp(*unit, Some("UTC".into())),
+                _ => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            },
             Kind::Contains => DataType::Boolean,
             Kind::Split => DataType::new_list(DataType::Utf8, true),
             Kind::ElementAt => match &args[0] {
@@ -301,6 +349,27 @@ impl ScalarUDFImpl for Rewrite {
                 other => return plan_err!("element_at takes an array or a map, not {other}"),
             },
         })
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let mut data_type = self.return_type(&types)?;
+        // at_timezone's type names the zone its literal gives.
+        if let (Kind::AtTimezone, DataType::Timestamp(unit, _)) = (self.kind, &data_type) {
+            if let Some(Some(
+                ScalarValue::Utf8(Some(zone))
+                | ScalarValue::Utf8View(Some(zone))
+                | ScalarValue::LargeUtf8(Some(zone)),
+            )) = args.scalar_arguments.get(1)
+            {
+                data_type = DataType::Timestamp(*unit, Some(zone.as_str().into()));
+            }
+        }
+        Ok(Arc::new(Field::new(self.name, data_type, true)))
     }
 
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -383,6 +452,47 @@ impl ScalarUDFImpl for Rewrite {
                 string_to_array_udf().call(args),
                 DataType::new_list(DataType::Utf8, true),
             ),
+            Kind::DateFormat | Kind::FormatDatetime => {
+                let format = text_of(&args[1], self.name)?;
+                let chrono = match self.kind {
+                    Kind::DateFormat => datetime_format::from_mysql(&format)?,
+                    _ => datetime_format::from_joda(&format)?,
+                };
+                to_char(args.remove(0), lit(chrono))
+            }
+            Kind::ToUnixtime => epoch(args.remove(0)),
+            Kind::FromUnixtime => {
+                let millis = round(vec![float(args.remove(0)) * lit(1000.0)]);
+                cast(
+                    cast(millis, DataType::Int64),
+                    DataType::Timestamp(TimeUnit::Millisecond, None),
+                )
+            }
+            Kind::AtTimezone => {
+                let zone = text_of(&args[1], self.name)?;
+                let t = args.remove(0);
+                let (unit, t) = match info.get_data_type(&t)? {
+                    DataType::Timestamp(unit, Some(_)) => (unit, t),
+                    DataType::Timestamp(unit, None) => (
+                        unit,
+                        cast(
+                            t,
+                            DataType::Timestamp(unit, Some(self.zone.as_str().into())),
+                        ),
+                    ),
+                    _ => (
+                        TimeUnit::Nanosecond,
+                        cast(
+                            t,
+                            DataType::Timestamp(
+                                TimeUnit::Nanosecond,
+                                Some(self.zone.as_str().into()),
+                            ),
+                        ),
+                    ),
+                };
+                cast(t, DataType::Timestamp(unit, Some(zone.into())))
+            }
         };
         Ok(ExprSimplifyResult::Simplified(rewritten))
     }
