@@ -126,6 +126,9 @@ pub fn worker_service(channels: SecretChannels) -> Worker {
             for function in crate::functions::kernels() {
                 state.register_udf(Arc::new(function))?;
             }
+            for function in crate::functions::aggregate_kernels() {
+                state.register_udaf(Arc::new(function))?;
+            }
             Ok(state)
         }
     })

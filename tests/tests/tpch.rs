@@ -145,6 +145,21 @@ fn all_22_tpch_queries_match_single_process_datafusion() {
         );
     }
 
+    // Trino's map_agg runs in the stages too (its partial states merge across workers): each
+    // group's map has one key per distinct line number.
+    let maps = client
+        .execute(
+            "SELECT l_returnflag, cardinality(map_keys(map_agg(l_linenumber, l_quantity))) \
+             FROM lineitem GROUP BY l_returnflag",
+        )
+        .expect("map_agg")
+        .rows;
+    let expected = datafusion_rows(
+        &data,
+        "SELECT l_returnflag, count(DISTINCT l_linenumber) FROM lineitem GROUP BY l_returnflag",
+    );
+    assert_eq!(sorted(maps), sorted(expected));
+
     let plan = client
         .execute(&format!("EXPLAIN ANALYZE {}", QUERIES[2].1))
         .expect("explain q03");

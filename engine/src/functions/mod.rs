@@ -5,6 +5,7 @@
 mod aggregates;
 mod datetime_format;
 mod json;
+mod map_agg;
 mod rewrite;
 mod session;
 
@@ -56,6 +57,7 @@ const REWRITES: &[(&str, Kind)] = &[
     ("to_unixtime", Kind::ToUnixtime),
     ("from_unixtime", Kind::FromUnixtime),
     ("at_timezone", Kind::AtTimezone),
+    ("cardinality", Kind::Cardinality),
 ];
 
 const AGGREGATE_REWRITES: &[(&str, Aggregate)] = &[
@@ -80,6 +82,11 @@ pub fn kernels() -> Vec<ScalarUDF> {
     .collect()
 }
 
+/// Trino's aggregates that run accumulators of their own, known to stage workers too.
+pub fn aggregate_kernels() -> Vec<AggregateUDF> {
+    vec![AggregateUDF::new_from_impl(map_agg::MapAgg::new())]
+}
+
 /// Register Trino's functions on `context`; those about the session answer `options`'
 /// values, `catalog` and `schema`.
 pub fn register(context: &SessionContext, options: &QueryOptions, catalog: &str, schema: &str) {
@@ -95,6 +102,9 @@ pub fn register(context: &SessionContext, options: &QueryOptions, catalog: &str,
     }
     for function in kernels() {
         context.register_udf(function);
+    }
+    for function in aggregate_kernels() {
+        context.register_udaf(function);
     }
     let zone = options.time_zone.clone().unwrap_or_else(|| "UTC".into());
     for (name, kind) in REWRITES {

@@ -10,7 +10,7 @@ use datafusion::error::Result;
 use datafusion::functions::expr_fn::{
     concat, contains, date_part, date_trunc, regexp_match, regexp_replace, round, to_char,
 };
-use datafusion::functions_nested::expr_fn::{array_element, array_has, map_extract};
+use datafusion::functions_nested::expr_fn::{array_element, array_has, cardinality, map_extract};
 use datafusion::functions_nested::string::string_to_array_udf;
 use datafusion::logical_expr::expr::Case;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
@@ -56,6 +56,8 @@ pub enum Kind {
     FromUnixtime,
     /// `at_timezone(t, zone)`: the same instant in `zone`.
     AtTimezone,
+    /// `cardinality(array or map)`, as a bigint.
+    Cardinality,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -76,7 +78,11 @@ impl Rewrite {
 
     pub fn new(name: &'static str, kind: Kind) -> Self {
         let arities: &[usize] = match kind {
-            Kind::Part(_) | Kind::TypeOf | Kind::ToUnixtime | Kind::FromUnixtime => &[1],
+            Kind::Part(_)
+            | Kind::TypeOf
+            | Kind::ToUnixtime
+            | Kind::FromUnixtime
+            | Kind::Cardinality => &[1],
             Kind::ElementAt
             | Kind::Contains
             | Kind::Split
@@ -319,7 +325,7 @@ impl ScalarUDFImpl for Rewrite {
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         Ok(match self.kind {
-            Kind::Part(_) | Kind::DateDiff => DataType::Int64,
+            Kind::Part(_) | Kind::DateDiff | Kind::Cardinality => DataType::Int64,
             Kind::DateAdd => args[2].clone(),
             Kind::TypeOf | Kind::RegexpExtract => DataType::Utf8,
             Kind::RegexpReplace => match &args[0] {
@@ -461,6 +467,7 @@ impl ScalarUDFImpl for Rewrite {
                 to_char(args.remove(0), lit(chrono))
             }
             Kind::ToUnixtime => epoch(args.remove(0)),
+            Kind::Cardinality => cast(cardinality(args.remove(0)), DataType::Int64),
             Kind::FromUnixtime => {
                 let millis = round(vec![float(args.remove(0)) * lit(1000.0)]);
                 cast(
