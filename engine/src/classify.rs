@@ -8,6 +8,7 @@
 use std::error::Error;
 use std::ops::ControlFlow;
 
+use crate::dialect::TrinoDialect;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{SchemaError, TableReference};
 use datafusion::error::DataFusionError;
@@ -15,7 +16,6 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::ParserError;
 use shoal_proto::client::QueryError;
 
@@ -189,7 +189,7 @@ impl Visitor for Functions {
 
 /// The first schema, table or function of `sql` that `context` does not know.
 fn missing_name(context: &SessionContext, sql: &str) -> Option<QueryError> {
-    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).ok()?;
+    let statements = DFParser::parse_sql_with_dialect(sql, &TrinoDialect).ok()?;
     let statement = statements.front()?;
     let state = context.state();
     let defaults = &state.config().options().catalog;
@@ -236,6 +236,7 @@ fn missing_name(context: &SessionContext, sql: &str) -> Option<QueryError> {
         let known = state.scalar_functions().contains_key(&name)
             || state.aggregate_functions().contains_key(&name)
             || state.window_functions().contains_key(&name)
+            || state.higher_order_functions().contains_key(&name)
             || state.table_functions().contains_key(&name);
         (!known).then(|| {
             error(

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod checked;
 pub mod classify;
+pub mod dialect;
 pub mod distributed;
 pub mod drive;
 pub mod driver;

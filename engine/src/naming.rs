@@ -1,8 +1,13 @@
 //! Result column names as Trino gives them: an expression the query does not name is `_colN`
 //! (N its position in the select list, from 0), a column keeps its name. The statement's AST
-//! gets the aliases before DataFusion plans it.
+//! gets the aliases before DataFusion plans it. Statements parse in Shoal's dialect (see
+//! `dialect`).
 
+use datafusion::common::plan_err;
 use datafusion::error::Result;
+use datafusion::sql::parser::DFParser;
+
+use crate::dialect::TrinoDialect;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr, Statement};
@@ -10,8 +15,10 @@ use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr, S
 /// Plan `sql` in `context` as `SessionContext::sql` does, with Trino's column names.
 pub async fn plan_sql(context: &SessionContext, sql: &str) -> Result<DataFrame> {
     let state = context.state();
-    let dialect = state.config().options().sql_parser.dialect;
-    let mut statement = state.sql_to_statement(sql, &dialect)?;
+    let mut statements = DFParser::parse_sql_with_dialect(sql, &TrinoDialect)?;
+    let (Some(mut statement), true) = (statements.pop_front(), statements.is_empty()) else {
+        return plan_err!("expected exactly one statement");
+    };
     name_columns(&mut statement);
     let plan = state.statement_to_plan(statement).await?;
     context.execute_logical_plan(plan).await

@@ -160,6 +160,22 @@ fn all_22_tpch_queries_match_single_process_datafusion() {
     );
     assert_eq!(sorted(maps), sorted(expected));
 
+    // A lambda runs in the stages as well.
+    let matched = client
+        .execute(
+            "SELECT l_returnflag, count(*) FROM lineitem \
+             WHERE any_match(transform(ARRAY[l_linenumber, l_quantity], x -> x * 2), x -> x > 90) \
+             GROUP BY l_returnflag",
+        )
+        .expect("lambdas over lineitem")
+        .rows;
+    let expected = datafusion_rows(
+        &data,
+        "SELECT l_returnflag, count(*) FROM lineitem \
+         WHERE l_linenumber * 2 > 90 OR l_quantity * 2 > 90 GROUP BY l_returnflag",
+    );
+    assert_eq!(sorted(matched), sorted(expected));
+
     let plan = client
         .execute(&format!("EXPLAIN ANALYZE {}", QUERIES[2].1))
         .expect("explain q03");

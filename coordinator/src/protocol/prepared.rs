@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use datafusion::sql::sqlparser::ast::{
     CastKind, Expr, ObjectName, Statement, UnaryOperator, Value,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use shoal_engine::dialect::TrinoDialect;
 use shoal_proto::client::QueryError;
 
 use crate::protocol::errors;
@@ -50,7 +50,7 @@ pub fn interpret(sql: &str, prepared: &BTreeMap<String, String>) -> Result<Prepa
         ) => keyword,
         _ => return Ok(Prepared::Other),
     };
-    let mut parser = Parser::new(&GenericDialect {})
+    let mut parser = Parser::new(&TrinoDialect)
         .try_with_sql(sql)
         .map_err(syntax)?;
     match keyword {
@@ -155,7 +155,7 @@ pub(crate) fn first_keyword(sql: &str) -> Option<Keyword> {
         end -= 1;
     }
     let meaningful = |text: &str| -> Option<Vec<Token>> {
-        let tokens = Tokenizer::new(&GenericDialect {}, text).tokenize().ok()?;
+        let tokens = Tokenizer::new(&TrinoDialect, text).tokenize().ok()?;
         Some(
             tokens
                 .into_iter()
@@ -260,14 +260,14 @@ fn render(value: &Expr) -> Result<String, QueryError> {
 /// Where `statement`'s `?` parameters are, in the order they appear in its text (byte
 /// ranges), once it is known to be one statement.
 fn parameter_places(statement: &str) -> Result<Vec<(usize, usize)>, QueryError> {
-    let statements = Parser::parse_sql(&GenericDialect {}, statement).map_err(syntax)?;
+    let statements = Parser::parse_sql(&TrinoDialect, statement).map_err(syntax)?;
     if statements.len() != 1 {
         return Err(errors::syntax(
             "a prepared statement is one statement",
             None,
         ));
     }
-    let tokens = Tokenizer::new(&GenericDialect {}, statement)
+    let tokens = Tokenizer::new(&TrinoDialect, statement)
         .tokenize_with_location()
         .map_err(|e| errors::syntax(e.to_string(), None))?;
     Ok(tokens

@@ -98,7 +98,7 @@ fn values_that_would_end_a_string_stay_in_it() {
         let Ok(Prepared::Run(bound)) = interpret(&execute, &prepared) else {
             panic!("{hostile} did not bind");
         };
-        let statements = Parser::parse_sql(&GenericDialect {}, &bound).expect("parses");
+        let statements = Parser::parse_sql(&TrinoDialect, &bound).expect("parses");
         assert_eq!(statements.len(), 1, "{bound}");
         assert!(bound.ends_with(&literal(hostile)), "{bound}");
     }
@@ -133,7 +133,7 @@ proptest! {
         let Ok(Prepared::Run(bound)) = interpret(&execute, &prepared) else {
             panic!("{execute} did not bind");
         };
-        let statements = Parser::parse_sql(&GenericDialect {}, &bound).expect("bound statement parses");
+        let statements = Parser::parse_sql(&TrinoDialect, &bound).expect("bound statement parses");
         prop_assert_eq!(statements.len(), 1);
         let Statement::Query(query) = &statements[0] else { panic!("{bound} is no query") };
         let SetExpr::Select(select) = query.body.as_ref() else { panic!("{bound} is no select") };

@@ -4,9 +4,9 @@
 use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
+use shoal_engine::dialect::TrinoDialect;
 use shoal_proto::client::QueryError;
 
 use crate::protocol::errors;
@@ -38,7 +38,7 @@ pub fn interpret(sql: &str) -> Result<Option<Call>, QueryError> {
     if first_keyword(sql) != Some(Keyword::CALL) {
         return Ok(None);
     }
-    let statement = Parser::new(&GenericDialect {})
+    let statement = Parser::new(&TrinoDialect)
         .try_with_sql(sql)
         .and_then(|mut parser| parser.parse_statement())
         .map_err(|e| errors::syntax(e.to_string(), None))?;

@@ -5,11 +5,11 @@
 //! Trino) and `USE [catalog.]schema`.
 
 use datafusion::sql::sqlparser::ast::{Expr, Statement, Use, Value};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use shoal_engine::dialect::TrinoDialect;
 use shoal_proto::client::QueryError;
 
 use crate::catalog::provider::CATALOG;
@@ -58,7 +58,7 @@ pub fn use_target(
     if first_keyword(sql) != Some(Keyword::USE) {
         return Ok(None);
     }
-    let statement = Parser::new(&GenericDialect {})
+    let statement = Parser::new(&TrinoDialect)
         .try_with_sql(sql)
         .and_then(|mut parser| parser.parse_statement())
         .map_err(syntax)?;
@@ -124,7 +124,7 @@ pub fn transaction(
     ) {
         return Ok(None);
     }
-    let statement = Parser::new(&GenericDialect {})
+    let statement = Parser::new(&TrinoDialect)
         .try_with_sql(sql)
         .and_then(|mut parser| parser.parse_statement())
         .map_err(syntax)?;
@@ -159,7 +159,7 @@ pub fn interpret(sql: &str) -> Result<Option<SessionChange>, QueryError> {
         Some(keyword @ (Keyword::SET | Keyword::RESET)) => keyword,
         _ => return Ok(None),
     };
-    let mut parser = Parser::new(&GenericDialect {})
+    let mut parser = Parser::new(&TrinoDialect)
         .try_with_sql(sql)
         .map_err(syntax)?;
     parser.next_token();

@@ -10,10 +10,10 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::sqlparser::ast::ObjectName;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
+use shoal_engine::dialect::TrinoDialect;
 use shoal_proto::client::QueryError;
 
 use crate::protocol::errors;
@@ -74,7 +74,7 @@ pub fn parse(sql: &str) -> Result<Option<Show>, QueryError> {
     ) {
         return Ok(None);
     }
-    let mut parser = Parser::new(&GenericDialect {})
+    let mut parser = Parser::new(&TrinoDialect)
         .try_with_sql(sql)
         .map_err(syntax)?;
     let show = if parser

@@ -3,9 +3,9 @@
 //! is no substitute: it leaves doubled quotes inside a string as it found them, so a value
 //! holding `''` would come back as one quote.
 
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+use shoal_engine::dialect::TrinoDialect;
 
 /// The byte offset in `text` of `location` (1-based line and column, in characters).
 pub fn offset(text: &str, location: Location) -> usize {
@@ -33,7 +33,7 @@ fn meaningful(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 /// be found by its tokens; `has_columns` says whether the statement lists columns.
 pub fn insert_source(sql: &str, has_columns: bool) -> Option<&str> {
     let tokens = meaningful(
-        Tokenizer::new(&GenericDialect {}, sql)
+        Tokenizer::new(&TrinoDialect, sql)
             .tokenize_with_location()
             .ok()?,
     );
@@ -97,7 +97,7 @@ pub fn create_view_query(sql: &str) -> Option<&str> {
 /// statement. A view's query runs with the privileges of whoever reads it either way.
 pub fn without_view_security(sql: &str) -> Option<String> {
     let tokens = meaningful(
-        Tokenizer::new(&GenericDialect {}, sql)
+        Tokenizer::new(&TrinoDialect, sql)
             .tokenize_with_location()
             .ok()?,
     );
@@ -126,7 +126,7 @@ pub fn without_view_security(sql: &str) -> Option<String> {
 /// What follows the first `AS` outside parentheses after `after` in `sql`.
 fn query_after(sql: &str, after: Keyword) -> Option<&str> {
     let tokens = meaningful(
-        Tokenizer::new(&GenericDialect {}, sql)
+        Tokenizer::new(&TrinoDialect, sql)
             .tokenize_with_location()
             .ok()?,
     );

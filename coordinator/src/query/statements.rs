@@ -12,7 +12,7 @@ use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{
     Ident, ObjectName, ObjectNamePart, ObjectType, SchemaName, Statement, TableObject,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
+use shoal_engine::dialect::TrinoDialect;
 use shoal_proto::client::QueryError;
 use shoal_state_store::StateStore;
 
@@ -170,7 +170,7 @@ impl StatementContext {
 
     /// The tables `sql` reads; everything if it does not parse (its error comes later).
     pub(crate) fn reads_of_sql(&self, sql: &str) -> Reads {
-        match DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) {
+        match DFParser::parse_sql_with_dialect(sql, &TrinoDialect) {
             Ok(statements) if statements.len() == 1 => statements
                 .front()
                 .map_or_else(Reads::everything, |s| self.reads_of(s)),
@@ -257,7 +257,7 @@ impl StatementContext {
         if self.current_catalog() != CATALOG || !matches!(show::parse(sql), Ok(None)) {
             return false;
         }
-        match DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) {
+        match DFParser::parse_sql_with_dialect(sql, &TrinoDialect) {
             Ok(statements) => {
                 statements.len() == 1
                     && statements.front().is_some_and(|s| {
@@ -278,7 +278,7 @@ impl StatementContext {
         if let Some(show) = show::parse(sql)? {
             return self.show(show).await;
         }
-        let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+        let mut statements = DFParser::parse_sql_with_dialect(sql, &TrinoDialect)
             .map_err(|e| errors::from_datafusion(&e, sql))?;
         if statements.len() != 1 {
             return Err(errors::syntax("expected exactly one statement", None));
@@ -434,7 +434,7 @@ pub fn reads_only(sql: &str) -> bool {
     if matches!(show::parse(sql), Ok(Some(_))) {
         return true;
     }
-    DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).is_ok_and(|statements| {
+    DFParser::parse_sql_with_dialect(sql, &TrinoDialect).is_ok_and(|statements| {
         statements.len() == 1 && statements.front().is_some_and(is_plain_query)
     })
 }
@@ -442,7 +442,7 @@ pub fn reads_only(sql: &str) -> bool {
 /// An INSERT, DELETE, UPDATE, MERGE or CREATE TABLE AS: a statement whose change commits
 /// with a marker of its query (so its outcome can be settled after its driver died).
 pub fn writes_with_marker(sql: &str) -> bool {
-    DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).is_ok_and(|statements| {
+    DFParser::parse_sql_with_dialect(sql, &TrinoDialect).is_ok_and(|statements| {
         statements.len() == 1
             && statements.front().is_some_and(|statement| match statement {
                 DfStatement::Statement(statement) => match &**statement {

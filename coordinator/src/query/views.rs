@@ -10,9 +10,9 @@ use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     CreateView, ObjectName, Query, Spanned, Statement, Visit, Visitor,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use shoal_engine::dialect::TrinoDialect;
 use shoal_proto::client::QueryError;
 use shoal_state_store::ReadConsistency;
 
@@ -54,7 +54,7 @@ impl Visitor for Relations {
 
 /// Whether an alias follows the name that ends at byte `end` of `sql`.
 fn aliased(sql: &str, end: usize) -> bool {
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, &sql[end..]).tokenize() else {
+    let Ok(tokens) = Tokenizer::new(&TrinoDialect, &sql[end..]).tokenize() else {
         return false;
     };
     let next = tokens
@@ -80,7 +80,7 @@ impl StatementContext {
 
     /// One pass of expansion; None when `sql` reads no view.
     async fn expand_once(&self, sql: &str) -> Result<Option<String>, QueryError> {
-        let Ok(mut statements) = DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) else {
+        let Ok(mut statements) = DFParser::parse_sql_with_dialect(sql, &TrinoDialect) else {
             return Ok(None);
         };
         let (Some(DfStatement::Statement(statement)), true) =

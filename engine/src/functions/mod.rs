@@ -21,6 +21,14 @@ use rewrite::{Kind, Rewrite};
 const SCALAR_ALIASES: &[(&str, &str)] = &[
     ("levenshtein", "levenshtein_distance"),
     ("generate_series", "sequence"),
+    ("arrays_zip", "zip"),
+];
+
+/// Trino's names for DataFusion's higher-order functions (their last argument a lambda).
+const HIGHER_ORDER_ALIASES: &[(&str, &str)] = &[
+    ("array_transform", "transform"),
+    ("array_filter", "filter"),
+    ("array_any_match", "any_match"),
 ];
 
 const AGGREGATE_ALIASES: &[(&str, &str)] = &[
@@ -93,6 +101,13 @@ pub fn register(context: &SessionContext, options: &QueryOptions, catalog: &str,
     for (name, alias) in SCALAR_ALIASES {
         if let Ok(function) = context.udf(name) {
             context.register_udf(function.as_ref().clone().with_aliases([*alias]));
+        }
+    }
+    for (name, alias) in HIGHER_ORDER_ALIASES {
+        if let Ok(function) = context.higher_order_function(name) {
+            context.register_higher_order_function(std::sync::Arc::new(
+                function.as_ref().clone().with_aliases([*alias]),
+            ));
         }
     }
     for (name, alias) in AGGREGATE_ALIASES {
