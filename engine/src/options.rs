@@ -1,5 +1,5 @@
 //! What a client's session changes about how its query runs (time limits, memory, time
-//! zone), carried to the query's driver with the query and applied there.
+//! zone, parallelism), carried to the query's driver with the query and applied there.
 
 use serde::{Deserialize, Serialize};
 use shoal_proto::client::QueryError;
@@ -32,6 +32,9 @@ pub struct QueryOptions {
     /// The session's user (`current_user`).
     #[serde(default)]
     pub user: Option<String>,
+    /// Partitions each stage runs in (`task_concurrency`: DataFusion's target partitions).
+    #[serde(default)]
+    pub target_partitions: Option<usize>,
 }
 
 /// When a driver gives up on a query, and the error it fails with then.

@@ -109,6 +109,9 @@ pub fn session_on(
             "datafusion.execution.listing_table_ignore_subdirectory",
             false,
         );
+    if let Some(partitions) = options.target_partitions {
+        config = config.with_target_partitions(partitions);
+    }
     if let Some(zone) = &options.time_zone {
         config.options_mut().execution.time_zone = Some(zone.clone());
     }

@@ -152,3 +152,20 @@ def test_transactions_are_accepted_and_writes_in_one_refused_as_trino_does():
     with pytest.raises(trino.exceptions.TrinoUserError):
         cur.execute("COMMIT")
         cur.fetchall()
+
+
+def test_task_concurrency_sets_the_partitions_of_each_stage():
+    conn = connect(2)
+    cur = conn.cursor()
+    plan_of = "EXPLAIN SELECT value % 10, count(*) FROM generate_series(1, 100000) AS t(value) GROUP BY 1"
+    for partitions in (3, 5):
+        cur.execute(f"SET SESSION task_concurrency = {partitions}")
+        cur.fetchall()
+        cur.execute(plan_of)
+        plan = "\n".join(str(cell) for row in cur.fetchall() for cell in row)
+        assert f"], {partitions})" in plan, plan
+    assert show_session(cur)["task_concurrency"][1] == "5"
+    with pytest.raises(trino.exceptions.TrinoUserError) as failed:
+        cur.execute("SET SESSION task_concurrency = 0")
+        cur.fetchall()
+    assert failed.value.error_name == "INVALID_SESSION_PROPERTY"

@@ -174,12 +174,17 @@ pub fn interpret(sql: &str) -> Result<Option<SessionChange>, QueryError> {
         }
     } else if parser.parse_keyword(Keyword::SESSION) {
         let name = property_name(&mut parser)?;
-        session_properties::find(&name)?;
+        let property = session_properties::find(&name)?;
         parser.expect_token(&Token::Eq).map_err(syntax)?;
         let expr = parser.parse_expr().map_err(syntax)?;
-        let value = text_of(&expr).ok_or_else(|| {
+        let wanted = property.sql_type();
+        let value = match wanted {
+            "integer" => integer_of(&expr),
+            _ => text_of(&expr),
+        }
+        .ok_or_else(|| {
             errors::invalid_session_property(format!(
-                "Unable to set session property '{name}' to '{expr}': Cannot cast type {} to varchar",
+                "Unable to set session property '{name}' to '{expr}': Cannot cast type {} to {wanted}",
                 type_of(&expr)
             ))
         })?;
@@ -231,12 +236,25 @@ fn text_of(expr: &Expr) -> Option<String> {
     }
 }
 
+fn integer_of(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Value(value) => match &value.value {
+            Value::Number(text, _) if text.chars().all(|c| c.is_ascii_digit()) => {
+                Some(text.clone())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn type_of(expr: &Expr) -> &'static str {
     match expr {
         Expr::Value(value) => match &value.value {
             Value::Number(text, _) if text.contains('.') => "decimal",
             Value::Number(_, _) => "integer",
             Value::Boolean(_) => "boolean",
+            Value::SingleQuotedString(_) => "varchar(n)",
             _ => "unknown",
         },
         _ => "unknown",

@@ -20,6 +20,8 @@ enum Kind {
     DataSize,
     /// An IANA zone name or an offset such as `+05:30`.
     TimeZone,
+    /// A whole number from 1.
+    Count,
 }
 
 /// One session property.
@@ -53,12 +55,28 @@ const PROPERTIES: &[Property] = &[
         hidden: false,
     },
     Property {
+        name: "task_concurrency",
+        kind: Kind::Count,
+        description: "Default number of local parallel jobs per worker",
+        hidden: false,
+    },
+    Property {
         name: "time_zone_id",
         kind: Kind::TimeZone,
         description: "Time Zone Id for the current session",
         hidden: true,
     },
 ];
+
+impl Property {
+    /// The SQL type of the property's values, as SHOW SESSION prints it.
+    pub fn sql_type(&self) -> &'static str {
+        match self.kind {
+            Kind::Count => "integer",
+            _ => "varchar",
+        }
+    }
+}
 
 /// The session property `name`, or the error Trino gives for one that does not exist.
 pub fn find(name: &str) -> Result<&'static Property, QueryError> {
@@ -74,6 +92,10 @@ fn default_of(property: &Property, config: &CoordinatorConfig) -> String {
         "query_max_run_time" => defaults.max_run_time.clone(),
         "query_max_execution_time" => defaults.max_execution_time.clone(),
         "query_max_memory_per_node" => defaults.max_memory_per_node.clone(),
+        // DataFusion's default: a partition per core of the node running the stage.
+        "task_concurrency" => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .to_string(),
         _ => String::new(),
     }
 }
@@ -98,6 +120,10 @@ pub fn check(name: &str, value: &str) -> Result<(), QueryError> {
         Kind::Duration => parse_duration(value).map(|_| ()).map_err(invalid),
         Kind::DataSize => parse_data_size(value).map(|_| ()).map_err(invalid),
         Kind::TimeZone => check_time_zone(value),
+        Kind::Count => match value.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => Err(invalid("it must be a whole number of at least 1".into())),
+        },
     }
 }
 
@@ -121,7 +147,7 @@ pub fn show(properties: &BTreeMap<String, String>, config: &CoordinatorConfig) -
                 p.name.to_string(),
                 value,
                 default,
-                "varchar".to_string(),
+                p.sql_type().to_string(),
                 p.description.to_string(),
             ]
         })
@@ -159,6 +185,10 @@ pub fn options(
             .cloned()
             .or_else(|| time_zone.map(str::to_string)),
         user: Some(user.to_string()),
+        // Only a value the session sets: otherwise each node keeps its own default.
+        target_partitions: properties
+            .get("task_concurrency")
+            .and_then(|v| v.parse().ok()),
     }
 }
 
