@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 use shoal_tests::process::ProcessCluster;
@@ -88,6 +89,22 @@ fn only_the_files_with_changed_rows_are_rewritten() {
         sorted(&mut client, "SELECT id, v FROM t"),
         ["1 a", "2 b", "3 c", "5 e", "6 f"]
     );
+    // Once nothing reads the old version, the cleanup removes the file it replaced.
+    let gone = shoal_tests::wait_for(
+        Duration::from_secs(30),
+        "the replaced file is removed",
+        || {
+            let now = parquet_files(&warehouse);
+            let gone: Vec<PathBuf> = before.difference(&now).cloned().collect();
+            (!gone.is_empty()).then_some(gone)
+        },
+    );
+    assert_eq!(gone.len(), 1, "only the replaced file goes: {gone:?}");
+    assert_eq!(
+        sorted(&mut client, "SELECT id, v FROM t"),
+        ["1 a", "2 b", "3 c", "5 e", "6 f"]
+    );
+    let after = parquet_files(&warehouse);
 
     let before = after;
     let updated = client
@@ -97,6 +114,15 @@ fn only_the_files_with_changed_rows_are_rewritten() {
     let after = parquet_files(&warehouse);
     let written: i64 = after.difference(&before).map(|f| rows_in(f)).sum();
     assert_eq!(written, 3, "the first and the third insert's files, whole");
+    assert_eq!(
+        sorted(&mut client, "SELECT id, v FROM t"),
+        ["1 A", "2 b", "3 c", "5 e", "6 F"]
+    );
+    shoal_tests::wait_for(
+        Duration::from_secs(30),
+        "the two replaced files are removed",
+        || (before.difference(&parquet_files(&warehouse)).count() == 2).then_some(()),
+    );
     assert_eq!(
         sorted(&mut client, "SELECT id, v FROM t"),
         ["1 A", "2 b", "3 c", "5 e", "6 F"]

@@ -379,3 +379,73 @@ fn a_commit_whose_reply_was_lost_lands_exactly_once() {
     );
     assert_eq!(files_under(&warehouse(&cluster)).len(), files_before + 1);
 }
+
+#[test]
+fn files_a_rewrite_replaced_stay_while_an_older_query_reads_them() {
+    let (cluster, mut client) = cluster(1, &["w1"]);
+    const PER_INSERT: i64 = 40_000;
+    client
+        .execute("CREATE TABLE big (n BIGINT)")
+        .expect("create");
+    for i in 0..5 {
+        client
+            .execute(&format!(
+                "INSERT INTO big SELECT value FROM generate_series({}, {}) AS s(value)",
+                i * PER_INSERT + 1,
+                (i + 1) * PER_INSERT
+            ))
+            .expect("insert");
+    }
+    let before: BTreeSet<PathBuf> = files_under(&warehouse(&cluster)).into_iter().collect();
+    let mut stream = Stream::start(&cluster.client_url(1), "SELECT n FROM big");
+    stream.read_some();
+    assert!(!stream.rows.is_empty());
+    let deleted = client
+        .execute(&format!("DELETE FROM big WHERE n <= {PER_INSERT}"))
+        .expect("delete while read");
+    assert_eq!(deleted.update_count, Some(PER_INSERT));
+    // Cleanup runs every second; while the older query runs, the replaced file stays.
+    holds_for(
+        Duration::from_secs(3),
+        "the files the older query reads kept",
+        || before.iter().all(|f| f.is_file()),
+    );
+    stream.finish();
+    stream.rows.sort_unstable();
+    let expected: Vec<i64> = (1..=5 * PER_INSERT).collect();
+    assert!(
+        stream.rows == expected,
+        "the older query read its version whole: {} rows",
+        stream.rows.len()
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the replaced files removed once nothing reads them",
+        || before.iter().any(|f| !f.exists()),
+    );
+    // They are the first insert's files, all of them; no other goes.
+    let gone: BTreeSet<&Path> = before
+        .iter()
+        .filter(|f| !f.exists())
+        .filter_map(|f| f.parent())
+        .collect();
+    assert_eq!(gone.len(), 1, "files of one write went: {gone:?}");
+    let dir = gone.iter().next().copied().expect("a directory");
+    assert!(
+        before
+            .iter()
+            .filter(|f| f.parent() == Some(dir))
+            .all(|f| !f.exists()),
+        "every file of the first insert went"
+    );
+    let count = client
+        .execute("SELECT count(*), min(n) FROM big")
+        .expect("read");
+    assert_eq!(
+        count.rows,
+        vec![vec![
+            Value::from(4 * PER_INSERT),
+            Value::from(PER_INSERT + 1)
+        ]]
+    );
+}

@@ -1,7 +1,8 @@
 //! Removing table files nothing needs any more, on the Raft leader: the files of a dropped
 //! table once every query that started before the drop has ended, and the write directories of
-//! queries that ended without committing (a failed, abandoned or fenced write). Files a commit
-//! lists, and files of a query still running, are never touched.
+//! queries that ended without committing (a failed, abandoned or fenced write), and the files
+//! a copy-on-write commit replaced once no query that started before it runs. Files a
+//! table's current version lists, and files of a query still running, are never touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -12,7 +13,7 @@ use super::commit::{CommitMarker, Tombstone};
 use super::warehouse::{is_table_id, parse_write_dir_name, write_dir_name, Warehouse};
 use super::{
     commit_key, decode, dropped_key, files_prefix, CatalogResult, FileBatch, TableRecord, DROPPED,
-    TABLES,
+    FILES, TABLES,
 };
 use crate::query::record;
 
@@ -21,6 +22,7 @@ use crate::query::record;
 pub struct Swept {
     pub dropped_tables: usize,
     pub write_dirs: usize,
+    pub replaced_files: usize,
 }
 
 /// One round: tombstones first, then directories no table or running query accounts for.
@@ -34,7 +36,61 @@ pub async fn sweep(store: &StateStore, warehouse: &Warehouse) -> CatalogResult<S
         }
     }
     swept.write_dirs = collect_abandoned(store, warehouse, &running).await?;
+    swept.replaced_files = collect_replaced(store, warehouse, &running).await?;
     Ok(swept)
+}
+
+/// Remove the files copy-on-write commits replaced, once no query that may read them runs:
+/// any query recorded before the commit (its record's creation revision is older) could
+/// have resolved a version that had them, one recorded after it cannot. The commit's files
+/// key then says so, so the next round leaves it.
+async fn collect_replaced(
+    store: &StateStore,
+    warehouse: &Warehouse,
+    running: &[(u64, record::QueryRecord)],
+) -> CatalogResult<usize> {
+    let mut removed = 0;
+    for kv in store.scan(FILES, ReadConsistency::Linearizable).await? {
+        let mut batch: FileBatch = decode(&kv.value)?;
+        if batch.removed.is_empty() || batch.removed_collected {
+            continue;
+        }
+        if running
+            .iter()
+            .any(|(created, _)| *created < kv.create_revision)
+        {
+            continue;
+        }
+        let mut all = true;
+        for path in &batch.removed {
+            if let Err(e) = warehouse.remove_file(Path::new(path)) {
+                tracing::warn!(file = %path, error = %e, "cannot remove a replaced file");
+                all = false;
+            }
+        }
+        if !all {
+            continue;
+        }
+        removed += batch.removed.len();
+        batch.removed_collected = true;
+        let marked = store
+            .txn(shoal_state_store::TxnRequest {
+                conditions: vec![shoal_state_store::Condition::ModRevision {
+                    key: kv.key.clone(),
+                    revision: kv.mod_revision,
+                }],
+                success: vec![shoal_state_store::Op::Put {
+                    key: kv.key.clone(),
+                    value: super::encode(&batch)?,
+                }],
+                failure: Vec::new(),
+            })
+            .await?;
+        if marked.succeeded {
+            tracing::info!(files = batch.removed.len(), commit = %kv.key, "removed the files a rewrite replaced");
+        }
+    }
+    Ok(removed)
 }
 
 /// Remove a dropped table's files when no query that may read them runs any more: any query

@@ -33,6 +33,7 @@ fn record(id: &str, name: &str) -> TableRecord {
 fn batch(writer: &Writer, rows: u64) -> FileBatch {
     FileBatch {
         removed: Vec::new(),
+        removed_collected: false,
         version: 1,
         query_id: writer.query_id.clone(),
         attempt: writer.attempt,

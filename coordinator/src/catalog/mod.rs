@@ -131,6 +131,9 @@ pub struct FileBatch {
     /// Paths of earlier files this version no longer has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
+    /// The `removed` files are deleted from the warehouse (see `cleanup`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed_collected: bool,
 }
 
 /// What a statement reads: every table's record (for `information_schema`, SHOW, DESCRIBE),

@@ -169,6 +169,27 @@ impl Warehouse {
             Err(source) => Err(WarehouseError::Open { path: dir, source }),
         }
     }
+
+    /// Remove the data file `file` (inside the warehouse, and a plain file); one that is
+    /// already gone is fine.
+    pub fn remove_file(&self, file: &Path) -> Result<(), WarehouseError> {
+        let file = self.check(file)?;
+        match std::fs::symlink_metadata(&file) {
+            Err(_) => return Ok(()),
+            Ok(meta) if !meta.is_file() => {
+                return Err(WarehouseError::Outside {
+                    path: file,
+                    root: self.root.clone(),
+                });
+            }
+            Ok(_) => {}
+        }
+        match std::fs::remove_file(&file) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(WarehouseError::Open { path: file, source }),
+        }
+    }
 }
 
 #[cfg(test)]

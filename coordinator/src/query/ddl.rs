@@ -425,6 +425,7 @@ impl StatementContext {
         };
         let batch = FileBatch {
             removed: Vec::new(),
+            removed_collected: false,
             version: record.version + 1,
             query_id: self.query_id.clone(),
             attempt: self.attempt,

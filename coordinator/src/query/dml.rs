@@ -435,6 +435,7 @@ impl StatementContext {
                 files,
                 rows,
                 removed: Vec::new(),
+                removed_collected: false,
             },
             affected: changed + added,
         };
