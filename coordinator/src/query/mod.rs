@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admission;
+pub mod copy_on_write;
 pub mod ddl;
 pub mod dispatch;
 pub mod dml;
