@@ -108,7 +108,10 @@ pub fn session_on(
         .set_bool(
             "datafusion.execution.listing_table_ignore_subdirectory",
             false,
-        );
+        )
+        // Trino sorts NULLs last whatever the direction (DataFusion, like Postgres, puts
+        // them first when descending).
+        .set_str("datafusion.sql_parser.default_null_ordering", "nulls_last");
     if let Some(partitions) = options.target_partitions {
         config = config.with_target_partitions(partitions);
     }

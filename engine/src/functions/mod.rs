@@ -5,6 +5,7 @@
 mod aggregates;
 mod datetime_format;
 mod json;
+mod listagg;
 mod map_agg;
 mod rewrite;
 mod session;
@@ -92,7 +93,10 @@ pub fn kernels() -> Vec<ScalarUDF> {
 
 /// Trino's aggregates that run accumulators of their own, known to stage workers too.
 pub fn aggregate_kernels() -> Vec<AggregateUDF> {
-    vec![AggregateUDF::new_from_impl(map_agg::MapAgg::new())]
+    vec![
+        AggregateUDF::new_from_impl(map_agg::MapAgg::new()),
+        AggregateUDF::new_from_impl(listagg::ListAgg::new()),
+    ]
 }
 
 /// Register Trino's functions on `context`; those about the session answer `options`'
