@@ -5,7 +5,10 @@
 
 use std::any::TypeId;
 
+use datafusion::sql::sqlparser::ast::{Expr, Function, FunctionArguments, Ident, ObjectName};
 use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TrinoDialect;
@@ -17,6 +20,30 @@ impl Dialect for TrinoDialect {
 
     fn supports_lambda_functions(&self) -> bool {
         true
+    }
+
+    /// `current_schema` without parentheses is Trino's function, as `current_user` is.
+    fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        let word = match &parser.peek_token().token {
+            Token::Word(w) if w.quote_style.is_none() => w.value.clone(),
+            _ => return None,
+        };
+        if !word.eq_ignore_ascii_case("current_schema")
+            || parser.peek_nth_token(1).token == Token::LParen
+        {
+            return None;
+        }
+        parser.next_token();
+        Some(Ok(Expr::Function(Function {
+            name: ObjectName::from(vec![Ident::new(word)]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::None,
+            null_treatment: None,
+            filter: None,
+            over: None,
+            within_group: vec![],
+        })))
     }
 
     fn is_delimited_identifier_start(&self, ch: char) -> bool {

@@ -83,10 +83,17 @@ impl StatementContext {
         let Ok(mut statements) = DFParser::parse_sql_with_dialect(sql, &TrinoDialect) else {
             return Ok(None);
         };
-        let (Some(DfStatement::Statement(statement)), true) =
-            (statements.pop_front(), statements.is_empty())
-        else {
+        let (Some(statement), true) = (statements.pop_front(), statements.is_empty()) else {
             return Ok(None);
+        };
+        // EXPLAIN [ANALYZE] shows the plan of the statement it names, views expanded.
+        let statement = match statement {
+            DfStatement::Statement(statement) => statement,
+            DfStatement::Explain(explain) => match *explain.statement {
+                DfStatement::Statement(statement) => statement,
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
         };
         let reads = match statement.as_ref() {
             Statement::Query(_)
