@@ -168,10 +168,30 @@ fn random_secret() -> String {
     out
 }
 
+/// A port that is free now, below the kernel's ephemeral range (32768 and up, where port-0
+/// listeners and the source ports of outgoing connections come from), so no connection takes
+/// it before the node that is handed it binds it; never the same twice in this process.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // A random start: several `shoal local` running at once hand out different ports.
+    static START: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        (hasher.finish() % u64::from(SPAN)) as u16
+    });
+    for _ in 0..SPAN {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = LOW + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
 fn write_etc(

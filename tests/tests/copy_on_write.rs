@@ -198,10 +198,21 @@ fn concurrent_inserts_and_updates_neither_lose_nor_double_a_row_or_an_increment(
             std::thread::spawn(move || {
                 let mut updater = TrinoClient::new(vec![url], "cow");
                 let mut increments = 0;
+                let mut conflicts = 0;
                 for _ in 0..8 {
-                    let updated = updater.execute("UPDATE t SET v = v + 1").expect("update");
-                    increments += updated.update_count.expect("an update count");
+                    match updater.execute("UPDATE t SET v = v + 1") {
+                        Ok(updated) => increments += updated.update_count.expect("an update count"),
+                        // Gave up after other writes kept replacing its files: it changed
+                        // nothing (the sum below says so).
+                        Err(shoal_tests::trino::TrinoError::Query { name, .. })
+                            if name == "TRANSACTION_CONFLICT" =>
+                        {
+                            conflicts += 1
+                        }
+                        Err(e) => panic!("update: {e:?}"),
+                    }
                 }
+                assert!(conflicts < 8, "some update of each updater commits");
                 increments
             })
         })

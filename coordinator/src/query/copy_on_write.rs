@@ -17,8 +17,8 @@ use crate::protocol::errors;
 use crate::query::dml::{CopyOnWrite, Probe, FILES};
 use crate::query::statements::{catalog_error, plan, update, Prepared, StatementContext};
 
-/// How often a statement runs again when another write changed its table meanwhile.
-const ATTEMPTS: usize = 5;
+/// How often a statement runs when other writes keep replacing its files meanwhile.
+const ATTEMPTS: usize = 10;
 
 impl StatementContext {
     /// Run `statement`, again on the new version while other writes change the table.
@@ -27,11 +27,16 @@ impl StatementContext {
         statement: &CopyOnWrite,
         reads: &Reads,
     ) -> Result<Prepared, QueryError> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
             if let Some(rows) = self.rewrite_once(statement, reads).await? {
                 return Ok(update(statement.kind, Some(rows)));
             }
-            tracing::info!(query = %self.query_id, kind = statement.kind, "table changed meanwhile; running the statement again");
+            // Two statements rewriting the same files would collide again at once: each
+            // waits a random while, growing, before it runs again.
+            let ceiling = 50u64 << attempt.min(5);
+            let pause = crate::query::id::random_below(ceiling);
+            tracing::info!(query = %self.query_id, kind = statement.kind, pause_ms = pause, "table changed meanwhile; running the statement again");
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
         Err(errors::named_user_error(
             "TRANSACTION_CONFLICT",

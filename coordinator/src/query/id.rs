@@ -9,6 +9,20 @@ use std::time::SystemTime;
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
 /// Random lower-case letters and digits (not for secrets).
+/// A number in `0..ceiling` (0 when `ceiling` is 0), not predictable across calls.
+pub fn random_below(ceiling: u64) -> u64 {
+    if ceiling == 0 {
+        return 0;
+    }
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish() % ceiling
+}
+
 pub fn random_token(length: usize) -> String {
     let mut out = String::with_capacity(length);
     let mut hasher = RandomState::new().build_hasher();
