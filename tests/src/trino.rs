@@ -51,6 +51,28 @@ impl TrinoClient {
         url
     }
 
+    /// The rows of `sql`, each as its values' text joined by spaces, sorted: a multiset of
+    /// rows to compare whole. Fails the test when the query fails.
+    pub fn sorted_rows(&mut self, sql: &str) -> Vec<String> {
+        let mut rows: Vec<String> = self
+            .execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+            .rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
     /// Run `sql` to completion.
     pub fn execute(&mut self, sql: &str) -> Result<StatementResult, TrinoError> {
         let url = self.next_url();

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::trino::TrinoClient;
 
@@ -31,27 +30,6 @@ fn rows_in(file: &Path) -> i64 {
     let reader = SerializedFileReader::new(std::fs::File::open(file).expect("open parquet"))
         .expect("a parquet file");
     reader.metadata().file_metadata().num_rows()
-}
-
-/// The rows of `sql` as text, sorted.
-fn sorted(client: &mut TrinoClient, sql: &str) -> Vec<String> {
-    let mut rows: Vec<String> = client
-        .execute(sql)
-        .expect("a query")
-        .rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
-    rows.sort();
-    rows
 }
 
 #[test]
@@ -86,7 +64,7 @@ fn only_the_files_with_changed_rows_are_rewritten() {
         "only the file of the second insert is rewritten, less the deleted row: {new:?}"
     );
     assert_eq!(
-        sorted(&mut client, "SELECT id, v FROM t"),
+        client.sorted_rows("SELECT id, v FROM t"),
         ["1 a", "2 b", "3 c", "5 e", "6 f"]
     );
     // Once nothing reads the old version, the cleanup removes the file it replaced.
@@ -101,7 +79,7 @@ fn only_the_files_with_changed_rows_are_rewritten() {
     );
     assert_eq!(gone.len(), 1, "only the replaced file goes: {gone:?}");
     assert_eq!(
-        sorted(&mut client, "SELECT id, v FROM t"),
+        client.sorted_rows("SELECT id, v FROM t"),
         ["1 a", "2 b", "3 c", "5 e", "6 f"]
     );
     let after = parquet_files(&warehouse);
@@ -115,7 +93,7 @@ fn only_the_files_with_changed_rows_are_rewritten() {
     let written: i64 = after.difference(&before).map(|f| rows_in(f)).sum();
     assert_eq!(written, 3, "the first and the third insert's files, whole");
     assert_eq!(
-        sorted(&mut client, "SELECT id, v FROM t"),
+        client.sorted_rows("SELECT id, v FROM t"),
         ["1 A", "2 b", "3 c", "5 e", "6 F"]
     );
     shoal_tests::wait_for(
@@ -124,7 +102,7 @@ fn only_the_files_with_changed_rows_are_rewritten() {
         || (before.difference(&parquet_files(&warehouse)).count() == 2).then_some(()),
     );
     assert_eq!(
-        sorted(&mut client, "SELECT id, v FROM t"),
+        client.sorted_rows("SELECT id, v FROM t"),
         ["1 A", "2 b", "3 c", "5 e", "6 F"]
     );
 }
@@ -165,7 +143,7 @@ fn a_change_whose_commit_reply_was_lost_applies_exactly_once() {
         "each of the three replies was lost and settled"
     );
     assert_eq!(
-        sorted(&mut client, "SELECT id, v FROM t"),
+        client.sorted_rows("SELECT id, v FROM t"),
         ["2 B", "3 C", "4 d", "5 e"]
     );
 }
@@ -222,7 +200,7 @@ fn concurrent_inserts_and_updates_neither_lose_nor_double_a_row_or_an_increment(
         .map(|u| u.join().expect("an updater"))
         .sum();
     inserter.join().expect("the inserter");
-    let ids = sorted(&mut client, "SELECT id FROM t");
+    let ids = client.sorted_rows("SELECT id FROM t");
     let mut expected: Vec<String> = (1..=30).map(|id: i64| id.to_string()).collect();
     expected.sort();
     assert_eq!(ids, expected, "every inserted row, once");

@@ -7,7 +7,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::trino::TrinoClient;
 
@@ -41,26 +40,6 @@ fn dbt(project: &Path, work: &Path, url: &str, args: &[&str]) {
     println!("dbt {}:\n{stdout}", args.join(" "));
 }
 
-fn rows(client: &mut TrinoClient, sql: &str) -> Vec<String> {
-    let mut rows: Vec<String> = client
-        .execute(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
-    rows.sort();
-    rows
-}
-
 #[test]
 fn dbt_seeds_runs_incremental_models_and_tests_through_different_coordinators() {
     let available = Command::new("dbt")
@@ -83,10 +62,7 @@ fn dbt_seeds_runs_incremental_models_and_tests_through_different_coordinators() 
     let mut client = TrinoClient::new(vec![urls[0].clone()], "check");
     for model in ["events_delete_insert", "events_merge"] {
         assert_eq!(
-            rows(
-                &mut client,
-                &format!("SELECT id, value FROM dbt_test.{model}")
-            ),
+            client.sorted_rows(&format!("SELECT id, value FROM dbt_test.{model}")),
             ["1 a", "2 b", "3 c"],
             "{model} after the first run"
         );
@@ -101,31 +77,26 @@ fn dbt_seeds_runs_incremental_models_and_tests_through_different_coordinators() 
 
     let mut client = TrinoClient::new(vec![urls[1].clone()], "check");
     assert_eq!(
-        rows(&mut client, "SELECT * FROM dbt_test.people"),
+        client.sorted_rows("SELECT * FROM dbt_test.people"),
         ["1 Ana Lisbon 10", "2 Bo Oslo 20", "3 Cy Rome 30"]
     );
     assert_eq!(
-        rows(&mut client, "SELECT * FROM dbt_test.people_table"),
+        client.sorted_rows("SELECT * FROM dbt_test.people_table"),
         ["1 Ana LISBON 20", "2 Bo OSLO 40", "3 Cy ROME 60"]
     );
     assert_eq!(
-        rows(&mut client, "SELECT * FROM dbt_test.people_view"),
+        client.sorted_rows("SELECT * FROM dbt_test.people_view"),
         ["2 Bo", "3 Cy"]
     );
     for model in ["events_delete_insert", "events_merge"] {
         assert_eq!(
-            rows(
-                &mut client,
-                &format!("SELECT id, value FROM dbt_test.{model}")
-            ),
+            client.sorted_rows(&format!("SELECT id, value FROM dbt_test.{model}")),
             ["1 a", "2 B", "3 C", "4 d"],
             "{model} after the incremental run"
         );
     }
     assert_eq!(
-        rows(
-            &mut client,
-            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'dbt_test'"
+        client.sorted_rows("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'dbt_test'"
         ),
         [
             "events BASE TABLE",

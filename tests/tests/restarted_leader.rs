@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use shoal_tests::kv::KvClient;
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::wait_for;
+use shoal_tests::{holds_for, wait_for};
 
 const KEY: &str = "restarted-leader/register";
 const SECOND: &str = "committed-while-the-leader-lagged";
@@ -102,16 +102,26 @@ fn a_restarted_leader_never_answers_a_read_older_than_one_answered_before() {
         "raft-commit-pointer-lost=return".into(),
     )];
     cluster.start(1);
-    let mut answered = Vec::new();
-    let until = std::time::Instant::now() + Duration::from_secs(8);
-    while std::time::Instant::now() < until {
-        for url in [&one, &three] {
-            if let Ok(value) = kv.get(url, KEY) {
-                answered.push((url.clone(), value));
+    // No read through the restarted leader or the member behind it may answer with what was
+    // there before the second write (a correct leader answers none until 2 is back).
+    let mut answered = 0;
+    holds_for(
+        Duration::from_secs(8),
+        "no read answers with an older value",
+        || {
+            for url in [&one, &three] {
+                if let Ok(value) = kv.get(url, KEY) {
+                    assert_eq!(
+                        value.as_deref(),
+                        Some(SECOND),
+                        "a read through {url} answered with what was there before the second write"
+                    );
+                    answered += 1;
+                }
             }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            true
+        },
+    );
     let state = cluster
         .admin_json(1, &["get-state"])
         .expect("coordinator 1 answers");
@@ -119,18 +129,8 @@ fn a_restarted_leader_never_answers_a_read_older_than_one_answered_before() {
         state["leader"], 1,
         "the restarted coordinator leads on in its term (no election happened): {state}"
     );
-    let stale: Vec<&(String, Option<String>)> = answered
-        .iter()
-        .filter(|(_, value)| value.as_deref() != Some(SECOND))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "{} reads answered with what was there before the second write, the first ones: {:?}",
-        stale.len(),
-        &stale[..stale.len().min(4)]
-    );
+    eprintln!("reads answered while 2 was paused: {answered}");
 
-    // With 2 back the entry commits again (3 still refuses it, so it cannot answer).
     cluster.resume(2);
     for url in [&one, &two] {
         let value = wait_for(

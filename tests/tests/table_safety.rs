@@ -281,10 +281,11 @@ impl Stream {
     }
 }
 
-#[test]
-fn drop_waits_for_queries_reading_the_table() {
-    let (cluster, mut client) = cluster(1, &["w1"]);
-    const PER_INSERT: i64 = 40_000;
+/// Rows of each of the five INSERTs into table `big` (1 to 5 * PER_INSERT).
+const PER_INSERT: i64 = 40_000;
+
+/// Table `big` of the numbers 1 to 5 * PER_INSERT, written by five INSERTs.
+fn big_table(client: &mut TrinoClient) {
     client
         .execute("CREATE TABLE big (n BIGINT)")
         .expect("create");
@@ -297,6 +298,12 @@ fn drop_waits_for_queries_reading_the_table() {
             ))
             .expect("insert");
     }
+}
+
+#[test]
+fn drop_waits_for_queries_reading_the_table() {
+    let (cluster, mut client) = cluster(1, &["w1"]);
+    big_table(&mut client);
     let before: BTreeSet<PathBuf> = files_under(&warehouse(&cluster)).into_iter().collect();
     assert!(before.len() >= 5, "{before:?}");
     let mut stream = Stream::start(&cluster.client_url(1), "SELECT n FROM big");
@@ -383,19 +390,7 @@ fn a_commit_whose_reply_was_lost_lands_exactly_once() {
 #[test]
 fn files_a_rewrite_replaced_stay_while_an_older_query_reads_them() {
     let (cluster, mut client) = cluster(1, &["w1"]);
-    const PER_INSERT: i64 = 40_000;
-    client
-        .execute("CREATE TABLE big (n BIGINT)")
-        .expect("create");
-    for i in 0..5 {
-        client
-            .execute(&format!(
-                "INSERT INTO big SELECT value FROM generate_series({}, {}) AS s(value)",
-                i * PER_INSERT + 1,
-                (i + 1) * PER_INSERT
-            ))
-            .expect("insert");
-    }
+    big_table(&mut client);
     let before: BTreeSet<PathBuf> = files_under(&warehouse(&cluster)).into_iter().collect();
     let mut stream = Stream::start(&cluster.client_url(1), "SELECT n FROM big");
     stream.read_some();

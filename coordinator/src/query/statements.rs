@@ -273,13 +273,24 @@ impl StatementContext {
 
     /// Do (or plan) `sql`.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared, QueryError> {
-        let without_security = crate::query::source_text::without_view_security(sql);
-        let sql = without_security.as_deref().unwrap_or(sql);
         if let Some(show) = show::parse(sql)? {
             return self.show(show).await;
         }
-        let mut statements = DFParser::parse_sql_with_dialect(sql, &TrinoDialect)
-            .map_err(|e| errors::from_datafusion(&e, sql))?;
+        let (mut statements, without_security) =
+            match DFParser::parse_sql_with_dialect(sql, &TrinoDialect) {
+                Ok(statements) => (statements, None),
+                // Only a statement that did not parse is looked at again: a view's SECURITY
+                // clause, which the parser does not know.
+                Err(e) => match crate::query::source_text::without_view_security(sql) {
+                    Some(stripped) => (
+                        DFParser::parse_sql_with_dialect(&stripped, &TrinoDialect)
+                            .map_err(|e| errors::from_datafusion(&e, &stripped))?,
+                        Some(stripped),
+                    ),
+                    None => return Err(errors::from_datafusion(&e, sql)),
+                },
+            };
+        let sql = without_security.as_deref().unwrap_or(sql);
         if statements.len() != 1 {
             return Err(errors::syntax("expected exactly one statement", None));
         }
