@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion_distributed::grpc::{
     create_worker_client, BoxCloneSyncChannel, DefaultChannelResolver,
@@ -13,7 +14,7 @@ use datafusion_distributed::{
     ChannelResolver, DistributedExt, SessionStateBuilderExt, Worker, WorkerChannel,
     WorkerQueryContext, WorkerResolver,
 };
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use shoal_proto::CLUSTER_SECRET_HEADER;
 use url::Url;
 
@@ -98,18 +99,41 @@ pub struct Distribution {
     pub scan_bytes_per_task: usize,
 }
 
-/// Make `builder` plan queries into stages over the workers of `distribution`.
+/// The header that carries a query's memory limit (`query_max_memory_per_node`, in bytes) to
+/// the workers that run its stages.
+const MAX_MEMORY_HEADER: &str = "x-shoal-query-max-memory";
+
+/// Make `builder` plan queries into stages over the workers of `distribution`; each stage's
+/// task may hold at most `max_memory_bytes` on its worker.
 pub fn distribute(
     builder: SessionStateBuilder,
     distribution: Distribution,
+    max_memory_bytes: Option<u64>,
 ) -> Result<SessionStateBuilder, DataFusionError> {
-    builder
+    let builder = builder
         .with_distributed_worker_resolver(distribution.workers)
         .with_distributed_channel_resolver(distribution.channels)
         .with_distributed_planner()
         .with_distributed_file_scan_config_bytes_per_partition(
             distribution.scan_bytes_per_task.max(1),
-        )
+        )?;
+    match max_memory_bytes {
+        Some(bytes) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(MAX_MEMORY_HEADER, HeaderValue::from(bytes));
+            builder.with_distributed_passthrough_headers(headers)
+        }
+        None => Ok(builder),
+    }
+}
+
+/// A stage's memory limit as its request carries it; a value that is not a number is none.
+fn memory_limit(headers: &HeaderMap) -> Option<(usize, HeaderMap)> {
+    let value = headers.get(MAX_MEMORY_HEADER)?;
+    let bytes: u64 = value.to_str().ok()?.parse().ok()?;
+    let mut passed_on = HeaderMap::new();
+    passed_on.insert(MAX_MEMORY_HEADER, value.clone());
+    Some((usize::try_from(bytes).unwrap_or(usize::MAX), passed_on))
 }
 
 /// The datafusion-distributed worker service, talking to other workers through `channels`.
@@ -118,16 +142,28 @@ pub fn worker_service(channels: SecretChannels) -> Worker {
     Worker::from_session_builder(move |context: WorkerQueryContext| {
         let channels = channels.as_ref().clone();
         async move {
-            let mut state = context
-                .builder
-                .with_distributed_channel_resolver(channels)
-                .build();
+            let mut builder = context.builder.with_distributed_channel_resolver(channels);
+            // The query's memory limit holds for each of its tasks here, and for the stages
+            // this one reads from other workers.
+            if let Some((bytes, passed_on)) = memory_limit(&context.headers) {
+                let base = builder.runtime_env().clone().unwrap_or_default();
+                let runtime = RuntimeEnvBuilder::from_runtime_env(&base)
+                    .with_memory_limit(bytes, 1.0)
+                    .build()?;
+                builder = builder
+                    .with_runtime_env(Arc::new(runtime))
+                    .with_distributed_passthrough_headers(passed_on)?;
+            }
+            let mut state = builder.build();
             // Stages may call Trino's functions that run kernels of their own.
             for function in crate::functions::kernels() {
                 state.register_udf(Arc::new(function))?;
             }
             for function in crate::functions::aggregate_kernels() {
                 state.register_udaf(Arc::new(function))?;
+            }
+            for function in crate::functions::higher_order_kernels() {
+                state.register_higher_order_function(Arc::new(function))?;
             }
             Ok(state)
         }

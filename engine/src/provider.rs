@@ -129,7 +129,7 @@ pub fn session_on(
     }
     let builder = match distribution {
         Some(distribution) if !distribution.workers.is_empty() => {
-            distribute(builder, distribution)?
+            distribute(builder, distribution, options.max_memory_bytes)?
         }
         _ => builder,
     };

@@ -31,19 +31,19 @@ def test_set_show_and_reset_session_as_trino_prints_them():
     rows = show_session(cur)
     assert [c[0] for c in cur.description] == ["Name", "Value", "Default", "Type", "Description"]
     assert rows["query_max_run_time"] == [
-        "query_max_run_time", "100d", "100d", "varchar",
+        "query_max_run_time", "100.00d", "100.00d", "varchar",
         "Maximum run time of a query (includes the queueing time)"]
     assert "time_zone_id" not in rows, "hidden, as in Trino"
     cur.execute("SET SESSION query_max_run_time = '1h'")
     cur.fetchall()
     assert conn._client_session.properties == {"query_max_run_time": "1h"}
-    assert show_session(cur)["query_max_run_time"][1:3] == ["1h", "100d"]
+    assert show_session(cur)["query_max_run_time"][1:3] == ["1h", "100.00d"]
     cur.execute("SHOW SESSION LIKE 'query_max_e%'")
     assert [r[0] for r in cur.fetchall()] == ["query_max_execution_time"]
     cur.execute("RESET SESSION query_max_run_time")
     cur.fetchall()
     assert conn._client_session.properties == {}
-    assert show_session(cur)["query_max_run_time"][1] == "100d"
+    assert show_session(cur)["query_max_run_time"][1] == "100.00d"
 
 
 def test_unknown_properties_and_bad_values_fail_as_in_trino():

@@ -29,6 +29,8 @@ pub struct TrinoClient {
     next: usize,
     user: String,
     schema: Option<String>,
+    /// Session properties sent with every statement (`X-Trino-Session`).
+    session: Vec<(String, String)>,
 }
 
 fn http(e: impl std::fmt::Display) -> TrinoError {
@@ -42,7 +44,14 @@ impl TrinoClient {
             next: 0,
             user: user.to_string(),
             schema: None,
+            session: Vec::new(),
         }
+    }
+
+    /// Send session property `name` = `value` with every later statement.
+    pub fn set_session(&mut self, name: &str, value: &str) {
+        self.session.retain(|(n, _)| n != name);
+        self.session.push((name.to_string(), value.to_string()));
     }
 
     fn next_url(&mut self) -> String {
@@ -80,6 +89,9 @@ impl TrinoClient {
             ureq::post(format!("{url}/v1/statement")).header("X-Trino-User", &self.user);
         if let Some(schema) = &self.schema {
             request = request.header("X-Trino-Schema", schema);
+        }
+        for (name, value) in &self.session {
+            request = request.header("X-Trino-Session", format!("{name}={value}"));
         }
         let mut response = request.send(sql).map_err(http)?;
         if let Some(schema) = response

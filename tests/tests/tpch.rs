@@ -8,7 +8,7 @@ use serde_json::Value;
 use shoal_coordinator::protocol::values::batch_rows;
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::tpch::{create_tables, generate, register_tables, QUERIES};
-use shoal_tests::trino::TrinoClient;
+use shoal_tests::trino::{TrinoClient, TrinoError};
 
 const SCALE_FACTOR: f64 = 0.01;
 
@@ -175,6 +175,61 @@ fn all_22_tpch_queries_match_single_process_datafusion() {
          WHERE l_linenumber * 2 > 90 OR l_quantity * 2 > 90 GROUP BY l_returnflag",
     );
     assert_eq!(sorted(matched), sorted(expected));
+
+    // So do Shoal's own higher-order functions (reduce, all_match, none_match, and try, whose
+    // expression fails for every first line of an order).
+    let folded = client
+        .execute(
+            "SELECT l_returnflag, \
+             sum(CASE WHEN reduce(ARRAY[l_linenumber, l_orderkey], 0, (s, x) -> s + x, s -> s * 2) > 100000 THEN 1 ELSE 0 END), \
+             sum(CASE WHEN all_match(ARRAY[l_linenumber, l_quantity], x -> x > 3) THEN 1 ELSE 0 END), \
+             sum(CASE WHEN none_match(ARRAY[l_linenumber, l_quantity], x -> x > 40) THEN 1 ELSE 0 END), \
+             count(try(l_orderkey / (l_linenumber - 1))) \
+             FROM lineitem GROUP BY l_returnflag",
+        )
+        .expect("reduce, all_match, none_match and try over lineitem")
+        .rows;
+    let expected = datafusion_rows(
+        &data,
+        "SELECT l_returnflag, \
+         sum(CASE WHEN (l_linenumber + l_orderkey) * 2 > 100000 THEN 1 ELSE 0 END), \
+         sum(CASE WHEN l_linenumber > 3 AND l_quantity > 3 THEN 1 ELSE 0 END), \
+         sum(CASE WHEN NOT (l_linenumber > 40 OR l_quantity > 40) THEN 1 ELSE 0 END), \
+         sum(CASE WHEN l_linenumber <> 1 THEN 1 ELSE 0 END) \
+         FROM lineitem GROUP BY l_returnflag",
+    );
+    assert_eq!(sorted(folded), sorted(expected));
+
+    // A query's memory limit holds on the workers that run its stages, not only at its
+    // driver: a GROUP BY's final aggregation runs in a stage of its own, over both workers.
+    let grouped = "SELECT l_orderkey, count(*) FROM lineitem GROUP BY l_orderkey";
+    let mut limited = TrinoClient::new(cluster.client_urls(3), "tpch");
+    limited.execute("USE tpch").expect("use");
+    let stages = limited
+        .execute(&format!("EXPLAIN ANALYZE {grouped}"))
+        .expect("explain the GROUP BY")
+        .rows
+        .iter()
+        .flat_map(|row| row.iter().filter_map(Value::as_str).map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        stages.contains("[Stage 2] => NetworkCoalesceExec"),
+        "the GROUP BY's aggregation is not in a stage of its own:\n{stages}"
+    );
+    limited.set_session("query_max_memory_per_node", "64kB");
+    match limited.execute(grouped) {
+        Err(TrinoError::Query { name, message }) => {
+            assert_eq!(name, "EXCEEDED_LOCAL_MEMORY_LIMIT", "{message}");
+            assert!(message.contains("HashAggregateStream"), "{message}");
+        }
+        other => panic!("a GROUP BY over 64kB per node: {other:?}"),
+    }
+    limited.set_session("query_max_memory_per_node", "1GB");
+    assert_eq!(
+        limited.execute(grouped).expect("the GROUP BY with room").rows.len(),
+        15_000
+    );
 
     let plan = client
         .execute(&format!("EXPLAIN ANALYZE {}", QUERIES[2].1))

@@ -85,12 +85,40 @@ pub fn find(name: &str) -> Result<&'static Property, QueryError> {
     })
 }
 
-/// The value `name` has when the session does not set it.
+/// A duration as Trino prints one: in the largest unit that holds at least one, with two
+/// decimals (`100.00d`, `1.50h`, `0.00ns`).
+fn trino_duration(value: &str) -> String {
+    let Ok(duration) = parse_duration(value) else {
+        return value.to_string();
+    };
+    let nanos = duration.as_nanos() as f64;
+    let units = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("m", 60e9),
+        ("h", 3600e9),
+        ("d", 86400e9),
+    ];
+    let mut chosen = units[0];
+    for unit in units {
+        // Fuzzy, as Trino's own: units are not exact powers of each other in floating point.
+        if nanos / unit.1 > 0.9999 {
+            chosen = unit;
+        } else {
+            break;
+        }
+    }
+    format!("{:.2}{}", nanos / chosen.1, chosen.0)
+}
+
+/// The value `name` has when the session does not set it, as Trino prints it.
 fn default_of(property: &Property, config: &CoordinatorConfig) -> String {
     let defaults = &config.session_defaults;
     match property.name {
-        "query_max_run_time" => defaults.max_run_time.clone(),
-        "query_max_execution_time" => defaults.max_execution_time.clone(),
+        "query_max_run_time" => trino_duration(&defaults.max_run_time),
+        "query_max_execution_time" => trino_duration(&defaults.max_execution_time),
         "query_max_memory_per_node" => defaults.max_memory_per_node.clone(),
         // DataFusion's default: a partition per core of the node running the stage.
         "task_concurrency" => std::thread::available_parallelism()
@@ -213,5 +241,14 @@ mod tests {
         assert!(check("time_zone_id", "America/New_York").is_ok());
         assert!(check("time_zone_id", "+05:30").is_ok());
         assert!(check("time_zone_id", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn durations_print_as_in_trino() {
+        assert_eq!(trino_duration("100d"), "100.00d");
+        assert_eq!(trino_duration("90m"), "1.50h");
+        assert_eq!(trino_duration("1.5m"), "1.50m");
+        assert_eq!(trino_duration("500ms"), "500.00ms");
+        assert_eq!(trino_duration("0s"), "0.00ns");
     }
 }

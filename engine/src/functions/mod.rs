@@ -4,14 +4,16 @@
 
 mod aggregates;
 mod datetime_format;
+mod higher_order;
 mod json;
 mod listagg;
 mod map_agg;
 mod rewrite;
 mod session;
+mod try_eval;
 
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 use crate::options::QueryOptions;
@@ -99,6 +101,14 @@ pub fn aggregate_kernels() -> Vec<AggregateUDF> {
     ]
 }
 
+/// Trino's higher-order functions that DataFusion lacks (all_match, none_match, reduce, and
+/// the function `try` becomes), known to stage workers too.
+pub fn higher_order_kernels() -> Vec<HigherOrderUDF> {
+    let mut functions = higher_order::functions();
+    functions.push(try_eval::evaluate());
+    functions
+}
+
 /// Register Trino's functions on `context`; those about the session answer `options`'
 /// values, `catalog` and `schema`.
 pub fn register(context: &SessionContext, options: &QueryOptions, catalog: &str, schema: &str) {
@@ -125,6 +135,10 @@ pub fn register(context: &SessionContext, options: &QueryOptions, catalog: &str,
     for function in aggregate_kernels() {
         context.register_udaf(function);
     }
+    for function in higher_order_kernels() {
+        context.register_higher_order_function(std::sync::Arc::new(function));
+    }
+    context.register_udf(ScalarUDF::new_from_impl(try_eval::Try::new()));
     let zone = options.time_zone.clone().unwrap_or_else(|| "UTC".into());
     for (name, kind) in REWRITES {
         context.register_udf(ScalarUDF::new_from_impl(
