@@ -1,11 +1,12 @@
-//! Trino's `information_schema` of catalog `shoal`, made from a query's catalog snapshot:
+//! Trino's `information_schema` of catalog `shoal`, made from a query's catalog snapshot
+//! (and of catalog `system`, from its tables):
 //! `schemata`, `tables`, `columns` (with Trino's type names, `comment` and `extra_info`, the
 //! columns SQLAlchemy, dbt and JDBC tools read) and `views`.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{MemTable, MemorySchemaProvider, SchemaProvider};
 use datafusion::error::Result;
 
@@ -56,31 +57,6 @@ struct Rows {
 }
 
 impl Rows {
-    /// A row of `columns`: column `column`, at `position` (from 0), of table `schema.table`.
-    fn column(
-        &mut self,
-        schema: &str,
-        table: &str,
-        position: usize,
-        column: &str,
-        nullable: bool,
-        data_type: &str,
-    ) {
-        let text = |s: &str| Some(s.to_string());
-        self.ordinal.push(position as i64 + 1);
-        self.push(&[
-            text(CATALOG),
-            text(schema),
-            text(table),
-            text(column),
-            None,
-            text(if nullable { "YES" } else { "NO" }),
-            text(data_type),
-            None,
-            None,
-        ]);
-    }
-
     fn push(&mut self, values: &[Option<String>]) {
         if self.text.is_empty() {
             self.text = vec![Vec::new(); values.len()];
@@ -119,50 +95,129 @@ fn table(columns: &[&str], rows: Rows) -> Result<Arc<MemTable>> {
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
-/// `information_schema` for the schemas and tables of `snapshot`.
-pub fn provider(snapshot: &CatalogSnapshot) -> Result<Arc<dyn SchemaProvider>> {
-    let text = |s: &str| Some(s.to_string());
-    let mut schemata = Rows::default();
-    let mut tables = Rows::default();
-    let mut columns = Rows::default();
-    let mut schemas: Vec<&str> = snapshot.schemas.keys().map(String::as_str).collect();
-    schemas.push(SCHEMA);
-    schemas.sort_unstable();
-    schemas.dedup();
-    for schema in &schemas {
-        schemata.push(&[text(CATALOG), text(schema)]);
+/// The rows of one catalog's `information_schema`, table by table.
+struct Builder {
+    catalog: String,
+    schemata: Rows,
+    tables: Rows,
+    columns: Rows,
+    views: Rows,
+}
+
+impl Builder {
+    /// The rows for `catalog`, whose schemas are `schemas` (this one is added).
+    fn new(catalog: &str, schemas: &[&str]) -> Self {
+        let mut builder = Self {
+            catalog: catalog.to_string(),
+            schemata: Rows::default(),
+            tables: Rows::default(),
+            columns: Rows::default(),
+            views: Rows::default(),
+        };
+        let mut schemas = schemas.to_vec();
+        schemas.push(SCHEMA);
+        schemas.sort_unstable();
+        schemas.dedup();
+        for schema in schemas {
+            builder.schemata.push(&[text(catalog), text(schema)]);
+        }
+        for (name, table_columns) in TABLES {
+            let columns = table_columns.iter().map(|column| {
+                let data_type = if *column == "ordinal_position" {
+                    "bigint"
+                } else {
+                    "varchar"
+                };
+                (column.to_string(), true, data_type.to_string())
+            });
+            builder.table(SCHEMA, name, "BASE TABLE", columns);
+        }
+        builder
     }
-    for (name, table_columns) in TABLES {
-        tables.push(&[text(CATALOG), text(SCHEMA), text(name), text("BASE TABLE")]);
-        for (position, column) in table_columns.iter().enumerate() {
-            let data_type = if *column == "ordinal_position" {
-                "bigint"
-            } else {
-                "varchar"
-            };
-            columns.column(SCHEMA, name, position, column, true, data_type);
+
+    /// Table (or view) `schema.name` of type `kind` and its columns (name, nullable, Trino
+    /// type name).
+    fn table(
+        &mut self,
+        schema: &str,
+        name: &str,
+        kind: &str,
+        columns: impl Iterator<Item = (String, bool, String)>,
+    ) {
+        let catalog = self.catalog.as_str();
+        self.tables
+            .push(&[text(catalog), text(schema), text(name), text(kind)]);
+        for (position, (column, nullable, data_type)) in columns.enumerate() {
+            self.columns.ordinal.push(position as i64 + 1);
+            self.columns.push(&[
+                text(catalog),
+                text(schema),
+                text(name),
+                text(&column),
+                None,
+                text(if nullable { "YES" } else { "NO" }),
+                text(&data_type),
+                None,
+                None,
+            ]);
         }
     }
-    for ((schema, name), record) in &snapshot.tables {
-        tables.push(&[text(CATALOG), text(schema), text(name), text("BASE TABLE")]);
-        for (position, field) in record.schema_ref().fields().iter().enumerate() {
+
+    /// The columns of an Arrow schema, with Trino's type names.
+    fn fields(schema: &Schema) -> impl Iterator<Item = (String, bool, String)> + '_ {
+        schema.fields().iter().map(|field| {
             let data_type = types::sql_name(&types::signature(field.data_type()));
-            let nullable = field.is_nullable();
-            columns.column(schema, name, position, field.name(), nullable, &data_type);
-        }
+            (field.name().clone(), field.is_nullable(), data_type)
+        })
     }
-    let mut views = Rows::default();
+
+    fn finish(self) -> Result<Arc<dyn SchemaProvider>> {
+        let provider = MemorySchemaProvider::new();
+        let rows = [self.schemata, self.tables, self.columns, self.views];
+        for ((name, table_columns), rows) in TABLES.into_iter().zip(rows) {
+            provider.register_table(name.to_string(), table(table_columns, rows)?)?;
+        }
+        Ok(Arc::new(provider))
+    }
+}
+
+fn text(s: &str) -> Option<String> {
+    Some(s.to_string())
+}
+
+/// `information_schema` of catalog `shoal`, for the schemas, tables and views of `snapshot`.
+pub fn provider(snapshot: &CatalogSnapshot) -> Result<Arc<dyn SchemaProvider>> {
+    let schemas: Vec<&str> = snapshot.schemas.keys().map(String::as_str).collect();
+    let mut builder = Builder::new(CATALOG, &schemas);
+    for ((schema, name), record) in &snapshot.tables {
+        let table_schema = record.schema_ref();
+        builder.table(schema, name, "BASE TABLE", Builder::fields(&table_schema));
+    }
     for ((schema, name), view) in &snapshot.views {
-        tables.push(&[text(CATALOG), text(schema), text(name), text("VIEW")]);
-        views.push(&[text(CATALOG), text(schema), text(name), text(&view.sql)]);
-        for (position, (column, data_type)) in view.columns.iter().enumerate() {
-            columns.column(schema, name, position, column, true, data_type);
+        let columns = view
+            .columns
+            .iter()
+            .map(|(column, data_type)| (column.clone(), true, data_type.clone()));
+        builder.table(schema, name, "VIEW", columns);
+        builder
+            .views
+            .push(&[text(CATALOG), text(schema), text(name), text(&view.sql)]);
+    }
+    builder.finish()
+}
+
+/// `information_schema` of another catalog (such as `system`): its schemas, each with its
+/// tables and their Arrow schemas.
+pub fn of_tables(
+    catalog: &str,
+    schemas: &[(&str, Vec<(String, SchemaRef)>)],
+) -> Result<Arc<dyn SchemaProvider>> {
+    let names: Vec<&str> = schemas.iter().map(|(name, _)| *name).collect();
+    let mut builder = Builder::new(catalog, &names);
+    for (schema, tables) in schemas {
+        for (name, table_schema) in tables {
+            builder.table(schema, name, "BASE TABLE", Builder::fields(table_schema));
         }
     }
-    let provider = MemorySchemaProvider::new();
-    for ((name, table_columns), rows) in TABLES.into_iter().zip([schemata, tables, columns, views])
-    {
-        provider.register_table(name.to_string(), table(table_columns, rows)?)?;
-    }
-    Ok(Arc::new(provider))
+    builder.finish()
 }

@@ -210,7 +210,11 @@ async fn coordinators(node: &Coordinator) -> Result<Arc<MemTable>> {
 pub const CATALOGS: [&str; 2] = ["shoal", "system"];
 
 /// The schemas of catalog `system` and their tables.
-pub const SCHEMAS: [(&str, &[&str]); 3] = [
+pub const SCHEMAS: [(&str, &[&str]); 4] = [
+    (
+        shoal_engine::information_schema::SCHEMA,
+        &["columns", "schemata", "tables", "views"],
+    ),
     (
         "jdbc",
         &[
@@ -327,10 +331,32 @@ pub async fn register(
     runtime.register_table("queries".into(), queries(node, user).await?)?;
     runtime.register_table("nodes".into(), nodes(node).await?)?;
     runtime.register_table("coordinators".into(), coordinators(node).await?)?;
+    let schemas: [(&str, Arc<dyn SchemaProvider>); 3] = [
+        ("jdbc", crate::catalog::jdbc::schema(snapshot, &CATALOGS)?),
+        ("metadata", metadata()?),
+        ("runtime", Arc::new(runtime)),
+    ];
+    // Its information_schema lists these schemas and their tables, as Trino's does.
+    let mut listing = Vec::with_capacity(schemas.len());
+    for (name, schema) in &schemas {
+        let mut tables = Vec::new();
+        let mut names = schema.table_names();
+        names.sort_unstable();
+        for table in names {
+            if let Some(provider) = schema.table(&table).await? {
+                tables.push((table, provider.schema()));
+            }
+        }
+        listing.push((*name, tables));
+    }
     let catalog = MemoryCatalogProvider::new();
-    catalog.register_schema("runtime", Arc::new(runtime))?;
-    catalog.register_schema("metadata", metadata()?)?;
-    catalog.register_schema("jdbc", crate::catalog::jdbc::schema(snapshot, &CATALOGS)?)?;
+    catalog.register_schema(
+        shoal_engine::information_schema::SCHEMA,
+        shoal_engine::information_schema::of_tables("system", &listing)?,
+    )?;
+    for (name, schema) in schemas {
+        catalog.register_schema(name, schema)?;
+    }
     context.register_catalog("system", Arc::new(catalog));
     Ok(())
 }
