@@ -1,12 +1,13 @@
 //! Chaos test of queries: clients, each statement through a random coordinator, run INSERTs
-//! of unique ids into a few tables, CREATE TABLE AS, streaming SELECTs (no ORDER BY, read at a
+//! of unique ids into a few tables, UPDATEs that increment a counter of their own, CREATE TABLE AS, streaming SELECTs (no ORDER BY, read at a
 //! slow pace) over a table of several files whose multiset is known, and aggregates with known
 //! results, while a nemesis, one fault at a time, kills (`kill -9`) and restarts at once
 //! coordinators (the Raft leader among them, and one that restarted less than a second ago)
 //! and workers, restarts a coordinator after a while, pauses one (SIGSTOP/SIGCONT), and cuts
 //! one off the others (a network partition). After
 //! healing: every acknowledged INSERT's id is there exactly once, a definitely failed one's is
-//! not, one of unknown outcome at most once; every completed stream returned exactly its
+//! not, one of unknown outcome at most once; each counter counts its acknowledged increments
+//! once, unknown ones at most once, failed ones never; every completed stream returned exactly its
 //! multiset and every aggregate its known value; every acknowledged CTAS table is there; no
 //! query stays QUEUED, DISPATCHING or RUNNING; the admission counters are back to zero.
 //!
@@ -35,6 +36,7 @@ const FILES: i64 = 4;
 const PER_FILE: i64 = 25_000;
 const TOTAL: i64 = FILES * PER_FILE;
 const CTAS_ROWS: i64 = 100;
+const CLIENTS: usize = 4;
 
 /// How a statement ended, as its client can tell.
 #[derive(Debug, Clone)]
@@ -139,6 +141,8 @@ struct Recorded {
     /// INSERTed id → its table and how the INSERT ended.
     inserts: BTreeMap<i64, (u64, Answer, Op)>,
     ctas: Vec<(String, Answer, Op)>,
+    /// Each client's increments of its own counter (an UPDATE, copy-on-write).
+    updates: Vec<(usize, Answer, Op)>,
     streams_complete: usize,
     streams_failed: Vec<String>,
     aggregates: usize,
@@ -179,7 +183,7 @@ fn client(shared: Arc<Shared>, index: usize, seed: u64) {
     let mut rng = Rng(seed);
     while !shared.stop.load(Ordering::Relaxed) {
         match rng.below(10) {
-            0..=4 => {
+            0..=3 => {
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed) as i64;
                 let table = rng.below(TABLES);
                 let sql = format!("INSERT INTO chaos.t{table} VALUES ({id})");
@@ -187,6 +191,13 @@ fn client(shared: Arc<Shared>, index: usize, seed: u64) {
                 let op = op(&shared, index, &sql, &answer);
                 let mut recorded = shared.recorded.lock().expect("recorded");
                 recorded.inserts.insert(id, (table, answer, op));
+            }
+            4 => {
+                let sql = format!("UPDATE chaos.counters SET n = n + 1 WHERE client = {index}");
+                let answer = run(&shared.urls, &mut rng, &sql, Duration::ZERO, &|_| {});
+                let op = op(&shared, index, &sql, &answer);
+                let mut recorded = shared.recorded.lock().expect("recorded");
+                recorded.updates.push((index, answer, op));
             }
             5 => {
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -479,6 +490,16 @@ fn every_query_survives_every_single_fault_exactly_once() {
             .execute(&format!("CREATE TABLE chaos.t{table} (id BIGINT)"))
             .expect("table");
     }
+    // A counter per client, each in a file of its own (so that clients do not rewrite the
+    // same file and conflict).
+    setup
+        .execute("CREATE TABLE chaos.counters (client BIGINT, n BIGINT)")
+        .expect("counters");
+    for index in 0..CLIENTS {
+        setup
+            .execute(&format!("INSERT INTO chaos.counters VALUES ({index}, 0)"))
+            .expect("a counter");
+    }
 
     let shared = Arc::new(Shared {
         start: Instant::now(),
@@ -488,7 +509,7 @@ fn every_query_survives_every_single_fault_exactly_once() {
         recorded: Mutex::new(Recorded::default()),
         streaming: Mutex::new(BTreeMap::new()),
     });
-    let clients: Vec<_> = (0..4)
+    let clients: Vec<_> = (0..CLIENTS)
         .map(|index| {
             let shared = shared.clone();
             let seed = rng.next_u64();
@@ -579,6 +600,55 @@ fn every_query_survives_every_single_fault_exactly_once() {
             }
         }
     }
+    // Every counter holds one row, and its value counts each acknowledged increment once,
+    // each of unknown outcome at most once, and no failed one.
+    let counters = check
+        .execute("SELECT client, n FROM chaos.counters")
+        .map(|r| r.rows)
+        .unwrap_or_else(|e| panic!("{}", report(&format!("the counters cannot be read: {e}"))));
+    for index in 0..CLIENTS {
+        let values: Vec<i64> = counters
+            .iter()
+            .filter(|r| r[0].as_i64() == Some(index as i64))
+            .filter_map(|r| r[1].as_i64())
+            .collect();
+        let mine: Vec<&(usize, Answer, Op)> = recorded
+            .updates
+            .iter()
+            .filter(|(c, _, _)| *c == index)
+            .collect();
+        let acked = mine
+            .iter()
+            .filter(|(_, a, _)| matches!(a, Answer::Rows(_)))
+            .count() as i64;
+        let unsure = mine
+            .iter()
+            .filter(|(_, a, _)| match a {
+                Answer::Unknown(_) => true,
+                Answer::Failed(error) => error.contains("unknown"),
+                _ => false,
+            })
+            .count() as i64;
+        for (_, answer, op) in &mine {
+            if let Answer::Hung(e) = answer {
+                problems.push(format!("{e}: {op}"));
+            }
+        }
+        match values.as_slice() {
+            [n] if (acked..=acked + unsure).contains(n) => {}
+            _ => problems.push(format!(
+                "client {index}'s counter reads {values:?} after {acked} acknowledged and {unsure} \
+                 unsure increments:\n    {}",
+                mine.iter().map(|(_, _, op)| op.to_string()).collect::<Vec<_>>().join("\n    ")
+            )),
+        }
+    }
+    if counters.len() != CLIENTS {
+        problems.push(format!(
+            "the counters table has {} rows: {counters:?}",
+            counters.len()
+        ));
+    }
     assert!(problems.is_empty(), "{}", report(&problems.join("\n")));
 
     // No query stays QUEUED or RUNNING once the cluster healed and the client timeout passed.
@@ -643,9 +713,15 @@ fn every_query_survives_every_single_fault_exactly_once() {
         let name = error.split(':').next().unwrap_or_default().to_string();
         *stream_errors.entry(name).or_default() += 1;
     }
+    let updated = recorded
+        .updates
+        .iter()
+        .filter(|(_, a, _)| matches!(a, Answer::Rows(_)))
+        .count();
     eprintln!(
-        "query chaos: {} faults; {inserts} INSERTs ({acked} acknowledged); {} CTAS; {} streams complete, {} failed {stream_errors:?}; {} aggregates\n  {}",
+        "query chaos: {} faults; {inserts} INSERTs ({acked} acknowledged); {} UPDATEs ({updated} acknowledged); {} CTAS; {} streams complete, {} failed {stream_errors:?}; {} aggregates\n  {}",
         faults.len(),
+        recorded.updates.len(),
         recorded.ctas.len(),
         recorded.streams_complete,
         recorded.streams_failed.len(),

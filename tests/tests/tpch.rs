@@ -227,7 +227,11 @@ fn all_22_tpch_queries_match_single_process_datafusion() {
     }
     limited.set_session("query_max_memory_per_node", "1GB");
     assert_eq!(
-        limited.execute(grouped).expect("the GROUP BY with room").rows.len(),
+        limited
+            .execute(grouped)
+            .expect("the GROUP BY with room")
+            .rows
+            .len(),
         15_000
     );
 

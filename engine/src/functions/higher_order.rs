@@ -337,7 +337,10 @@ impl HigherOrderUDFImpl for Reduce {
         let elements = Elements::of("reduce", list, rows)?;
         let mut states = initial.to_array(rows)?;
         let state_type = states.data_type().clone();
-        let longest = (0..rows).map(|r| elements.range(r).len()).max().unwrap_or(0);
+        let longest = (0..rows)
+            .map(|r| elements.range(r).len())
+            .max()
+            .unwrap_or(0);
         // Step k folds the k-th element of every array that has one into its row's state.
         for k in 0..longest {
             let active: UInt32Array = (0..rows as u32)
@@ -350,7 +353,10 @@ impl HigherOrderUDFImpl for Reduce {
                 .collect();
             let folded = apply(
                 input,
-                &[take(&states, &active, None)?, take(&elements.values, &at, None)?],
+                &[
+                    take(&states, &active, None)?,
+                    take(&elements.values, &at, None)?,
+                ],
                 &active,
                 active.len(),
             )?;

@@ -13,10 +13,9 @@ use datafusion::common::{exec_err, plan_err, DataFusionError, Result};
 use datafusion::logical_expr::expr::{HigherOrderFunction, Lambda};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, HigherOrderFunctionArgs, HigherOrderReturnFieldArgs,
-    HigherOrderSignature, HigherOrderUDF, HigherOrderUDFImpl, LambdaArgument,
-    LambdaParametersProgress, ScalarFunctionArgs, ScalarUDFImpl, Signature, ValueOrLambda,
-    Volatility,
+    ColumnarValue, Expr, HigherOrderFunctionArgs, HigherOrderReturnFieldArgs, HigherOrderSignature,
+    HigherOrderUDF, HigherOrderUDFImpl, LambdaArgument, LambdaParametersProgress,
+    ScalarFunctionArgs, ScalarUDFImpl, Signature, ValueOrLambda, Volatility,
 };
 
 /// The name of the higher-order function `try` becomes.
@@ -102,9 +101,7 @@ fn caught(error: &DataFusionError) -> bool {
         | DataFusionError::IoError(_)
         | DataFusionError::ObjectStore(_)
         | DataFusionError::External(_) => false,
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
-            caught(inner)
-        }
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => caught(inner),
         DataFusionError::Shared(inner) => caught(inner),
         _ => true,
     }
