@@ -119,4 +119,5 @@ def test_views_are_seen_on_every_coordinator_and_show_create_view_prints_them():
     run(1, "CREATE VIEW view_text.v AS SELECT id, name FROM view_text.t WHERE name <> 'b'")
     assert run(2, "SELECT * FROM view_text.v") == [[1, "it's"]]
     assert run(0, "SHOW CREATE VIEW view_text.v") == [[
-        "CREATE VIEW shoal.\"view_text\".\"v\" AS\nSELECT id, name FROM view_text.t WHERE name <> 'b'"]]
+        "CREATE VIEW shoal.\"view_text\".\"v\" SECURITY DEFINER AS\n"
+        "SELECT id, name FROM view_text.t WHERE name <> 'b'"]]

@@ -14,7 +14,7 @@ const RULES: &str = r#"{
   "tables": [
     {"user": "alice", "privileges": ["SELECT", "INSERT", "DELETE", "UPDATE", "OWNERSHIP"]},
     {"user": "bob", "schema": "sales", "privileges": ["SELECT", "INSERT"]},
-    {"user": "carol", "schema": "sales", "table": "orders", "privileges": ["SELECT"]}
+    {"user": "carol", "schema": "sales", "table": "orders|payroll.*", "privileges": ["SELECT"]}
   ],
   "queries": [
     {"user": "alice", "allow": ["execute", "view", "kill"]},
@@ -168,6 +168,50 @@ fn three_users_get_what_the_rules_allow() {
         vec!["alice", "bob", "carol", "harness"]
     );
     assert_eq!(query_owners(&mut carol), vec!["carol"]);
+
+    // A view runs with its owner's privileges (SECURITY DEFINER, Trino's default): carol may
+    // read alice's view of the secret table, not the table; an INVOKER view checks carol's own
+    // rights on what it reads, and a DEFINER view over it still runs as its owner. A table
+    // carol names herself next to such a view is checked for her.
+    alice
+        .execute("CREATE VIEW sales.payroll AS SELECT salary FROM sales.secret")
+        .expect("alice creates a view");
+    alice
+        .execute("CREATE VIEW sales.payroll_invoker SECURITY INVOKER AS SELECT salary FROM sales.secret")
+        .expect("alice creates an invoker view");
+    alice
+        .execute("CREATE VIEW sales.payroll_over SECURITY DEFINER AS SELECT * FROM sales.payroll_invoker")
+        .expect("alice creates a view of a view");
+    alice
+        .execute("CREATE VIEW sales.secret_view AS SELECT salary FROM sales.secret")
+        .expect("alice creates a view carol may not read");
+    for view in ["sales.payroll", "sales.payroll_over"] {
+        let rows = carol
+            .execute(&format!("SELECT salary FROM {view}"))
+            .unwrap_or_else(|e| panic!("carol reads {view}: {e:?}"))
+            .rows;
+        assert_eq!(rows, vec![vec![serde_json::json!(100)]], "{view}");
+    }
+    denied(
+        carol.execute("SELECT salary FROM sales.payroll_invoker"),
+        "Cannot select from table shoal.sales.secret",
+    );
+    denied(
+        carol.execute("SELECT * FROM sales.secret_view"),
+        "Cannot select from table shoal.sales.secret_view",
+    );
+    denied(
+        carol.execute("SELECT p.salary FROM sales.payroll p JOIN sales.secret s ON true"),
+        "Cannot select from table shoal.sales.secret",
+    );
+    let text = carol
+        .execute("SHOW CREATE VIEW sales.payroll_invoker")
+        .expect("show create view")
+        .rows;
+    assert!(
+        text[0][0].as_str().unwrap_or_default().contains("SECURITY INVOKER"),
+        "{text:?}"
+    );
 
     // Nothing denied changed anything.
     let rows = alice

@@ -11,6 +11,16 @@ use super::{
 
 const VIEWS: &str = "catalog/views/";
 
+/// Whose privileges a view's query runs with (`SECURITY DEFINER | INVOKER`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ViewSecurity {
+    /// Its owner's, Trino's default: a reader needs only the right to read the view.
+    #[default]
+    Definer,
+    /// The reader's: a reader needs the right to read the view and what it reads.
+    Invoker,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewRecord {
     pub schema: String,
@@ -21,6 +31,9 @@ pub struct ViewRecord {
     pub columns: Vec<(String, String)>,
     pub owner: String,
     pub created_ms: u64,
+    /// Views recorded before views had a security mode are DEFINER views, Trino's default.
+    #[serde(default)]
+    pub security: ViewSecurity,
 }
 
 /// The key of view `schema.name` (tables' creation requires it absent).

@@ -71,6 +71,7 @@ async fn run(
         query_id: record.id.clone(),
         attempt: record.attempt,
         session,
+        definer_reads: Default::default(),
     };
     // The views it reads become their queries; the record keeps the client's text.
     let record = match statement.expand_views(&record.sql).await {

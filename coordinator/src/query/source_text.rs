@@ -7,6 +7,8 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 use shoal_engine::dialect::TrinoDialect;
 
+use crate::catalog::views::ViewSecurity;
+
 /// The byte offset in `text` of `location` (1-based line and column, in characters).
 pub fn offset(text: &str, location: Location) -> usize {
     let mut line_start = 0;
@@ -93,9 +95,9 @@ pub fn create_view_query(sql: &str) -> Option<&str> {
 }
 
 /// `CREATE [OR REPLACE] VIEW name ... SECURITY DEFINER|INVOKER AS query` without its
-/// SECURITY clause, which the parser does not know (dbt-trino writes it); None for any other
-/// statement. A view's query runs with the privileges of whoever reads it either way.
-pub fn without_view_security(sql: &str) -> Option<String> {
+/// SECURITY clause, which the parser does not know (dbt-trino writes it), and the mode the
+/// clause names; None for any other statement.
+pub fn without_view_security(sql: &str) -> Option<(String, ViewSecurity)> {
     let tokens = meaningful(
         Tokenizer::new(&TrinoDialect, sql)
             .tokenize_with_location()
@@ -116,7 +118,12 @@ pub fn without_view_security(sql: &str) -> Option<String> {
         if word(at, "SECURITY") && (word(at + 1, "DEFINER") || word(at + 1, "INVOKER")) {
             let start = offset(sql, tokens[at].span.start);
             let end = offset(sql, tokens[at + 1].span.end);
-            return Some(format!("{}{}", &sql[..start], &sql[end..]));
+            let security = if word(at + 1, "INVOKER") {
+                ViewSecurity::Invoker
+            } else {
+                ViewSecurity::Definer
+            };
+            return Some((format!("{}{}", &sql[..start], &sql[end..]), security));
         }
         at += 1;
     }
@@ -176,14 +183,25 @@ mod tests {
             without_view_security(
                 "create or replace view s.\"v\" security definer as select 'security definer' AS x"
             )
+            .map(|(sql, _)| sql)
             .as_deref(),
             Some("create or replace view s.\"v\"  as select 'security definer' AS x")
         );
         assert_eq!(
-            without_view_security("CREATE VIEW v SECURITY INVOKER AS SELECT 1").as_deref(),
+            without_view_security("CREATE VIEW v SECURITY INVOKER AS SELECT 1")
+                .map(|(sql, _)| sql)
+                .as_deref(),
             Some("CREATE VIEW v  AS SELECT 1")
         );
         assert_eq!(without_view_security("CREATE VIEW v AS SELECT 1"), None);
+        assert_eq!(
+            without_view_security("CREATE VIEW v SECURITY INVOKER AS SELECT 1").map(|(_, s)| s),
+            Some(ViewSecurity::Invoker)
+        );
+        assert_eq!(
+            without_view_security("CREATE VIEW v SECURITY DEFINER AS SELECT 1").map(|(_, s)| s),
+            Some(ViewSecurity::Definer)
+        );
         assert_eq!(without_view_security("SELECT 1"), None);
     }
 

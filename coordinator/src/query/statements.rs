@@ -2,7 +2,8 @@
 //! over existing files or as a select, INSERT, DROP TABLE; see `ddl`) change the replicated
 //! catalog; everything else is a DataFusion query over the catalog versions it reads.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::TableReference;
@@ -20,6 +21,7 @@ pub use shoal_engine::Prepared;
 
 use crate::catalog::provider::{self, listing_options, CATALOG};
 use crate::catalog::system;
+use crate::catalog::views::ViewSecurity;
 use crate::catalog::{self, CatalogError, Reads, TableFormat, DEFAULT_SCHEMA};
 use crate::node::Coordinator;
 use crate::protocol::errors;
@@ -37,6 +39,9 @@ pub struct StatementContext {
     /// Which run of the query this is (its writes are keyed by query and attempt).
     pub attempt: u32,
     pub session: ClientSession,
+    /// The tables the statement reads through SECURITY DEFINER views only: checked for the
+    /// views' owners when the views were expanded, not for the statement's user.
+    pub definer_reads: Arc<Mutex<BTreeSet<(String, String)>>>,
 }
 
 /// A catalog outcome as the client sees it, by kind.
@@ -282,15 +287,16 @@ impl StatementContext {
                 // Only a statement that did not parse is looked at again: a view's SECURITY
                 // clause, which the parser does not know.
                 Err(e) => match crate::query::source_text::without_view_security(sql) {
-                    Some(stripped) => (
+                    Some((stripped, security)) => (
                         DFParser::parse_sql_with_dialect(&stripped, &TrinoDialect)
                             .map_err(|e| errors::from_datafusion(&e, &stripped))?,
-                        Some(stripped),
+                        Some((stripped, security)),
                     ),
                     None => return Err(errors::from_datafusion(&e, sql)),
                 },
             };
-        let sql = without_security.as_deref().unwrap_or(sql);
+        let security = without_security.as_ref().map(|(_, security)| *security);
+        let sql = without_security.as_ref().map_or(sql, |(stripped, _)| stripped);
         if statements.len() != 1 {
             return Err(errors::syntax("expected exactly one statement", None));
         }
@@ -298,7 +304,12 @@ impl StatementContext {
             return Err(errors::syntax("expected a statement", None));
         };
         match statement {
-            DfStatement::Statement(statement) => self.prepare_sql(*statement, sql).await,
+            DfStatement::Statement(statement) => match (*statement, security) {
+                (Statement::CreateView(create), Some(security)) => {
+                    self.create_view(&create, sql, security).await
+                }
+                (statement, _) => self.prepare_sql(statement, sql).await,
+            },
             DfStatement::CreateExternalTable(_) | DfStatement::CopyTo(_) => Err(errors::not_supported(
                 "use CREATE TABLE ... WITH (format = ..., location = ...) to read existing files",
             )),
@@ -413,7 +424,10 @@ impl StatementContext {
                     .map_or_else(|| source.to_string(), str::to_string);
                 self.insert(&schema, &table, &source, &columns).await
             }
-            Statement::CreateView(create) => self.create_view(&create, sql).await,
+            Statement::CreateView(create) => {
+                self.create_view(&create, sql, ViewSecurity::default())
+                    .await
+            }
             Statement::Drop {
                 object_type: ObjectType::View,
                 names,

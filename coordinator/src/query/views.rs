@@ -17,7 +17,7 @@ use shoal_proto::client::QueryError;
 use shoal_state_store::ReadConsistency;
 
 use crate::catalog::provider::CATALOG;
-use crate::catalog::views::{self, ViewRecord};
+use crate::catalog::views::{self, ViewRecord, ViewSecurity};
 use crate::protocol::errors;
 use crate::protocol::types::{signature, sql_name};
 use crate::query::access::Change;
@@ -26,7 +26,7 @@ use crate::query::source_text::{create_view_query, offset};
 use crate::query::statements::{catalog_error, plan, update, Prepared, StatementContext};
 
 /// How deep views may nest.
-const MAX_DEPTH: usize = 8;
+pub(crate) const MAX_DEPTH: usize = 8;
 
 #[derive(Default)]
 struct Relations {
@@ -67,9 +67,15 @@ impl StatementContext {
     /// `sql` with the views it reads expanded.
     pub(crate) async fn expand_views(&self, sql: &str) -> Result<String, QueryError> {
         let mut text = sql.to_string();
-        for _ in 0..MAX_DEPTH {
+        for depth in 0..MAX_DEPTH {
             match self.expand_once(&text).await? {
-                Some(expanded) => text = expanded,
+                Some(expanded) => {
+                    // It reads a view: whose privileges read what.
+                    if depth == 0 {
+                        self.authorize_views(sql).await?;
+                    }
+                    text = expanded;
+                }
                 None => return Ok(text),
             }
         }
@@ -179,6 +185,7 @@ impl StatementContext {
         &self,
         create: &CreateView,
         sql: &str,
+        security: ViewSecurity,
     ) -> Result<Prepared, QueryError> {
         if create.materialized {
             return Err(errors::not_supported(
@@ -205,6 +212,7 @@ impl StatementContext {
             columns,
             owner: self.session.user.clone(),
             created_ms: crate::query::record::now_ms(),
+            security,
         };
         views::create_view(&self.store, &record, create.or_replace)
             .await
@@ -244,8 +252,12 @@ impl StatementContext {
                     format!("View 'shoal.{schema}.{view}' does not exist"),
                 )
             })?;
+        let security = match record.security {
+            ViewSecurity::Definer => "DEFINER",
+            ViewSecurity::Invoker => "INVOKER",
+        };
         Ok(format!(
-            "CREATE VIEW shoal.{}.{} AS\n{}",
+            "CREATE VIEW shoal.{}.{} SECURITY {security} AS\n{}",
             identifier(&schema),
             identifier(&view),
             record.sql
