@@ -177,7 +177,9 @@ fn three_users_get_what_the_rules_allow() {
         .execute("CREATE VIEW sales.payroll AS SELECT salary FROM sales.secret")
         .expect("alice creates a view");
     alice
-        .execute("CREATE VIEW sales.payroll_invoker SECURITY INVOKER AS SELECT salary FROM sales.secret")
+        .execute(
+            "CREATE VIEW sales.payroll_invoker SECURITY INVOKER AS SELECT salary FROM sales.secret",
+        )
         .expect("alice creates an invoker view");
     alice
         .execute("CREATE VIEW sales.payroll_over SECURITY DEFINER AS SELECT * FROM sales.payroll_invoker")
@@ -209,7 +211,10 @@ fn three_users_get_what_the_rules_allow() {
         .expect("show create view")
         .rows;
     assert!(
-        text[0][0].as_str().unwrap_or_default().contains("SECURITY INVOKER"),
+        text[0][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SECURITY INVOKER"),
         "{text:?}"
     );
 

@@ -296,7 +296,9 @@ impl StatementContext {
                 },
             };
         let security = without_security.as_ref().map(|(_, security)| *security);
-        let sql = without_security.as_ref().map_or(sql, |(stripped, _)| stripped);
+        let sql = without_security
+            .as_ref()
+            .map_or(sql, |(stripped, _)| stripped);
         if statements.len() != 1 {
             return Err(errors::syntax("expected exactly one statement", None));
         }
