@@ -3,6 +3,7 @@
 //! `schemata`, `tables`, `columns` (with Trino's type names, `comment` and `extra_info`, the
 //! columns SQLAlchemy, dbt and JDBC tools read) and `views`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
@@ -185,11 +186,18 @@ fn text(s: &str) -> Option<String> {
     Some(s.to_string())
 }
 
-/// `information_schema` of catalog `shoal`, for the schemas, tables and views of `snapshot`.
-pub fn provider(snapshot: &CatalogSnapshot) -> Result<Arc<dyn SchemaProvider>> {
+/// `information_schema` of catalog `shoal`, for the schemas, tables and views of `snapshot`
+/// but the tables of `unlisted`.
+pub fn provider(
+    snapshot: &CatalogSnapshot,
+    unlisted: &BTreeSet<(String, String)>,
+) -> Result<Arc<dyn SchemaProvider>> {
     let schemas: Vec<&str> = snapshot.schemas.keys().map(String::as_str).collect();
     let mut builder = Builder::new(CATALOG, &schemas);
     for ((schema, name), record) in &snapshot.tables {
+        if unlisted.contains(&(schema.clone(), name.clone())) {
+            continue;
+        }
         let table_schema = record.schema_ref();
         builder.table(schema, name, "BASE TABLE", Builder::fields(&table_schema));
     }

@@ -1,6 +1,7 @@
 //! A query's view of the catalog for DataFusion: catalog `shoal` with every schema and table of
 //! one catalog snapshot, each table read from exactly the files of its resolved version.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::catalog::{
@@ -82,14 +83,16 @@ pub fn table_provider(table: &TableRecord) -> Result<Arc<dyn TableProvider>> {
 }
 
 /// A DataFusion session whose catalog `shoal` is `snapshot`, defaulting to `catalog.schema`,
-/// run in this process.
+/// run in this process. Its `information_schema` leaves out the tables of `unlisted`, which
+/// the session reads but its user may not see (those read through SECURITY DEFINER views).
 pub fn session(
     snapshot: &CatalogSnapshot,
     catalog: &str,
     schema: &str,
     options: &QueryOptions,
+    unlisted: &BTreeSet<(String, String)>,
 ) -> Result<SessionContext> {
-    session_on(snapshot, catalog, schema, None, options)
+    session_with(snapshot, catalog, schema, None, options, unlisted)
 }
 
 /// Like [`session`], with stages spread over `workers` when some are given.
@@ -99,6 +102,24 @@ pub fn session_on(
     schema: &str,
     distribution: Option<Distribution>,
     options: &QueryOptions,
+) -> Result<SessionContext> {
+    session_with(
+        snapshot,
+        catalog,
+        schema,
+        distribution,
+        options,
+        &BTreeSet::new(),
+    )
+}
+
+fn session_with(
+    snapshot: &CatalogSnapshot,
+    catalog: &str,
+    schema: &str,
+    distribution: Option<Distribution>,
+    options: &QueryOptions,
+    unlisted: &BTreeSet<(String, String)>,
 ) -> Result<SessionContext> {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(catalog, schema)
@@ -147,7 +168,7 @@ pub fn session_on(
     }
     catalog.register_schema(
         crate::information_schema::SCHEMA,
-        crate::information_schema::provider(snapshot)?,
+        crate::information_schema::provider(snapshot, unlisted)?,
     )?;
     context.register_catalog(CATALOG, Arc::new(catalog));
     Ok(context)

@@ -206,6 +206,17 @@ fn three_users_get_what_the_rules_allow() {
         carol.execute("SELECT p.salary FROM sales.payroll p JOIN sales.secret s ON true"),
         "Cannot select from table shoal.sales.secret",
     );
+    // Reading a DEFINER view shows its user nothing more in the listings.
+    for listing in [
+        "SELECT count(*) FROM sales.payroll, information_schema.tables WHERE table_name = 'secret'",
+        "SELECT count(*) FROM sales.payroll, system.jdbc.tables WHERE table_name = 'secret'",
+    ] {
+        let rows = carol
+            .execute(listing)
+            .unwrap_or_else(|e| panic!("{listing}: {e:?}"))
+            .rows;
+        assert_eq!(rows, vec![vec![serde_json::json!(0)]], "{listing}");
+    }
     let text = carol
         .execute("SHOW CREATE VIEW sales.payroll_invoker")
         .expect("show create view")

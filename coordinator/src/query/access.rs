@@ -61,8 +61,9 @@ impl StatementContext {
         Ok(())
     }
 
-    /// The tables this statement reads only through SECURITY DEFINER views.
-    fn definer_reads(&self) -> BTreeSet<(String, String)> {
+    /// The tables this statement reads only through SECURITY DEFINER views: its user reads
+    /// them, but sees them in no listing.
+    pub(crate) fn definer_reads(&self) -> BTreeSet<(String, String)> {
         // A poisoned set is an empty one: every table is then checked for the user.
         self.definer_reads
             .lock()
@@ -148,13 +149,26 @@ impl StatementContext {
     }
 
     /// Leave out of `snapshot` what the user may not see (for `information_schema`, SHOW).
-    pub(crate) fn visible(&self, mut snapshot: CatalogSnapshot) -> CatalogSnapshot {
+    pub(crate) fn visible(&self, snapshot: CatalogSnapshot) -> CatalogSnapshot {
+        self.visible_and(snapshot, &BTreeSet::new())
+    }
+
+    /// What the statement may read of `snapshot`: what its user may see, and the tables it
+    /// reads through SECURITY DEFINER views (which no listing shows it).
+    pub(crate) fn readable(&self, snapshot: CatalogSnapshot) -> CatalogSnapshot {
+        self.visible_and(snapshot, &self.definer_reads())
+    }
+
+    fn visible_and(
+        &self,
+        mut snapshot: CatalogSnapshot,
+        also: &BTreeSet<(String, String)>,
+    ) -> CatalogSnapshot {
         let who = self.identity();
         let access = &self.node.access;
-        let on_owners = self.definer_reads();
         snapshot.tables.retain(|(schema, table), _| {
             access.can_see_table(&who, CATALOG, schema, table)
-                || on_owners.contains(&(schema.clone(), table.clone()))
+                || also.contains(&(schema.clone(), table.clone()))
         });
         snapshot
             .views

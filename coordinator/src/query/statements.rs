@@ -183,7 +183,7 @@ impl StatementContext {
         }
     }
 
-    /// The catalog versions `reads` names, as far as the user may see them.
+    /// The catalog versions `reads` names, as far as the statement may read them.
     pub(crate) async fn resolve(
         &self,
         reads: &Reads,
@@ -191,7 +191,7 @@ impl StatementContext {
         let snapshot = catalog::resolve(&self.store, reads)
             .await
             .map_err(|e| catalog_error(e.into()))?;
-        Ok(self.visible(snapshot))
+        Ok(self.readable(snapshot))
     }
 
     pub(crate) async fn session_context(
@@ -204,6 +204,7 @@ impl StatementContext {
             &self.current_catalog(),
             &self.current_schema(),
             &self.options(),
+            &self.definer_reads(),
         )
         .map_err(|e| errors::from_datafusion(&e, ""))
     }
@@ -214,7 +215,11 @@ impl StatementContext {
         self.authorize_reads(&reads)?;
         let context = self.session_context(&reads).await?;
         if reads.system {
-            let everything = self.resolve(&Reads::everything()).await?;
+            // system.jdbc lists what the user may see.
+            let everything = catalog::resolve(&self.store, &Reads::everything())
+                .await
+                .map_err(|e| catalog_error(e.into()))?;
+            let everything = self.visible(everything);
             system::register(&context, &self.node, &self.session.user, &everything)
                 .await
                 .map_err(|e| errors::from_datafusion(&e, sql))?;
