@@ -38,6 +38,13 @@ if ! python3 -c "import trino, pytest, requests, sqlalchemy, pandas" 2>/dev/null
         || echo "warning: could not install the Python trino client, SQLAlchemy or pandas" >&2
 fi
 
+# s3s-fs: a real S3-compatible server (SigV4, conditional puts) the object-storage tests run
+# against on loopback; a Rust program, so cargo installs it.
+if ! command -v s3s-fs >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+    cargo install --quiet s3s-fs@0.14.1 --features binary \
+        || echo "warning: could not install s3s-fs" >&2
+fi
+
 # dbt with the trino adapter: a test runs a dbt project (seeds, models, data tests) as a user
 # would. dbt-core 1.11 and later download a wheel while they install, which fails offline.
 if ! dbt --version 2>/dev/null | grep -q trino; then

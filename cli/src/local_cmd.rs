@@ -209,7 +209,7 @@ fn write_etc(
         format!(
             "node.id={id}\nnode.environment=local\nnode.data-dir={}\nnode.internal-address=127.0.0.1\n\
              node.bind-address=127.0.0.1\nhttp-server.http.port={}\ninternal-communication.http.port={}\n\
-             internal-communication.shared-secret={secret}\ncatalog.warehouse-dir={}\n\
+             internal-communication.shared-secret={secret}\ncatalog.warehouse={}\n\
              catalog.external-locations={}\n",
             node_dir.join("data").display(),
             ports.0,

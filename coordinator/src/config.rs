@@ -25,14 +25,19 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Directory of this node's files; relative paths are taken from the etc directory's parent.",
     },
     KeySpec {
-        key: "catalog.warehouse-dir",
+        key: "catalog.warehouse",
         default: Some("warehouse"),
-        doc: "Where tables written by Shoal keep their Parquet files: shared storage every coordinator and worker mounts at the same path.",
+        doc: "Where tables written by Shoal keep their Parquet files, on storage every coordinator and worker shares: a directory every node mounts at the same path (a path, relative ones from the etc directory's parent, or a file:// URL), or s3://bucket/prefix in the bucket of an S3 profile under etc/filesystem/ (which workers have too).",
+    },
+    KeySpec {
+        key: "catalog.warehouse-dir",
+        default: Some(""),
+        doc: "The older name of catalog.warehouse, used when that is not set.",
     },
     KeySpec {
         key: "catalog.external-locations",
         default: Some(""),
-        doc: "Directories, comma separated, under which CREATE TABLE ... WITH (location = ...) may read existing files; empty: no external tables. Only the operator chooses them; users cannot point a table anywhere else.",
+        doc: "Directories (absolute paths) and s3://bucket/prefix locations, comma separated, under which CREATE TABLE ... WITH (location = ...) may read existing files; empty: no external tables. Only the operator chooses them; users cannot point a table anywhere else.",
     },
     KeySpec {
         key: "catalog.cleanup-interval",
@@ -219,11 +224,14 @@ pub struct CoordinatorConfig {
     pub node_id: u64,
     pub cluster: String,
     pub data_dir: PathBuf,
-    pub warehouse_dir: PathBuf,
+    /// The warehouse: an absolute directory or an `s3://bucket/prefix` URL.
+    pub warehouse: String,
+    /// The file-system profiles of `etc/filesystem/`.
+    pub profiles: shoal_storage::Profiles,
     /// The etc directory the configuration came from (access control reads its files there).
     pub etc_dir: PathBuf,
-    /// Where external tables may point (absolute, as configured).
-    pub external_locations: Vec<PathBuf>,
+    /// Where external tables may point: absolute directories and `s3://` prefixes.
+    pub external_locations: Vec<String>,
     pub cleanup_interval: Duration,
     pub max_query_history: usize,
     pub query_client_timeout: Duration,
@@ -292,21 +300,36 @@ impl CoordinatorConfig {
             ));
         }
         let data_dir = PathBuf::from(config.non_empty("node.data-dir")?);
-        let warehouse_dir = PathBuf::from(config.non_empty("catalog.warehouse-dir")?);
+        let profiles = shoal_storage::Profiles::load(etc, &base)?;
+        let warehouse = Self::load_warehouse(&file, &config, &base, &profiles)?;
         let mut external_locations = Vec::new();
         for location in config.string("catalog.external-locations")?.split(',') {
             let location = location.trim();
             if location.is_empty() {
                 continue;
             }
+            if let Some(rest) = location.strip_prefix("s3://") {
+                if !rest
+                    .trim_end_matches('/')
+                    .split('/')
+                    .all(shoal_storage::is_plain_segment)
+                {
+                    return Err(config.invalid(
+                        "catalog.external-locations",
+                        format!("{location:?} has empty, '.' or '..' segments"),
+                    ));
+                }
+                external_locations.push(location.trim_end_matches('/').to_string());
+                continue;
+            }
             let path = PathBuf::from(location.strip_prefix("file://").unwrap_or(location));
             if !path.is_absolute() {
                 return Err(config.invalid(
                     "catalog.external-locations",
-                    format!("{location:?} is not an absolute path"),
+                    format!("{location:?} is not an absolute path or an s3:// URL"),
                 ));
             }
-            external_locations.push(path);
+            external_locations.push(path.display().to_string());
         }
         let max_query_history = config.u64("query.max-history")?;
         if max_query_history == 0 {
@@ -319,7 +342,8 @@ impl CoordinatorConfig {
         Ok(CoordinatorConfig {
             node_id,
             data_dir: resolve(&base, data_dir),
-            warehouse_dir: resolve(&base, warehouse_dir),
+            warehouse,
+            profiles,
             etc_dir: etc.to_path_buf(),
             external_locations,
             cleanup_interval: config.duration("catalog.cleanup-interval")?,
@@ -350,6 +374,51 @@ impl CoordinatorConfig {
             seed_store: SeedStoreConfig::load(etc, &base, &cluster)?,
             cluster,
         })
+    }
+
+    /// `catalog.warehouse` (or its older name): an absolute directory, or an `s3://` URL in
+    /// the bucket of an S3 profile.
+    fn load_warehouse(
+        file: &PropertiesFile,
+        config: &Reader,
+        base: &Path,
+        profiles: &shoal_storage::Profiles,
+    ) -> Result<String, ConfigError> {
+        let key = if !file.entries.contains_key("catalog.warehouse")
+            && file.entries.contains_key("catalog.warehouse-dir")
+        {
+            "catalog.warehouse-dir"
+        } else {
+            "catalog.warehouse"
+        };
+        let value = config.non_empty(key)?;
+        if let Some(rest) = value.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let known = profiles.iter().any(
+                |p| matches!(&p.kind, shoal_storage::ProfileKind::S3(s3) if s3.bucket == bucket),
+            );
+            if !known {
+                return Err(config.invalid(
+                    key,
+                    format!("no S3 profile under etc/filesystem/ has s3.bucket={bucket}"),
+                ));
+            }
+            let prefix = prefix.trim_matches('/');
+            if !prefix.is_empty() && !prefix.split('/').all(shoal_storage::is_plain_segment) {
+                return Err(config.invalid(key, "the key prefix has empty, '.' or '..' segments"));
+            }
+            return Ok(format!("s3://{bucket}/{prefix}")
+                .trim_end_matches('/')
+                .to_string());
+        }
+        let path = match value.strip_prefix("file://") {
+            Some(path) => PathBuf::from(path),
+            None if value.contains("://") => {
+                return Err(config.invalid(key, "only s3:// and file:// URLs exist"))
+            }
+            None => PathBuf::from(&value),
+        };
+        Ok(resolve(base, path).display().to_string())
     }
 
     fn load_session_defaults(config: &Reader) -> Result<SessionDefaults, ConfigError> {

@@ -71,7 +71,11 @@ pub async fn run(
         None => None,
     };
     let internal_url = format!("http://{host}:{}", internal.local_addr()?.port());
-    let warehouse = catalog::warehouse::Warehouse::open(&config.warehouse_dir)
+    let storage = shoal_storage::Storage::open(config.profiles.clone())
+        .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
+    let warehouse = storage
+        .location(&config.warehouse, std::path::Path::new("/"))
+        .map(catalog::warehouse::Warehouse::new)
         .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
     let access = shoal_access::AccessControl::load(&config.etc_dir)
         .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
@@ -80,6 +84,7 @@ pub async fn run(
     let node = Coordinator::new(
         config.clone(),
         store,
+        storage,
         warehouse,
         access,
         client_url.clone(),

@@ -59,6 +59,10 @@ pub struct HaState {
 pub struct Coordinator {
     pub config: CoordinatorConfig,
     pub store: StateStore,
+    /// The file-system profiles' stores.
+    pub storage: shoal_storage::Storage,
+    /// The object stores DataFusion sessions read and write tables through.
+    pub stores: shoal_engine::provider::ObjectStores,
     /// Where managed tables keep their files.
     pub warehouse: crate::catalog::warehouse::Warehouse,
     /// Who may do what to which catalog, schema and table (Trino's file-based rules).
@@ -85,11 +89,13 @@ impl Coordinator {
     pub fn new(
         config: CoordinatorConfig,
         store: StateStore,
+        storage: shoal_storage::Storage,
         warehouse: crate::catalog::warehouse::Warehouse,
         access: shoal_access::AccessControl,
         client_url: String,
         internal_url: String,
     ) -> Arc<Self> {
+        let stores = shoal_engine::provider::object_stores(&storage);
         let rpc = RpcClient::new(&config.secret);
         let channels = SecretChannels::new(&config.secret).ok();
         let queries = crate::query::manager::Queries::new(config.node_id);
@@ -98,6 +104,8 @@ impl Coordinator {
         Arc::new(Coordinator {
             config,
             store,
+            storage,
+            stores,
             warehouse,
             access,
             client_url,

@@ -70,10 +70,17 @@ impl CheckedTable {
                 .await?;
                 Ok(())
             }
-            Required::Location(url) => {
-                if url.scheme() != "file" {
-                    return Ok(());
+            Required::Location(url) if url.scheme() != "file" => {
+                // An object store holds no directories: something must be under the prefix.
+                let store = state.runtime_env().object_store(url)?;
+                let mut listed = store.list(Some(url.prefix()));
+                match futures::StreamExt::next(&mut listed).await {
+                    Some(Ok(_)) => Ok(()),
+                    Some(Err(e)) => Err(self.missing("location", url, e)),
+                    None => Err(self.missing("location", url, "nothing is stored there")),
                 }
+            }
+            Required::Location(url) => {
                 let path = url
                     .get_url()
                     .to_file_path()

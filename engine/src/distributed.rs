@@ -16,6 +16,8 @@ use datafusion_distributed::{
 };
 use http::{HeaderMap, HeaderValue};
 use shoal_proto::CLUSTER_SECRET_HEADER;
+
+use crate::provider::ObjectStores;
 use url::Url;
 
 /// The workers a query was given when it was scheduled.
@@ -136,24 +138,25 @@ fn memory_limit(headers: &HeaderMap) -> Option<(usize, HeaderMap)> {
     Some((usize::try_from(bytes).unwrap_or(usize::MAX), passed_on))
 }
 
-/// The datafusion-distributed worker service, talking to other workers through `channels`.
-pub fn worker_service(channels: SecretChannels) -> Worker {
+/// The datafusion-distributed worker service, talking to other workers through `channels` and
+/// reading tables through `stores`.
+pub fn worker_service(channels: SecretChannels, stores: ObjectStores) -> Worker {
     let channels = Arc::new(channels);
     Worker::from_session_builder(move |context: WorkerQueryContext| {
         let channels = channels.as_ref().clone();
+        let stores = stores.clone();
         async move {
             let mut builder = context.builder.with_distributed_channel_resolver(channels);
+            let base = builder.runtime_env().clone().unwrap_or_default();
+            let mut runtime =
+                RuntimeEnvBuilder::from_runtime_env(&base).with_object_store_registry(stores);
             // The query's memory limit holds for each of its tasks here, and for the stages
             // this one reads from other workers.
             if let Some((bytes, passed_on)) = memory_limit(&context.headers) {
-                let base = builder.runtime_env().clone().unwrap_or_default();
-                let runtime = RuntimeEnvBuilder::from_runtime_env(&base)
-                    .with_memory_limit(bytes, 1.0)
-                    .build()?;
-                builder = builder
-                    .with_runtime_env(Arc::new(runtime))
-                    .with_distributed_passthrough_headers(passed_on)?;
+                runtime = runtime.with_memory_limit(bytes, 1.0);
+                builder = builder.with_distributed_passthrough_headers(passed_on)?;
             }
+            builder = builder.with_runtime_env(Arc::new(runtime.build()?));
             let mut state = builder.build();
             // Stages may call Trino's functions that run kernels of their own.
             for function in crate::functions::kernels() {

@@ -17,6 +17,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::{provider_as_source, TableProvider, ViewTable};
 use datafusion::error::Result;
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
@@ -28,6 +29,19 @@ use crate::distributed::{distribute, Distribution};
 use crate::options::QueryOptions;
 
 pub const CATALOG: &str = "shoal";
+
+/// The object stores a process reads and writes tables through: local files, and the S3
+/// buckets of its file-system profiles.
+pub type ObjectStores = Arc<dyn ObjectStoreRegistry>;
+
+/// The object stores of `storage`'s profiles, for every session of this process.
+pub fn object_stores(storage: &shoal_storage::Storage) -> ObjectStores {
+    let registry = DefaultObjectStoreRegistry::new();
+    for (url, store) in storage.object_stores() {
+        registry.register_store(&url, store);
+    }
+    Arc::new(registry)
+}
 
 pub fn file_format(format: TableFormat, csv_header: bool) -> Arc<dyn FileFormat> {
     match format {
@@ -90,9 +104,10 @@ pub fn session(
     catalog: &str,
     schema: &str,
     options: &QueryOptions,
+    stores: &ObjectStores,
     unlisted: &BTreeSet<(String, String)>,
 ) -> Result<SessionContext> {
-    session_with(snapshot, catalog, schema, None, options, unlisted)
+    session_with(snapshot, catalog, schema, None, options, stores, unlisted)
 }
 
 /// Like [`session`], with stages spread over `workers` when some are given.
@@ -102,6 +117,7 @@ pub fn session_on(
     schema: &str,
     distribution: Option<Distribution>,
     options: &QueryOptions,
+    stores: &ObjectStores,
 ) -> Result<SessionContext> {
     session_with(
         snapshot,
@@ -109,6 +125,7 @@ pub fn session_on(
         schema,
         distribution,
         options,
+        stores,
         &BTreeSet::new(),
     )
 }
@@ -119,6 +136,7 @@ fn session_with(
     schema: &str,
     distribution: Option<Distribution>,
     options: &QueryOptions,
+    stores: &ObjectStores,
     unlisted: &BTreeSet<(String, String)>,
 ) -> Result<SessionContext> {
     let mut config = SessionConfig::new()
@@ -139,15 +157,14 @@ fn session_with(
     if let Some(zone) = &options.time_zone {
         config.options_mut().execution.time_zone = Some(zone.clone());
     }
-    let mut builder = SessionStateBuilder::new()
-        .with_default_features()
-        .with_config(config);
+    let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(stores.clone());
     if let Some(bytes) = options.max_memory_bytes {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(usize::try_from(bytes).unwrap_or(usize::MAX), 1.0)
-            .build()?;
-        builder = builder.with_runtime_env(Arc::new(runtime));
+        runtime = runtime.with_memory_limit(usize::try_from(bytes).unwrap_or(usize::MAX), 1.0);
     }
+    let builder = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(Arc::new(runtime.build()?));
     let builder = match distribution {
         Some(distribution) if !distribution.workers.is_empty() => {
             distribute(builder, distribution, options.max_memory_bytes)?

@@ -7,6 +7,7 @@ pub mod linearizability;
 pub mod netns;
 pub mod process;
 pub mod python;
+pub mod s3;
 pub mod tpch;
 pub mod trino;
 

@@ -184,6 +184,13 @@ pub struct ProcessCluster {
     pub client_ca: Option<PathBuf>,
     /// When coordinators run in network namespaces of their own (see [`ProcessCluster::cut`]).
     pub network: Option<crate::netns::Network>,
+    /// `catalog.warehouse` of the coordinators; None for a directory of the cluster's.
+    pub warehouse: Option<String>,
+    /// Files (path inside etc, text) written into every coordinator's and worker's etc
+    /// directory, such as file-system profiles.
+    pub etc_files: Vec<(String, String)>,
+    /// Locations allowed to external tables besides [`ProcessCluster::external_dir`].
+    pub external_locations: Vec<String>,
 }
 
 impl ProcessCluster {
@@ -203,6 +210,9 @@ impl ProcessCluster {
             workers: BTreeMap::new(),
             client_ca: None,
             network: None,
+            warehouse: None,
+            etc_files: Vec::new(),
+            external_locations: Vec::new(),
         }
     }
 
@@ -260,12 +270,19 @@ impl ProcessCluster {
                         "node.id={id}\nnode.environment=test\nnode.data-dir={}\nnode.bind-address={bind}\n\
                          node.internal-address={internal_ip}\n\
                          http-server.http.port={client}\ninternal-communication.http.port={internal}\n\
-                         internal-communication.shared-secret={}\ncatalog.warehouse-dir={}\n\
+                         internal-communication.shared-secret={}\ncatalog.warehouse={}\n\
                          catalog.external-locations={}\ncatalog.cleanup-interval={}\n{}",
                         node_dir.join("data").display(),
                         self.secret,
-                        self.dir.path().join("warehouse").display(),
-                        self.external_dir().display(),
+                        self.warehouse.clone().unwrap_or_else(|| self.dir
+                            .path()
+                            .join("warehouse")
+                            .display()
+                            .to_string()),
+                        std::iter::once(self.external_dir().display().to_string())
+                            .chain(self.external_locations.iter().cloned())
+                            .collect::<Vec<_>>()
+                            .join(","),
                         self.cleanup_interval,
                         self.extra_config
                     ),
@@ -284,7 +301,11 @@ impl ProcessCluster {
                 ),
                 ("filesystem/local.properties", "fs.client.type=local\n".to_string()),
             ];
-            for (name, text) in files {
+            for (name, text) in files
+                .into_iter()
+                .map(|(n, t)| (n.to_string(), t))
+                .chain(self.etc_files.iter().cloned())
+            {
                 std::fs::write(etc.join(name), text).expect("write etc");
             }
             self.coordinators.insert(
@@ -399,7 +420,11 @@ impl ProcessCluster {
             ),
             ("filesystem/local.properties", "fs.client.type=local\n".to_string()),
         ];
-        for (file, text) in files {
+        for (file, text) in files
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t))
+            .chain(self.etc_files.iter().cloned())
+        {
             std::fs::write(etc.join(file), text).expect("write worker etc");
         }
         etc

@@ -92,6 +92,8 @@ pub struct WorkerConfig {
     pub spill_dir: PathBuf,
     pub spill_bytes: u64,
     pub seed_store: SeedStoreConfig,
+    /// The file-system profiles of `etc/filesystem/` (tables on S3 are read through them).
+    pub profiles: shoal_storage::Profiles,
 }
 
 fn plain_name(value: &str) -> bool {
@@ -146,6 +148,7 @@ impl WorkerConfig {
             heartbeat_interval,
             log_json: config.choice("log.format", &["text", "json"])? == "json",
             seed_store: SeedStoreConfig::load(etc, &base, &cluster)?,
+            profiles: shoal_storage::Profiles::load(etc, &base)?,
             cluster,
         })
     }

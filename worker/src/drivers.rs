@@ -11,6 +11,7 @@ use shoal_engine::distributed::{Distribution, ScheduledWorkers, SecretChannels};
 use shoal_engine::drive::{paths, DriveRequest, DriveState, PageRequest, ProgressReport};
 use shoal_engine::driver::{Driver, Outcome};
 use shoal_engine::pages::{BufferLimits, PageReply};
+use shoal_engine::provider::ObjectStores;
 use shoal_engine::{errors, provider, Prepared};
 use shoal_proto::client::QueryError;
 use shoal_state_store::network::RpcClient;
@@ -46,6 +47,7 @@ pub struct Drivers {
     incarnation: u64,
     rpc: RpcClient,
     channels: SecretChannels,
+    stores: ObjectStores,
     buffers: BufferSettings,
     driven: Mutex<HashMap<String, Driven>>,
 }
@@ -56,6 +58,7 @@ impl Drivers {
         incarnation: u64,
         rpc: RpcClient,
         channels: SecretChannels,
+        stores: ObjectStores,
         buffers: BufferSettings,
     ) -> Self {
         Drivers {
@@ -63,6 +66,7 @@ impl Drivers {
             incarnation,
             rpc,
             channels,
+            stores,
             buffers,
             driven: Mutex::new(HashMap::new()),
         }
@@ -131,7 +135,7 @@ impl Drivers {
                 scan_bytes_per_task: self.buffers.scan_bytes_per_task,
             })
             .map_err(|e| e.to_string());
-        let plan = plan(&request, distribution);
+        let plan = plan(&request, distribution, &self.stores);
         let deadline = request
             .options
             .deadline(request.submitted_ms, shoal_seed_store::publisher::now_ms());
@@ -280,6 +284,7 @@ impl Drivers {
 async fn plan(
     request: &DriveRequest,
     distribution: Result<Distribution, String>,
+    stores: &ObjectStores,
 ) -> Result<Prepared, QueryError> {
     let distribution = distribution.map_err(|e| errors::internal(&e))?;
     let context = provider::session_on(
@@ -288,6 +293,7 @@ async fn plan(
         &request.schema,
         Some(distribution),
         &request.options,
+        stores,
     )
     .map_err(|e| errors::from_datafusion(&e, &request.sql))?;
     let frame = shoal_engine::naming::plan_sql(&context, &request.sql)

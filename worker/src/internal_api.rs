@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use shoal_engine::distributed::{worker_service, SecretChannels};
 use shoal_engine::drive::{paths, DriveRequest, PageRequest};
+use shoal_engine::provider::ObjectStores;
 use shoal_proto::cluster::WorkerHeartbeat;
 use shoal_proto::{ErrorCode, ServiceError};
 use shoal_state_store::server::{answer, decode, decode_json, failure, require_secret};
@@ -22,8 +23,9 @@ pub fn router(
     status: WorkerHeartbeat,
     drivers: Arc<Drivers>,
     channels: SecretChannels,
+    stores: ObjectStores,
 ) -> Router {
-    let stages = tonic::service::Routes::new(worker_service(channels).into_worker_server())
+    let stages = tonic::service::Routes::new(worker_service(channels, stores).into_worker_server())
         .prepare()
         .into_axum_router();
     let status = Arc::new(status);

@@ -66,11 +66,15 @@ pub async fn run(
         // Spill files of an earlier run belong to queries that are gone.
         let _ = std::fs::remove_dir_all(&spill_dir);
     }
+    let storage = shoal_storage::Storage::open(config.profiles.clone())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let stores = shoal_engine::provider::object_stores(&storage);
     let drivers = Arc::new(Drivers::new(
         internal_url.clone(),
         heartbeat.started_at_ms,
         RpcClient::new(&config.secret),
         channels.clone(),
+        stores.clone(),
         BufferSettings {
             scan_bytes_per_task: config.scan_bytes_per_task as usize,
             memory_bytes: config.buffer_memory_bytes,
@@ -78,8 +82,14 @@ pub async fn run(
             spill_bytes: config.spill_bytes,
         },
     ));
-    let app = internal_api::router(&config.secret, heartbeat.clone(), drivers.clone(), channels)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = internal_api::router(
+        &config.secret,
+        heartbeat.clone(),
+        drivers.clone(),
+        channels,
+        stores,
+    )
+    .into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = watch::channel(false);
     let mut server_stopped = stopped.clone();
     let server = tokio::spawn(async move {

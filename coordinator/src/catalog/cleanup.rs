@@ -4,10 +4,10 @@
 //! a copy-on-write commit replaced once no query that started before it runs. Files a
 //! table's current version lists, and files of a query still running, are never touched.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-
 use shoal_state_store::{KeyValue, ReadConsistency, StateStore};
+use std::collections::{BTreeMap, BTreeSet};
+
+use shoal_storage::Location;
 
 use super::commit::{CommitMarker, Tombstone};
 use super::warehouse::{is_table_id, parse_write_dir_name, write_dir_name, Warehouse};
@@ -63,7 +63,7 @@ async fn collect_replaced(
         }
         let mut all = true;
         for path in &batch.removed {
-            if let Err(e) = warehouse.remove_file(Path::new(path)) {
+            if let Err(e) = warehouse.remove_file(path).await {
                 tracing::warn!(file = %path, error = %e, "cannot remove a replaced file");
                 all = false;
             }
@@ -111,7 +111,7 @@ async fn collect_dropped(
     let dir = warehouse
         .table_dir(&tombstone.table_id)
         .map_err(|e| super::CatalogError::Invalid(e.to_string()))?;
-    if let Err(e) = warehouse.remove_dir(&dir) {
+    if let Err(e) = warehouse.remove_dir(&dir).await {
         tracing::warn!(table = %tombstone.table_id, error = %e, "cannot remove a dropped table's files");
         return Ok(false);
     }
@@ -144,13 +144,14 @@ async fn collect_abandoned(
         .collect();
     let running: BTreeSet<&str> = running.iter().map(|(_, r)| r.id.as_str()).collect();
     let mut removed = 0;
-    let Ok(entries) = std::fs::read_dir(warehouse.root()) else {
-        return Ok(0);
+    let tables = match warehouse.root().list_dirs().await {
+        Ok(tables) => tables,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the warehouse");
+            return Ok(0);
+        }
     };
-    for entry in entries.flatten() {
-        let Some(id) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
+    for id in tables {
         if !is_table_id(&id) || dropped.contains(&id) {
             continue;
         }
@@ -159,14 +160,18 @@ async fn collect_abandoned(
         } else {
             BTreeSet::new()
         };
-        let table_dir = entry.path();
+        let Ok(table_dir) = warehouse.table_dir(&id) else {
+            continue;
+        };
         let mut kept = 0;
-        for write in std::fs::read_dir(&table_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = write.file_name().to_string_lossy().to_string();
+        let writes = match table_dir.list_dirs().await {
+            Ok(writes) => writes,
+            Err(e) => {
+                tracing::warn!(table = %id, error = %e, "cannot list a table's directory");
+                continue;
+            }
+        };
+        for name in writes {
             let keep = match parse_write_dir_name(&name) {
                 Some((query, attempt)) => {
                     committed.contains(&name)
@@ -175,15 +180,18 @@ async fn collect_abandoned(
                 }
                 None => true,
             };
-            if keep {
-                kept += 1;
-            } else if remove(warehouse, &write.path()) {
+            let removed_now = !keep
+                && match table_dir.child(&name) {
+                    Ok(write) => remove(warehouse, &write).await,
+                    Err(_) => false,
+                };
+            if removed_now {
                 removed += 1;
             } else {
                 kept += 1;
             }
         }
-        if kept == 0 && !live.contains_key(&id) && remove(warehouse, &table_dir) {
+        if kept == 0 && !live.contains_key(&id) && remove(warehouse, &table_dir).await {
             removed += 1;
         }
     }
@@ -235,14 +243,14 @@ async fn committed_elsewhere(store: &StateStore, query: &str, attempt: u32) -> C
     )
 }
 
-fn remove(warehouse: &Warehouse, dir: &Path) -> bool {
-    match warehouse.remove_dir(dir) {
+async fn remove(warehouse: &Warehouse, dir: &Location) -> bool {
+    match warehouse.remove_dir(dir).await {
         Ok(()) => {
-            tracing::info!(dir = %dir.display(), "removed files no commit lists");
+            tracing::info!(dir = %dir.url(), "removed files no commit lists");
             true
         }
         Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove files no commit lists");
+            tracing::warn!(dir = %dir.url(), error = %e, "cannot remove files no commit lists");
             false
         }
     }

@@ -1,24 +1,23 @@
-//! The warehouse directory: where managed tables keep their files, one directory per table id
-//! (`<warehouse>/<table id>/<query id>.<attempt>/part-N.parquet`), and the one check every path
-//! Shoal writes or deletes passes: it lies inside the warehouse after resolution (no `..`, no
-//! symbolic link leading out). No name a user chose ever becomes part of a path.
+//! The warehouse: where managed tables keep their files, a local directory or a prefix of an S3
+//! bucket, one directory per table id (`<warehouse>/<table id>/<query id>.<attempt>/part-N.parquet`),
+//! and the one check every path Shoal deletes passes: it lies inside the warehouse (no `..`,
+//! and on a local disk no symbolic link leading out). No name a user chose ever becomes part
+//! of a path.
 
 use std::path::{Component, Path, PathBuf};
 
 use rand_core::{OsRng, RngCore};
+use shoal_storage::{Location, StorageError};
 
 /// Length of a table id: 32 lower-case hexadecimal digits (128 random bits).
 const ID_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
-    #[error("cannot use the warehouse directory {}: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("refusing {}: it is not inside the warehouse {}", path.display(), root.display())]
-    Outside { path: PathBuf, root: PathBuf },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("refusing {path}: it is not inside the warehouse {root}")]
+    Outside { path: String, root: String },
     #[error("{0:?} is not a table id")]
     BadId(String),
     #[error("{0:?} is not a query id")]
@@ -56,34 +55,35 @@ pub fn parse_write_dir_name(name: &str) -> Option<(&str, u32)> {
     is_query_id(query).then_some((query, attempt))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Warehouse {
-    /// Absolute and free of symbolic links.
-    root: PathBuf,
+    /// A local directory (absolute, free of symbolic links) or a prefix of an S3 bucket.
+    root: Location,
 }
 
 impl Warehouse {
-    /// The warehouse at `dir`, created if missing.
-    pub fn open(dir: &Path) -> Result<Self, WarehouseError> {
-        let open = |source| WarehouseError::Open {
-            path: dir.to_path_buf(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(open)?;
-        let root = dir.canonicalize().map_err(open)?;
-        Ok(Warehouse { root })
+    /// The warehouse at `root`.
+    pub fn new(root: Location) -> Self {
+        Warehouse { root }
     }
 
-    pub fn root(&self) -> &Path {
+    /// The warehouse in the local directory `dir`, created if missing.
+    pub fn open(dir: &Path) -> Result<Self, WarehouseError> {
+        Ok(Warehouse {
+            root: shoal_storage::local_location(dir)?,
+        })
+    }
+
+    pub fn root(&self) -> &Location {
         &self.root
     }
 
     /// The directory of the managed table `id`.
-    pub fn table_dir(&self, id: &str) -> Result<PathBuf, WarehouseError> {
+    pub fn table_dir(&self, id: &str) -> Result<Location, WarehouseError> {
         if !is_table_id(id) {
             return Err(WarehouseError::BadId(id.to_string()));
         }
-        Ok(self.root.join(id))
+        Ok(self.root.child(id)?)
     }
 
     /// The directory one attempt of one query writes table `id`'s new files into.
@@ -92,21 +92,45 @@ impl Warehouse {
         id: &str,
         query_id: &str,
         attempt: u32,
-    ) -> Result<PathBuf, WarehouseError> {
+    ) -> Result<Location, WarehouseError> {
         if !is_query_id(query_id) {
             return Err(WarehouseError::BadQueryId(query_id.to_string()));
         }
-        Ok(self.table_dir(id)?.join(write_dir_name(query_id, attempt)))
+        Ok(self
+            .table_dir(id)?
+            .child(&write_dir_name(query_id, attempt))?)
     }
 
-    /// `path` if it lies strictly inside the warehouse: absolute, without `.` or `..`
-    /// components, below the root, and with no symbolic link on the way that leads elsewhere
-    /// (the deepest part of it that exists is resolved and must still be inside).
-    pub fn check(&self, path: &Path) -> Result<PathBuf, WarehouseError> {
-        let outside = || WarehouseError::Outside {
-            path: path.to_path_buf(),
-            root: self.root.clone(),
+    /// Whether `name` (a file path or URL) lies strictly inside the warehouse, by its name.
+    pub fn contains(&self, name: &str) -> bool {
+        self.root.relative(name).is_some()
+    }
+
+    /// Whether the location `name` (a resolved local path or an `s3://` URL) is the warehouse
+    /// or lies inside it.
+    pub fn covers(&self, name: &str) -> bool {
+        let root = self.root.url();
+        let name = if name.ends_with('/') {
+            name.to_string()
+        } else {
+            format!("{name}/")
         };
+        name.starts_with(&root)
+    }
+
+    /// For a local warehouse, `path` if it lies strictly inside the warehouse: absolute,
+    /// without `.` or `..` components, below the root, and with no symbolic link on the way
+    /// that leads elsewhere (the deepest part of it that exists is resolved and must still be
+    /// inside).
+    pub fn check(&self, path: &Path) -> Result<PathBuf, WarehouseError> {
+        let root = self.root.local_dir().unwrap_or_default();
+        let outside = || WarehouseError::Outside {
+            path: path.display().to_string(),
+            root: root.display().to_string(),
+        };
+        if !self.root.is_local() {
+            return Err(outside());
+        }
         let lexical_ok = path.is_absolute()
             && path.components().all(|c| {
                 matches!(
@@ -114,7 +138,7 @@ impl Warehouse {
                     Component::RootDir | Component::Normal(_) | Component::Prefix(_)
                 )
             });
-        if !lexical_ok || !path.starts_with(&self.root) || path == self.root {
+        if !lexical_ok || !path.starts_with(&root) || path == root {
             return Err(outside());
         }
         let mut existing = path;
@@ -128,67 +152,95 @@ impl Warehouse {
             }
         }
         let resolved = existing.canonicalize().map_err(|_| outside())?;
-        if resolved == self.root && existing != self.root.as_path() {
+        if resolved == root && existing != root.as_path() {
             return Err(outside());
         }
-        if !resolved.starts_with(&self.root) {
+        if !resolved.starts_with(&root) {
             return Err(outside());
         }
         Ok(path.to_path_buf())
     }
 
-    /// Create `dir` (checked) and its parents inside the warehouse.
-    pub fn create_dir(&self, dir: &Path) -> Result<(), WarehouseError> {
-        let dir = self.check(dir)?;
-        std::fs::create_dir_all(&dir).map_err(|source| WarehouseError::Open {
-            path: dir.clone(),
-            source,
-        })?;
-        // A link planted while the directories were made would show now.
-        self.check(&dir).map(|_| ())
+    /// On a local warehouse, refuse `dir` unless it is a real directory inside (or missing).
+    fn check_local_dir(&self, dir: &Location) -> Result<bool, WarehouseError> {
+        let Some(path) = dir.local_dir() else {
+            return Ok(true);
+        };
+        let path = self.check(&path)?;
+        match std::fs::symlink_metadata(&path) {
+            Err(_) => Ok(false),
+            // A link or a file where a directory belongs: never follow it.
+            Ok(meta) if !meta.is_dir() => Err(WarehouseError::Outside {
+                path: path.display().to_string(),
+                root: self.root.url(),
+            }),
+            Ok(_) => Ok(true),
+        }
     }
 
     /// Remove `dir` and everything in it, if it is inside the warehouse; a missing directory
-    /// is already removed.
-    pub fn remove_dir(&self, dir: &Path) -> Result<(), WarehouseError> {
-        let dir = self.check(dir)?;
-        match std::fs::symlink_metadata(&dir) {
-            Err(_) => return Ok(()),
-            Ok(meta) if !meta.is_dir() => {
-                // A link or a file where a directory belongs: never follow it.
-                return Err(WarehouseError::Outside {
-                    path: dir,
-                    root: self.root.clone(),
-                });
-            }
-            Ok(_) => {}
+    /// is already removed. On a local warehouse no symbolic link is followed: the directory and
+    /// the directory of each file must resolve inside.
+    pub async fn remove_dir(&self, dir: &Location) -> Result<(), WarehouseError> {
+        if self
+            .root
+            .relative(dir.url().trim_end_matches('/'))
+            .is_none()
+        {
+            return Err(WarehouseError::Outside {
+                path: dir.url(),
+                root: self.root.url(),
+            });
         }
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(WarehouseError::Open { path: dir, source }),
+        if !self.check_local_dir(dir)? {
+            return Ok(());
+        }
+        if dir.is_local() {
+            for entry in dir.list_all().await? {
+                if let Some(parent) = Path::new(&entry.full_name).parent() {
+                    let resolved = parent.canonicalize().map_err(|_| WarehouseError::Outside {
+                        path: entry.full_name.clone(),
+                        root: self.root.url(),
+                    })?;
+                    if resolved != parent {
+                        return Err(WarehouseError::Outside {
+                            path: entry.full_name.clone(),
+                            root: self.root.url(),
+                        });
+                    }
+                }
+            }
+        }
+        dir.delete_all().await?;
+        Ok(())
+    }
+
+    /// Remove the files of a write that will not commit (`why`), logging a failure: the
+    /// cleanup sweep removes them later then.
+    pub async fn discard(&self, dir: &Location, why: &str) {
+        if let Err(e) = self.remove_dir(dir).await {
+            tracing::warn!(dir = %dir.url(), error = %e, why, "cannot remove the files of a write");
         }
     }
 
-    /// Remove the data file `file` (inside the warehouse, and a plain file); one that is
-    /// already gone is fine.
-    pub fn remove_file(&self, file: &Path) -> Result<(), WarehouseError> {
-        let file = self.check(file)?;
-        match std::fs::symlink_metadata(&file) {
-            Err(_) => return Ok(()),
-            Ok(meta) if !meta.is_file() => {
-                return Err(WarehouseError::Outside {
-                    path: file,
-                    root: self.root.clone(),
-                });
+    /// Remove the data file `name` (a path or URL inside the warehouse, and a plain file on a
+    /// local one); one that is already gone is fine.
+    pub async fn remove_file(&self, name: &str) -> Result<(), WarehouseError> {
+        let outside = || WarehouseError::Outside {
+            path: name.to_string(),
+            root: self.root.url(),
+        };
+        let relative = self.root.relative(name).ok_or_else(outside)?;
+        if self.root.is_local() {
+            let file = self.check(Path::new(name))?;
+            match std::fs::symlink_metadata(&file) {
+                Err(_) => return Ok(()),
+                Ok(meta) if !meta.is_file() => return Err(outside()),
+                Ok(_) => {}
             }
-            Ok(_) => {}
         }
-        match std::fs::remove_file(&file) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(WarehouseError::Open { path: file, source }),
-        }
+        self.root.delete_relative(&relative).await?;
+        Ok(())
     }
 }
 

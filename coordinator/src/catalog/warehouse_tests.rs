@@ -28,8 +28,10 @@ fn write_dirs_round_trip() {
     let dir = w
         .write_dir(&id, "20261201_103000_00001_c1_abcde", 2)
         .expect("dir");
-    assert!(dir.starts_with(w.root().join(&id)));
-    let name = dir.file_name().and_then(|n| n.to_str()).expect("name");
+    let path = dir.local_dir().expect("local");
+    let root = w.root().local_dir().expect("local");
+    assert!(path.starts_with(root.join(&id)));
+    let name = path.file_name().and_then(|n| n.to_str()).expect("name");
     assert_eq!(
         parse_write_dir_name(name),
         Some(("20261201_103000_00001_c1_abcde", 2))
@@ -42,7 +44,7 @@ fn write_dirs_round_trip() {
 #[test]
 fn paths_leading_out_are_refused() {
     let (dir, w) = warehouse();
-    let root = w.root().to_path_buf();
+    let root = w.root().local_dir().expect("local");
     for bad in [
         root.clone(),
         root.join(".."),
@@ -56,38 +58,67 @@ fn paths_leading_out_are_refused() {
     assert!(w.check(&root.join("a/b")).is_ok());
 }
 
-#[test]
-fn symbolic_links_leading_out_are_refused() {
+#[tokio::test]
+async fn symbolic_links_leading_out_are_refused() {
     let (dir, w) = warehouse();
+    let root = w.root().local_dir().expect("local");
     let outside = dir.path().join("precious");
-    std::fs::create_dir_all(&outside).expect("outside");
+    std::fs::create_dir_all(outside.join("sub")).expect("outside");
     std::fs::write(outside.join("keep"), "x").expect("sentinel");
-    let link = w.root().join("link");
+    std::fs::write(outside.join("sub/keep"), "x").expect("sentinel");
+    let link = root.join("link");
     std::os::unix::fs::symlink(&outside, &link).expect("link");
     assert!(w.check(&link.join("t")).is_err());
-    assert!(w.remove_dir(&link).is_err());
-    assert!(w.create_dir(&link.join("new")).is_err());
+    assert!(w
+        .remove_dir(&w.root().child("link").expect("child"))
+        .await
+        .is_err());
+    assert!(w
+        .remove_file(&link.join("keep").display().to_string())
+        .await
+        .is_err());
+    // A link deeper down, inside a real table directory.
+    let id = new_table_id();
+    let table = root.join(&id);
+    std::fs::create_dir_all(table.join("q.0")).expect("table");
+    std::os::unix::fs::symlink(&outside, table.join("q.0/deep")).expect("link");
+    assert!(w.remove_dir(&w.table_dir(&id).expect("dir")).await.is_err());
     assert!(outside.join("keep").exists(), "the sentinel survives");
+    assert!(outside.join("sub/keep").exists(), "the sentinel survives");
     // A link to the warehouse root itself leads nowhere new, but is refused all the same.
-    let to_root = w.root().join("root");
-    std::os::unix::fs::symlink(w.root(), &to_root).expect("link");
-    assert!(w.remove_dir(&to_root).is_err());
-    assert!(w.root().exists());
+    let to_root = root.join("root");
+    std::os::unix::fs::symlink(&root, &to_root).expect("link");
+    assert!(w
+        .remove_dir(&w.root().child("root").expect("child"))
+        .await
+        .is_err());
+    assert!(root.exists());
 }
 
-#[test]
-fn remove_dir_removes_only_what_it_is_given() {
+#[tokio::test]
+async fn remove_dir_removes_only_what_it_is_given() {
     let (_dir, w) = warehouse();
     let id = new_table_id();
     let table = w.table_dir(&id).expect("dir");
-    w.create_dir(&table.join("q.0")).expect("create");
-    std::fs::write(table.join("q.0/part-0.parquet"), "x").expect("file");
+    let write = table.child("q.0").expect("child");
+    write
+        .put("part-0.parquet", bytes::Bytes::from_static(b"x"))
+        .await
+        .expect("file");
     let other = w.table_dir(&new_table_id()).expect("dir");
-    w.create_dir(&other).expect("create");
-    w.remove_dir(&table).expect("remove");
-    assert!(!table.exists());
-    assert!(other.exists());
-    w.remove_dir(&table).expect("removing again is fine");
+    other
+        .put("keep", bytes::Bytes::from_static(b"x"))
+        .await
+        .expect("file");
+    w.remove_dir(&table).await.expect("remove");
+    assert!(!table.local_dir().expect("local").exists());
+    assert!(other.local_dir().expect("local").exists());
+    w.remove_dir(&table).await.expect("removing again is fine");
+    let file = other.name_of("keep").expect("name");
+    assert!(w.contains(&file));
+    w.remove_file(&file).await.expect("remove");
+    w.remove_file(&file).await.expect("removing again is fine");
+    assert!(w.remove_file("/etc/hostname").await.is_err());
 }
 
 proptest! {
@@ -96,10 +127,11 @@ proptest! {
     #[test]
     fn checked_paths_stay_inside(suffix in "[a-z./]{0,12}|\\PC{0,12}") {
         let (_dir, w) = warehouse();
-        let candidate = w.root().join(&suffix);
+        let root = w.root().local_dir().expect("local");
+        let candidate = root.join(&suffix);
         if let Ok(path) = w.check(&candidate) {
-            prop_assert!(path.starts_with(w.root()));
-            prop_assert!(path != w.root());
+            prop_assert!(path.starts_with(&root));
+            prop_assert!(path != root);
             prop_assert!(path.components().all(|c| !matches!(c, Component::ParentDir | Component::CurDir)));
         }
     }
@@ -110,8 +142,9 @@ proptest! {
     fn table_paths_ignore_names(_schema in "\\PC{0,20}", _table in "\\PC{0,20}|\\.\\.|/[a-z/]{0,10}") {
         let (_dir, w) = warehouse();
         let id = new_table_id();
-        let dir = w.write_dir(&id, "20261201_103000_00001_c1_abcde", 0).expect("dir");
+        let dir = w.write_dir(&id, "20261201_103000_00001_c1_abcde", 0).expect("dir").local_dir().expect("local");
         prop_assert!(w.check(&dir).is_ok());
-        prop_assert_eq!(dir.parent().and_then(|p| p.parent()), Some(w.root()));
+        let root = w.root().local_dir().expect("local");
+        prop_assert_eq!(dir.parent().and_then(|p| p.parent()), Some(root.as_path()));
     }
 }

@@ -1,9 +1,8 @@
-//! Writing query results as Parquet files under the warehouse directory on shared storage:
+//! Writing query results as Parquet files into the warehouse on shared storage (a directory or
+//! an S3 prefix):
 //! each attempt of each write goes to a directory of its own inside the table's
 //! (`<warehouse>/<table id>/<query id>.<attempt>/`), so concurrent writers never collide, and
 //! its files become visible only when the new table version commits.
-
-use std::path::Path;
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::UInt64Type;
@@ -13,11 +12,11 @@ use datafusion::logical_expr::cast;
 use datafusion::prelude::{lit, DataFrame, Expr};
 use datafusion::sql::sqlparser::ast::Ident;
 
-use crate::catalog::warehouse::Warehouse;
 use crate::catalog::{DataFile, TableRecord};
 use crate::protocol::errors;
 use shoal_engine::catalog::file_column;
 use shoal_proto::client::QueryError;
+use shoal_storage::Location;
 
 /// Shape `frame` to `table`'s columns for its files: same count, cast by position, named as
 /// the files name them.
@@ -100,19 +99,14 @@ pub fn by_columns(
         .map_err(|e| errors::from_datafusion(&e, ""))
 }
 
-/// Write `frame` as Parquet files into `dir` (created if needed, and checked to lie inside the
-/// warehouse); returns the files and rows.
+/// Write `frame` as Parquet files into `dir` (a write directory inside the warehouse, local or
+/// on S3); returns the files and rows.
 pub async fn write_parquet(
     frame: DataFrame,
-    warehouse: &Warehouse,
-    dir: &Path,
+    dir: &Location,
 ) -> Result<(Vec<DataFile>, u64), QueryError> {
-    warehouse
-        .create_dir(dir)
-        .map_err(|e| errors::internal(&e.to_string()))?;
-    let target = format!("{}/", dir.display());
     let counts = frame
-        .write_parquet(&target, DataFrameWriteOptions::new(), None)
+        .write_parquet(&dir.url(), DataFrameWriteOptions::new(), None)
         .await
         .map_err(|e| errors::from_datafusion(&e, ""))?;
     let mut rows = 0;
@@ -123,19 +117,17 @@ pub async fn write_parquet(
             }
         }
     }
-    let mut files = Vec::new();
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| errors::internal(&format!("cannot list {}: {e}", dir.display())))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "parquet") {
-            let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            files.push(DataFile {
-                path: path.display().to_string(),
-                bytes,
-            });
-        }
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let entries = dir
+        .list()
+        .await
+        .map_err(|e| errors::internal(&format!("cannot list the written files: {e}")))?;
+    let files = entries
+        .into_iter()
+        .filter(|e| e.name.ends_with(".parquet"))
+        .map(|e| DataFile {
+            path: e.full_name,
+            bytes: e.size,
+        })
+        .collect();
     Ok((files, rows))
 }

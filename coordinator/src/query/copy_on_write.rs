@@ -92,26 +92,21 @@ impl StatementContext {
         let dir = warehouse
             .write_dir(&record.id, &self.query_id, self.attempt)
             .map_err(|e| errors::internal(&e.to_string()))?;
-        let remove = |why: &str| {
-            if let Err(e) = warehouse.remove_dir(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, why, "cannot remove the files of a write");
-            }
-        };
-        if dir.exists() {
-            remove("a fresh start");
-        }
+        let remove = |why: &'static str| warehouse.discard(&dir, why);
+        // What an earlier run of this attempt left.
+        remove("a fresh start").await;
         let written = self
             .write_rewrite(&context, statement, &record, !replaced.is_empty(), &dir)
             .await;
         let (files, rows, added) = match written {
             Ok(written) => written,
             Err(error) => {
-                remove("write failed");
+                remove("write failed").await;
                 return Err(error);
             }
         };
         if replaced.is_empty() && added == 0 {
-            remove("nothing changed");
+            remove("nothing changed").await;
             return Ok(Some(0));
         }
         let change = Rewrite {
@@ -140,12 +135,12 @@ impl StatementContext {
         match rewrite(&self.store, &change, &writer).await {
             Ok(Rewritten::Applied { rows }) => Ok(Some(rows)),
             Ok(Rewritten::Conflict) => {
-                remove("the table changed meanwhile");
+                remove("the table changed meanwhile").await;
                 Ok(None)
             }
             Err(e @ catalog::CatalogError::OutcomeUnknown { .. }) => Err(catalog_error(e)),
             Err(e) => {
-                remove("commit refused");
+                remove("commit refused").await;
                 Err(catalog_error(e))
             }
         }
@@ -159,7 +154,7 @@ impl StatementContext {
         statement: &CopyOnWrite,
         record: &TableRecord,
         rewrite_files: bool,
-        dir: &std::path::Path,
+        dir: &shoal_storage::Location,
     ) -> Result<(Vec<DataFile>, u64, u64), QueryError> {
         let mut files = Vec::new();
         let mut rows = 0;
@@ -172,7 +167,7 @@ impl StatementContext {
             .chain(statement.added.iter().map(|sql| (sql, true)));
         for (sql, adds) in queries {
             let frame = conform(plan(context, sql).await?, record)?;
-            let (listed, written) = write_parquet(frame, &self.node.warehouse, dir).await?;
+            let (listed, written) = write_parquet(frame, dir).await?;
             files = listed;
             rows += written;
             if adds {

@@ -4,7 +4,7 @@
 //! that fails removes its files. External tables may point only inside the operator's
 //! `catalog.external-locations`, and their files are never written or deleted.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use datafusion::arrow::datatypes::Field;
 use datafusion::arrow::datatypes::Schema;
@@ -42,7 +42,7 @@ pub fn managed_record(
         schema: schema.to_string(),
         name: table.to_string(),
         format: TableFormat::Parquet,
-        location: dir.display().to_string(),
+        location: dir.url().trim_end_matches('/').to_string(),
         managed: true,
         csv_header: false,
         arrow_schema,
@@ -54,23 +54,20 @@ pub fn managed_record(
     })
 }
 
-/// `location` if the operator allows external tables there: an existing local path (links
-/// resolved) under one of `allowed` and not inside the warehouse. Returned resolved, with a
-/// trailing `/` for a directory.
+/// `location` if the operator allows external tables there: under one of `allowed` and
+/// neither inside the warehouse nor holding it. A local location must exist and is taken with
+/// links resolved, with a trailing `/` for a directory; an `s3://` one is checked by its
+/// segments (no `.` or `..`).
 pub fn external_location(
     location: &str,
-    allowed: &[PathBuf],
+    allowed: &[String],
     warehouse: &Warehouse,
 ) -> Result<String, QueryError> {
     let denied = || {
         let list = if allowed.is_empty() {
             "it is empty".to_string()
         } else {
-            allowed
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            allowed.join(", ")
         };
         errors::permission_denied(format!(
             "Access Denied: Cannot create table over location '{location}': only locations inside catalog.external-locations may be read ({list})"
@@ -81,31 +78,58 @@ pub fn external_location(
             "a location must not contain the NUL character",
         ));
     }
+    // Within `base` by whole segments (or `base` itself).
+    let under = |name: &str, base: &str| {
+        let base = base.trim_end_matches('/');
+        name.trim_end_matches('/') == base || name.starts_with(&format!("{base}/"))
+    };
+    let overlaps_warehouse =
+        |name: &str| warehouse.covers(name) || under(warehouse.root().url().as_str(), name);
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let plain = rest
+            .trim_end_matches('/')
+            .split('/')
+            .all(shoal_storage::is_plain_segment);
+        if !plain {
+            return Err(errors::user(format!(
+                "location '{location}' has empty, '.' or '..' segments"
+            )));
+        }
+        if overlaps_warehouse(location) || !allowed.iter().any(|a| under(location, a)) {
+            return Err(denied());
+        }
+        return Ok(location.to_string());
+    }
     let text = location.strip_prefix("file://").unwrap_or(location);
     if text.contains("://") {
         return Err(errors::not_supported(format!(
-            "location '{location}': only local paths are supported"
+            "location '{location}': only local paths and s3:// locations are supported"
         )));
     }
     let path = Path::new(text);
     if !path.is_absolute() {
         return Err(errors::user(format!(
-            "location '{location}' must be an absolute path"
+            "location '{location}' must be an absolute path or an s3:// URL"
         )));
     }
+    let local_allowed: Vec<&Path> = allowed
+        .iter()
+        .filter(|a| !a.starts_with("s3://"))
+        .map(Path::new)
+        .collect();
     let Ok(resolved) = path.canonicalize() else {
         // Whether a path outside the allowed ones exists is not the user's business.
-        if !allowed.iter().any(|a| path.starts_with(a)) {
+        if !local_allowed.iter().any(|a| path.starts_with(a)) {
             return Err(denied());
         }
         return Err(errors::user(format!(
             "location '{location}' does not exist"
         )));
     };
-    if resolved.starts_with(warehouse.root()) {
+    if overlaps_warehouse(&resolved.display().to_string()) {
         return Err(denied());
     }
-    let inside = allowed
+    let inside = local_allowed
         .iter()
         .filter_map(|a| a.canonicalize().ok())
         .any(|a| resolved.starts_with(&a));
@@ -405,21 +429,20 @@ impl StatementContext {
         let dir = warehouse
             .write_dir(&record.id, &self.query_id, self.attempt)
             .map_err(|e| errors::internal(&e.to_string()))?;
-        let remove = |why: &str| {
-            if let Err(e) = warehouse.remove_dir(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, why, "cannot remove the files of a write");
-            }
-            // A table created by this write has nothing else in its directory.
+        // A table created by this write has nothing else in its directory.
+        let dir = &dir;
+        let remove = |why: &'static str| async move {
+            warehouse.discard(dir, why).await;
             if create.is_some() {
                 if let Ok(table_dir) = warehouse.table_dir(&record.id) {
-                    let _ = warehouse.remove_dir(&table_dir);
+                    warehouse.discard(&table_dir, why).await;
                 }
             }
         };
-        let (files, rows) = match write_parquet(frame, warehouse, &dir).await {
+        let (files, rows) = match write_parquet(frame, dir).await {
             Ok(written) => written,
             Err(error) => {
-                remove("write failed");
+                remove("write failed").await;
                 return Err(error);
             }
         };
@@ -454,12 +477,12 @@ impl StatementContext {
         match outcome {
             Ok(Committed::Applied { rows }) => Ok(rows),
             Ok(Committed::AlreadyExists) => {
-                remove("the table exists");
+                remove("the table exists").await;
                 Ok(0)
             }
             Err(e @ catalog::CatalogError::OutcomeUnknown { .. }) => Err(catalog_error(e)),
             Err(e) => {
-                remove("commit refused");
+                remove("commit refused").await;
                 Err(catalog_error(e))
             }
         }
@@ -487,11 +510,12 @@ mod tests {
         ) {
             let (_dir, w) = warehouse();
             let record = managed_record(&w, &schema, &table, Schema::empty()).expect("record");
-            let location = PathBuf::from(&record.location);
+            let location = std::path::PathBuf::from(&record.location);
             prop_assert!(w.check(&location).is_ok(), "{}", record.location);
-            prop_assert_eq!(location.parent(), Some(w.root()));
+            let root = w.root().local_dir().expect("local");
+            prop_assert_eq!(location.parent(), Some(root.as_path()));
             let dir = w.write_dir(&record.id, "20261201_103000_00001_c1_abcde", 0).expect("dir");
-            prop_assert!(w.check(&dir).is_ok());
+            prop_assert!(w.check(&dir.local_dir().expect("local")).is_ok());
             prop_assert_eq!(location.file_name().and_then(|n| n.to_str()), Some(record.id.as_str()));
         }
     }
@@ -504,14 +528,18 @@ mod tests {
         std::fs::create_dir_all(&inside).expect("dir");
         let outside = dir.path().join("secret");
         std::fs::create_dir_all(&outside).expect("dir");
-        let list = vec![allowed.clone()];
+        let list = vec![allowed.display().to_string(), "s3://lake/raw".to_string()];
         let ok = external_location(&inside.display().to_string(), &list, &w).expect("inside");
         assert!(ok.ends_with("/t/"), "{ok}");
         for bad in [
             outside.display().to_string(),
             format!("{}/../secret", allowed.display()),
-            w.root().display().to_string(),
+            w.root().url(),
+            dir.path().display().to_string(),
             "/etc/passwd".to_string(),
+            "s3://lake/rawer/t".to_string(),
+            "s3://lake/other".to_string(),
+            "s3://elsewhere/raw/t".to_string(),
         ] {
             let error = external_location(&bad, &list, &w).expect_err(&bad);
             assert_eq!(error.error_name, "PERMISSION_DENIED", "{bad}");
@@ -522,6 +550,11 @@ mod tests {
             );
         }
         assert!(external_location(&inside.display().to_string(), &[], &w).is_err());
+        assert_eq!(
+            external_location("s3://lake/raw/t/", &list, &w).expect("inside"),
+            "s3://lake/raw/t/"
+        );
+        assert!(external_location("s3://lake/raw/../secret", &list, &w).is_err());
         // A link inside the allowed directory that leads out is followed and refused.
         std::os::unix::fs::symlink(&outside, allowed.join("link")).expect("link");
         assert!(external_location(&allowed.join("link").display().to_string(), &list, &w).is_err());

@@ -204,6 +204,7 @@ impl StatementContext {
             &self.current_catalog(),
             &self.current_schema(),
             &self.options(),
+            &self.node.stores,
             &self.definer_reads(),
         )
         .map_err(|e| errors::from_datafusion(&e, ""))
@@ -246,6 +247,7 @@ impl StatementContext {
             &self.current_schema(),
             distribution,
             &self.options(),
+            &self.node.stores,
         )
         .map_err(|e| errors::from_datafusion(&e, query))
     }
