@@ -308,18 +308,10 @@ impl CoordinatorConfig {
             if location.is_empty() {
                 continue;
             }
-            if let Some(rest) = location.strip_prefix("s3://") {
-                if !rest
-                    .trim_end_matches('/')
-                    .split('/')
-                    .all(shoal_storage::is_plain_segment)
-                {
-                    return Err(config.invalid(
-                        "catalog.external-locations",
-                        format!("{location:?} has empty, '.' or '..' segments"),
-                    ));
-                }
-                external_locations.push(location.trim_end_matches('/').to_string());
+            if let Some(split) = shoal_storage::split_s3_url(location) {
+                let (bucket, prefix) =
+                    split.map_err(|reason| config.invalid("catalog.external-locations", reason))?;
+                external_locations.push(format!("s3://{bucket}/{prefix}"));
                 continue;
             }
             let path = PathBuf::from(location.strip_prefix("file://").unwrap_or(location));
@@ -392,8 +384,8 @@ impl CoordinatorConfig {
             "catalog.warehouse"
         };
         let value = config.non_empty(key)?;
-        if let Some(rest) = value.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if let Some(split) = shoal_storage::split_s3_url(&value) {
+            let (bucket, prefix) = split.map_err(|reason| config.invalid(key, reason))?;
             let known = profiles.iter().any(
                 |p| matches!(&p.kind, shoal_storage::ProfileKind::S3(s3) if s3.bucket == bucket),
             );
@@ -402,10 +394,6 @@ impl CoordinatorConfig {
                     key,
                     format!("no S3 profile under etc/filesystem/ has s3.bucket={bucket}"),
                 ));
-            }
-            let prefix = prefix.trim_matches('/');
-            if !prefix.is_empty() && !prefix.split('/').all(shoal_storage::is_plain_segment) {
-                return Err(config.invalid(key, "the key prefix has empty, '.' or '..' segments"));
             }
             return Ok(format!("s3://{bucket}/{prefix}")
                 .trim_end_matches('/')

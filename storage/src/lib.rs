@@ -14,7 +14,7 @@ use object_store::local::LocalFileSystem;
 use object_store::{Certificate, ClientOptions, ObjectStore};
 use url::Url;
 
-pub use location::{is_plain_segment, Entry, Location};
+pub use location::{is_plain_segment, is_within, split_s3_url, Entry, Location};
 pub use profile::{
     Credentials, Profile, ProfileKind, Profiles, S3Profile, Secret, FILESYSTEM_KEYS,
 };
@@ -117,14 +117,8 @@ impl Storage {
     /// The location `spec` names: `s3://bucket/prefix`, `file:///dir`, an absolute directory,
     /// or one relative to `base`. A local directory is created if missing.
     pub fn location(&self, spec: &str, base: &Path) -> Result<Location, StorageError> {
-        if let Some(rest) = spec.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            let prefix = prefix.trim_matches('/');
-            if !prefix.is_empty() && !prefix.split('/').all(is_plain_segment) {
-                return Err(StorageError::BadLocation(format!(
-                    "{spec}: the key prefix has empty, '.' or '..' segments"
-                )));
-            }
+        if let Some(split) = split_s3_url(spec) {
+            let (bucket, prefix) = split.map_err(StorageError::BadLocation)?;
             let found = self
                 .buckets
                 .get(bucket)

@@ -29,6 +29,8 @@ pub struct Entry {
     /// Its full name: a file path or an `s3://` URL.
     pub full_name: String,
     pub size: u64,
+    /// Its key in the store.
+    key: ObjectPath,
 }
 
 #[derive(Clone)]
@@ -54,6 +56,30 @@ impl PartialEq for Location {
 /// Whether `segment` is one plain path segment: not empty, no `/`, `\` or NUL, not `.` or `..`.
 pub fn is_plain_segment(segment: &str) -> bool {
     !segment.is_empty() && segment != "." && segment != ".." && !segment.contains(['/', '\\', '\0'])
+}
+
+/// Whether `name` is `base` or lies below it, by whole `/` segments (trailing `/` ignored).
+pub fn is_within(name: &str, base: &str) -> bool {
+    let base = base.trim_end_matches('/');
+    name.trim_end_matches('/') == base || name.starts_with(&format!("{base}/"))
+}
+
+/// The bucket and key prefix of an `s3://bucket/prefix` URL (the prefix without leading or
+/// trailing `/`); None for any other URL, an error for a prefix with empty, `.` or `..`
+/// segments.
+pub fn split_s3_url(url: &str) -> Option<Result<(&str, &str), String>> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = prefix.trim_matches('/');
+    Some(
+        if bucket.is_empty() || (!prefix.is_empty() && !prefix.split('/').all(is_plain_segment)) {
+            Err(format!(
+                "{url}: a bucket and a key prefix without empty, '.' or '..' segments are needed"
+            ))
+        } else {
+            Ok((bucket, prefix))
+        },
+    )
 }
 
 impl Location {
@@ -228,35 +254,45 @@ impl Location {
         }
     }
 
+    /// One level of this location: its objects and sub-directories (common prefixes on S3).
+    async fn listing(&self) -> Result<Option<object_store::ListResult>, StorageError> {
+        match self.store.list_with_delimiter(Some(&self.prefix)).await {
+            Ok(listed) => Ok(Some(listed)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("list", e)),
+        }
+    }
+
+    fn entry(&self, name: String, meta: object_store::ObjectMeta) -> Entry {
+        Entry {
+            full_name: self.full_name(&meta.location),
+            name,
+            size: meta.size,
+            key: meta.location,
+        }
+    }
+
     /// The objects directly here (not below sub-directories).
     pub async fn list(&self) -> Result<Vec<Entry>, StorageError> {
-        let listed = match self.store.list_with_delimiter(Some(&self.prefix)).await {
-            Ok(listed) => listed,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(self.error("list", e)),
+        let Some(listed) = self.listing().await? else {
+            return Ok(Vec::new());
         };
         let mut entries: Vec<Entry> = listed
             .objects
             .into_iter()
             .filter_map(|meta| {
                 let name = meta.location.filename()?.to_string();
-                Some(Entry {
-                    full_name: self.full_name(&meta.location),
-                    name,
-                    size: meta.size,
-                })
+                Some(self.entry(name, meta))
             })
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
     }
 
-    /// The names of the sub-directories here (common prefixes on S3).
+    /// The names of the sub-directories here.
     pub async fn list_dirs(&self) -> Result<Vec<String>, StorageError> {
-        let listed = match self.store.list_with_delimiter(Some(&self.prefix)).await {
-            Ok(listed) => listed,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(self.error("list", e)),
+        let Some(listed) = self.listing().await? else {
+            return Ok(Vec::new());
         };
         let mut dirs: Vec<String> = listed
             .common_prefixes
@@ -284,11 +320,7 @@ impl Location {
                     .map(|p| p.as_ref().to_string())
                     .collect::<Vec<_>>()
                     .join("/");
-                Some(Entry {
-                    full_name: self.full_name(&meta.location),
-                    name,
-                    size: meta.size,
-                })
+                Some(self.entry(name, meta))
             })
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -298,14 +330,17 @@ impl Location {
     /// Remove every object below this location; returns how many there were.
     pub async fn delete_all(&self) -> Result<usize, StorageError> {
         let entries = self.list_all().await?;
-        let count = entries.len();
-        let keys: Vec<ObjectPath> = entries
-            .iter()
-            .map(|e| self.relative_key(&e.name))
-            .collect::<Result<_, _>>()?;
+        self.delete_entries(&entries).await?;
+        Ok(entries.len())
+    }
+
+    /// Remove `entries` (listed from this location), then this location's directory if it is
+    /// a local one left empty (the store removes the empty ones between, not this one).
+    pub async fn delete_entries(&self, entries: &[Entry]) -> Result<(), StorageError> {
+        let keys: Vec<_> = entries.iter().map(|e| Ok(e.key.clone())).collect();
         let results: Vec<_> = self
             .store
-            .delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed())
+            .delete_stream(futures::stream::iter(keys).boxed())
             .collect()
             .await;
         for result in results {
@@ -315,10 +350,9 @@ impl Location {
             }
         }
         if let Some(dir) = self.local_dir() {
-            // Directories left empty (the store removes those between, not this one).
             let _ = std::fs::remove_dir(dir);
         }
-        Ok(count)
+        Ok(())
     }
 }
 
@@ -375,6 +409,14 @@ mod tests {
             assert!(root.child(bad).is_err(), "{bad:?}");
         }
         assert_eq!(table.delete_all().await.expect("delete"), 3);
+        assert!(is_within("s3://b/raw/t/", "s3://b/raw"));
+        assert!(is_within("/a/b", "/a/b/"));
+        assert!(!is_within("s3://b/rawer", "s3://b/raw"));
+        assert_eq!(split_s3_url("s3://b/x/y/"), Some(Ok(("b", "x/y"))));
+        assert_eq!(split_s3_url("s3://b"), Some(Ok(("b", ""))));
+        assert!(matches!(split_s3_url("s3://b/x/../y"), Some(Err(_))));
+        assert!(matches!(split_s3_url("s3:///x"), Some(Err(_))));
+        assert_eq!(split_s3_url("/local/dir"), None);
         assert!(root.list_dirs().await.expect("dirs").is_empty());
         assert!(root.local_dir().expect("dir").is_dir());
     }

@@ -101,21 +101,21 @@ impl Warehouse {
             .child(&write_dir_name(query_id, attempt))?)
     }
 
-    /// Whether `name` (a file path or URL) lies strictly inside the warehouse, by its name.
-    pub fn contains(&self, name: &str) -> bool {
-        self.root.relative(name).is_some()
-    }
-
-    /// Whether the location `name` (a resolved local path or an `s3://` URL) is the warehouse
-    /// or lies inside it.
-    pub fn covers(&self, name: &str) -> bool {
-        let root = self.root.url();
-        let name = if name.ends_with('/') {
-            name.to_string()
-        } else {
-            format!("{name}/")
+    /// Make ready for a write into `dir`: on a local warehouse, create it and refuse it if a
+    /// symbolic link on its way leads out (checked before and after creating, so a link
+    /// planted meanwhile shows too). An S3 prefix needs nothing.
+    pub fn prepare_write(&self, dir: &Location) -> Result<(), WarehouseError> {
+        let Some(path) = dir.local_dir() else {
+            return Ok(());
         };
-        name.starts_with(&root)
+        let path = self.check(&path)?;
+        std::fs::create_dir_all(&path).map_err(|source| {
+            WarehouseError::Storage(StorageError::Directory {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        self.check(&path).map(|_| ())
     }
 
     /// For a local warehouse, `path` if it lies strictly inside the warehouse: absolute,
@@ -195,23 +195,21 @@ impl Warehouse {
         if !self.check_local_dir(dir)? {
             return Ok(());
         }
+        let entries = dir.list_all().await?;
         if dir.is_local() {
-            for entry in dir.list_all().await? {
+            for entry in &entries {
+                let outside = || WarehouseError::Outside {
+                    path: entry.full_name.clone(),
+                    root: self.root.url(),
+                };
                 if let Some(parent) = Path::new(&entry.full_name).parent() {
-                    let resolved = parent.canonicalize().map_err(|_| WarehouseError::Outside {
-                        path: entry.full_name.clone(),
-                        root: self.root.url(),
-                    })?;
-                    if resolved != parent {
-                        return Err(WarehouseError::Outside {
-                            path: entry.full_name.clone(),
-                            root: self.root.url(),
-                        });
+                    if parent.canonicalize().map_err(|_| outside())? != parent {
+                        return Err(outside());
                     }
                 }
             }
         }
-        dir.delete_all().await?;
+        dir.delete_entries(&entries).await?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use datafusion::logical_expr::cast;
 use datafusion::prelude::{lit, DataFrame, Expr};
 use datafusion::sql::sqlparser::ast::Ident;
 
+use crate::catalog::warehouse::Warehouse;
 use crate::catalog::{DataFile, TableRecord};
 use crate::protocol::errors;
 use shoal_engine::catalog::file_column;
@@ -100,11 +101,15 @@ pub fn by_columns(
 }
 
 /// Write `frame` as Parquet files into `dir` (a write directory inside the warehouse, local or
-/// on S3); returns the files and rows.
+/// on S3, made ready for the write first); returns the files and rows.
 pub async fn write_parquet(
     frame: DataFrame,
+    warehouse: &Warehouse,
     dir: &Location,
 ) -> Result<(Vec<DataFile>, u64), QueryError> {
+    warehouse
+        .prepare_write(dir)
+        .map_err(|e| errors::internal(&e.to_string()))?;
     let counts = frame
         .write_parquet(&dir.url(), DataFrameWriteOptions::new(), None)
         .await

@@ -167,7 +167,7 @@ impl StatementContext {
             .chain(statement.added.iter().map(|sql| (sql, true)));
         for (sql, adds) in queries {
             let frame = conform(plan(context, sql).await?, record)?;
-            let (listed, written) = write_parquet(frame, dir).await?;
+            let (listed, written) = write_parquet(frame, &self.node.warehouse, dir).await?;
             files = listed;
             rows += written;
             if adds {

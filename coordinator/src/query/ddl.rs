@@ -13,6 +13,7 @@ use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnDef, Ident, ObjectName, RenameTableNameKind,
 };
 use shoal_proto::client::QueryError;
+use shoal_storage::is_within;
 
 use crate::catalog::alter::{self, ColumnChange};
 use crate::catalog::commit::{self, Committed, Writer};
@@ -78,24 +79,11 @@ pub fn external_location(
             "a location must not contain the NUL character",
         ));
     }
-    // Within `base` by whole segments (or `base` itself).
-    let under = |name: &str, base: &str| {
-        let base = base.trim_end_matches('/');
-        name.trim_end_matches('/') == base || name.starts_with(&format!("{base}/"))
-    };
-    let overlaps_warehouse =
-        |name: &str| warehouse.covers(name) || under(warehouse.root().url().as_str(), name);
-    if let Some(rest) = location.strip_prefix("s3://") {
-        let plain = rest
-            .trim_end_matches('/')
-            .split('/')
-            .all(shoal_storage::is_plain_segment);
-        if !plain {
-            return Err(errors::user(format!(
-                "location '{location}' has empty, '.' or '..' segments"
-            )));
-        }
-        if overlaps_warehouse(location) || !allowed.iter().any(|a| under(location, a)) {
+    let root = warehouse.root().url();
+    let overlaps_warehouse = |name: &str| is_within(name, &root) || is_within(&root, name);
+    if let Some(split) = shoal_storage::split_s3_url(location) {
+        split.map_err(|reason| errors::user(format!("location {reason}")))?;
+        if overlaps_warehouse(location) || !allowed.iter().any(|a| is_within(location, a)) {
             return Err(denied());
         }
         return Ok(location.to_string());
@@ -439,7 +427,7 @@ impl StatementContext {
                 }
             }
         };
-        let (files, rows) = match write_parquet(frame, dir).await {
+        let (files, rows) = match write_parquet(frame, warehouse, dir).await {
             Ok(written) => written,
             Err(error) => {
                 remove("write failed").await;
