@@ -30,11 +30,6 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Where tables written by Shoal keep their Parquet files, on storage every coordinator and worker shares: a directory every node mounts at the same path (a path, relative ones from the etc directory's parent, or a file:// URL), or s3://bucket/prefix in the bucket of an S3 profile under etc/filesystem/ (which workers have too).",
     },
     KeySpec {
-        key: "catalog.warehouse-dir",
-        default: Some(""),
-        doc: "The older name of catalog.warehouse, used when that is not set.",
-    },
-    KeySpec {
         key: "catalog.external-locations",
         default: Some(""),
         doc: "Directories (absolute paths) and s3://bucket/prefix locations, comma separated, under which CREATE TABLE ... WITH (location = ...) may read existing files; empty: no external tables. Only the operator chooses them; users cannot point a table anywhere else.",
@@ -301,7 +296,7 @@ impl CoordinatorConfig {
         }
         let data_dir = PathBuf::from(config.non_empty("node.data-dir")?);
         let profiles = shoal_storage::Profiles::load(etc, &base)?;
-        let warehouse = Self::load_warehouse(&file, &config, &base, &profiles)?;
+        let warehouse = Self::load_warehouse(&config, &base, &profiles)?;
         let mut external_locations = Vec::new();
         for location in config.string("catalog.external-locations")?.split(',') {
             let location = location.trim();
@@ -368,21 +363,14 @@ impl CoordinatorConfig {
         })
     }
 
-    /// `catalog.warehouse` (or its older name): an absolute directory, or an `s3://` URL in
-    /// the bucket of an S3 profile.
+    /// `catalog.warehouse`: an absolute directory, or an `s3://` URL in the bucket of an S3
+    /// profile.
     fn load_warehouse(
-        file: &PropertiesFile,
         config: &Reader,
         base: &Path,
         profiles: &shoal_storage::Profiles,
     ) -> Result<String, ConfigError> {
-        let key = if !file.entries.contains_key("catalog.warehouse")
-            && file.entries.contains_key("catalog.warehouse-dir")
-        {
-            "catalog.warehouse-dir"
-        } else {
-            "catalog.warehouse"
-        };
+        let key = "catalog.warehouse";
         let value = config.non_empty(key)?;
         if let Some(split) = shoal_storage::split_s3_url(&value) {
             let (bucket, prefix) = split.map_err(|reason| config.invalid(key, reason))?;

@@ -34,13 +34,6 @@ pub const SEED_STORE_KEYS: &[KeySpec] = &[
     },
 ];
 
-/// The keys of a file-system profile under `etc/filesystem/`.
-pub const FILESYSTEM_KEYS: &[KeySpec] = &[KeySpec {
-    key: "fs.client.type",
-    default: None,
-    doc: "The file system of the profile; local covers local disks and NFS-mounted directories.",
-}];
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedStoreConfig {
     /// Seeds of this cluster live under `<seed_dir>/<cluster>/`.
@@ -81,7 +74,16 @@ impl SeedStoreConfig {
             ));
         }
         let profile_file = PropertiesFile::load(&profile_path, false)?;
-        Reader::new(&profile_file, FILESYSTEM_KEYS)?.choice("fs.client.type", &["local"])?;
+        let profile = shoal_storage::Profile::read(&profile, &profile_file, base)?;
+        if profile.kind != shoal_storage::ProfileKind::Local {
+            return Err(reader.invalid(
+                "seed-store.filesystem.profile",
+                format!(
+                    "profile {} is not local; seeds live on a local or NFS directory only",
+                    profile.name
+                ),
+            ));
+        }
         let heartbeat = reader.duration("seed-store.seed.heartbeat")?;
         let heartbeat_timeout = reader.duration("seed-store.seed.heartbeat.timeout")?;
         if heartbeat.is_zero() {

@@ -83,7 +83,7 @@ fn tables_live_in_the_bucket() {
     // An external table over objects the operator allowed.
     let external = server.bucket_dir(BUCKET).join("external/cities");
     std::fs::create_dir_all(&external).expect("external dir");
-    std::fs::write(external.join("part-1.csv"), "1,Lisbon\n2,Oslo\n").expect("csv");
+    std::fs::write(external.join("part-1.csv"), "id,name\n1,Lisbon\n2,Oslo\n").expect("csv");
     client
         .execute(
             "CREATE TABLE lake.cities (id BIGINT, name VARCHAR) \
