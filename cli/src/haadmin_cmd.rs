@@ -236,7 +236,9 @@ fn print_coordinators(rows: &[CoordinatorSync], json: bool) {
 async fn format(etc: &Path, json: bool, ca_file: Option<&Path>) -> Result<(), Failure> {
     let config = CoordinatorConfig::load(etc)
         .map_err(|e| Failure::usage(format!("configuration error: {e}")))?;
-    let seed_store = shoal_seed_store::SeedStore::new(config.seed_store.clone());
+    let seed_store = shoal_storage::Storage::open(config.profiles.clone())
+        .and_then(|storage| shoal_seed_store::SeedStore::open(config.seed_store.clone(), &storage))
+        .map_err(|e| Failure::usage(format!("configuration error: {e}")))?;
     if let Some(alive) = find_live_coordinator(&seed_store, &config, ca_file).await {
         return Err(Failure::runtime(anyhow::anyhow!(
             "refusing to format: coordinator {alive} of cluster {} is alive; stop every coordinator first",
@@ -244,13 +246,21 @@ async fn format(etc: &Path, json: bool, ca_file: Option<&Path>) -> Result<(), Fa
         )));
     }
     let mut wiped = Vec::new();
-    for dir in [seed_store.cluster_dir(), config.state_store_dir()] {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot remove {}", dir.display()))
-                .map_err(Failure::runtime)?;
-            wiped.push(dir.display().to_string());
-        }
+    let seeds = seed_store.cluster_dir();
+    let removed = seeds
+        .delete_all()
+        .await
+        .with_context(|| format!("cannot remove the seeds under {}", seeds.url()))
+        .map_err(Failure::runtime)?;
+    if removed > 0 {
+        wiped.push(seeds.url());
+    }
+    let dir = config.state_store_dir();
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))
+            .map_err(Failure::runtime)?;
+        wiped.push(dir.display().to_string());
     }
     if json {
         println!(
@@ -273,7 +283,7 @@ async fn find_live_coordinator(
     ca_file: Option<&Path>,
 ) -> Option<String> {
     let mut watcher = shoal_seed_store::SeedWatcher::new(seed_store.clone());
-    let first = watcher.scan();
+    let first = watcher.scan().await;
     for live in &first {
         let Ok(client) = AdminClient::new(&live.seed.client_url, None, ca_file) else {
             continue;
@@ -297,7 +307,7 @@ async fn find_live_coordinator(
     let mut every = tokio::time::interval(config.seed_store.heartbeat / 4);
     while tokio::time::Instant::now() < deadline {
         every.tick().await;
-        if let Some(live) = watcher.scan().into_iter().find(|live| live.confirmed) {
+        if let Some(live) = watcher.scan().await.into_iter().find(|live| live.confirmed) {
             return Some(format!("{} ({})", live.seed.id, live.seed.client_url));
         }
     }

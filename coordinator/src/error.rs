@@ -17,6 +17,8 @@ pub enum CoordinatorError {
     Unavailable(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("shared storage: {0}")]
+    SharedStorage(#[from] shoal_storage::StorageError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -28,7 +30,7 @@ impl CoordinatorError {
             CoordinatorError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             CoordinatorError::NotFound(_) => ErrorCode::NotFound,
             CoordinatorError::Unavailable(_) => ErrorCode::Unavailable,
-            CoordinatorError::Io(_) => ErrorCode::Storage,
+            CoordinatorError::Io(_) | CoordinatorError::SharedStorage(_) => ErrorCode::Storage,
             CoordinatorError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -2,14 +2,18 @@
 //! belongs to the store (a restart with its data) has nothing to do. Otherwise it asks the
 //! live coordinators it finds whether a cluster exists and joins it; if none exists and
 //! `state-store.bootstrap-expect` coordinators are live, the one with the smallest id claims
-//! the bootstrap (a file created at most once) and initialises the cluster. A coordinator
+//! the bootstrap (an object created at most once) and initialises the cluster. A claim whose
+//! claimant has not been live for three seed heartbeat timeouts (of this coordinator's clock)
+//! expires: the smallest live coordinator claims the next generation without it. A claimant
+//! reads the newest claim again right before it initialises, so it never initialises with
+//! one that expired. A coordinator
 //! with an empty store whose id the cluster knows as a voter that ran before (it has a
 //! registry record) lost its data directory: it refuses to start rather than rejoin as that
 //! voter without the vote it cast.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shoal_seed_store::{BootstrapClaim, ClaimOutcome, LiveSeed, SeedWatcher};
 use tokio::sync::watch;
@@ -31,9 +35,12 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> std::result::Result<(), Refused> {
     let pause = (node.config.seed_store.heartbeat / 2).max(Duration::from_millis(100));
-    let watcher = Arc::new(std::sync::Mutex::new(watcher));
+    let mut formation = Formation {
+        watcher,
+        claim: None,
+    };
     loop {
-        match step(&node, &watcher).await {
+        match step(&node, &mut formation).await {
             Ok(Step::Voter) => break,
             Ok(Step::NotYet) => {}
             Ok(Step::Refused(refused)) => {
@@ -89,26 +96,21 @@ enum Step {
     Refused(Refused),
 }
 
-async fn scan(watcher: &Arc<std::sync::Mutex<SeedWatcher>>) -> Result<Vec<LiveSeed>> {
-    let watcher = watcher.clone();
-    tokio::task::spawn_blocking(move || match watcher.lock() {
-        Ok(mut watcher) => Ok(watcher.scan()),
-        Err(_) => Err(CoordinatorError::Internal("seed watcher poisoned".into())),
-    })
-    .await
-    .map_err(|e| CoordinatorError::Internal(e.to_string()))?
+/// What formation keeps between attempts.
+struct Formation {
+    watcher: SeedWatcher,
+    /// The newest bootstrap claim of another coordinator seen, and when its claimant was last
+    /// seen live (or the claim first seen).
+    claim: Option<(BootstrapClaim, Instant)>,
 }
 
 /// One attempt.
-async fn step(
-    node: &Arc<Coordinator>,
-    watcher: &Arc<std::sync::Mutex<SeedWatcher>>,
-) -> Result<Step> {
+async fn step(node: &Arc<Coordinator>, formation: &mut Formation) -> Result<Step> {
     if node.is_voter() {
         node.store.accept_raft();
         return Ok(Step::Voter);
     }
-    let live = scan(watcher).await?;
+    let live = formation.watcher.scan().await;
     let others: Vec<&LiveSeed> = live.iter().filter(|l| l.seed.id != node.id()).collect();
     if node.cluster_info().initialized {
         node.store.accept_raft();
@@ -147,7 +149,7 @@ async fn step(
             Err(e) => tracing::debug!(peer = seed.seed.id, error = %e, "peer did not answer"),
         }
     }
-    bootstrap_if_due(node, &others).await?;
+    bootstrap_if_due(node, formation, &others).await?;
     Ok(Step::NotYet)
 }
 
@@ -173,18 +175,40 @@ async fn request_join(node: &Arc<Coordinator>, url: &str) -> Result<()> {
         .map_err(|e| CoordinatorError::Unavailable(format!("join through {url} failed: {e}")))
 }
 
-async fn bootstrap_if_due(node: &Arc<Coordinator>, others: &[&LiveSeed]) -> Result<()> {
-    let seed_store = node_seed_store(node);
-    if let Some(claim) = seed_store.bootstrap_claim()? {
+async fn bootstrap_if_due(
+    node: &Arc<Coordinator>,
+    formation: &mut Formation,
+    others: &[&LiveSeed],
+) -> Result<()> {
+    let seed_store = formation.watcher.store().clone();
+    let mut generation = 1;
+    if let Some(claim) = seed_store.bootstrap_claim().await? {
         if claim.by == node.id() {
-            initialize(node, claim.members).await?;
-        } else {
+            return initialize(node, claim.members).await;
+        }
+        let now = Instant::now();
+        let claimant_live = others.iter().any(|l| l.seed.id == claim.by);
+        let last_live = match &formation.claim {
+            Some((seen, at)) if *seen == claim && !claimant_live => *at,
+            _ => now,
+        };
+        formation.claim = Some((claim.clone(), last_live));
+        let expiry = node.config.seed_store.claim_expiry();
+        if now.duration_since(last_live) < expiry {
             tracing::info!(
                 by = claim.by,
+                generation = claim.generation,
                 "waiting for the coordinator that claimed the bootstrap"
             );
+            return Ok(());
         }
-        return Ok(());
+        tracing::warn!(
+            by = claim.by,
+            generation = claim.generation,
+            expiry_ms = expiry.as_millis() as u64,
+            "the bootstrap claim expired: its claimant has not been live for the expiry"
+        );
+        generation = claim.generation + 1;
     }
     let mut members: BTreeMap<u64, String> = others
         .iter()
@@ -207,17 +231,31 @@ async fn bootstrap_if_due(node: &Arc<Coordinator>, others: &[&LiveSeed]) -> Resu
     }
     let claim = BootstrapClaim {
         cluster: node.config.cluster.clone(),
+        generation,
         by: node.id(),
         members,
     };
-    match seed_store.claim_bootstrap(&claim)? {
-        ClaimOutcome::Won => initialize(node, claim.members).await,
+    match seed_store.claim_bootstrap(&claim).await? {
+        ClaimOutcome::Won => {
+            tracing::info!(generation, "claimed the bootstrap");
+            fail::fail_point!("bootstrap-claimed");
+            // Initialise only with the claim that stands now: had this one expired while
+            // this coordinator stalled, another cluster would form beside the claimed one.
+            match seed_store.bootstrap_claim().await? {
+                Some(newest) if newest == claim => initialize(node, claim.members).await,
+                newest => {
+                    tracing::warn!(newer = ?newest.map(|c| (c.generation, c.by)), "a newer bootstrap claim stands; not initialising");
+                    Ok(())
+                }
+            }
+        }
         ClaimOutcome::Taken(existing) if existing.by == node.id() => {
             initialize(node, existing.members).await
         }
         ClaimOutcome::Taken(existing) => {
             tracing::info!(
                 by = existing.by,
+                generation,
                 "another coordinator claimed the bootstrap"
             );
             Ok(())
@@ -229,8 +267,4 @@ async fn initialize(node: &Arc<Coordinator>, members: BTreeMap<u64, String>) -> 
     tracing::info!(members = ?members.keys().collect::<Vec<_>>(), "initialising the cluster");
     node.store.initialize(members).await?;
     Ok(())
-}
-
-fn node_seed_store(node: &Coordinator) -> shoal_seed_store::SeedStore {
-    shoal_seed_store::SeedStore::new(node.config.seed_store.clone())
 }

@@ -127,7 +127,8 @@ pub async fn run(
         ),
     };
 
-    let seed_store = SeedStore::new(config.seed_store.clone());
+    let seed_store = SeedStore::open(config.seed_store.clone(), &node.storage)
+        .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
     let seed = Seed {
         format: shoal_seed_store::seed::SEED_FORMAT,
         cluster: config.cluster.clone(),
@@ -138,7 +139,7 @@ pub async fn run(
         started_at_ms: node.started_at_ms,
         heartbeat: 0,
     };
-    let publisher = SeedPublisher::start(seed_store.clone(), seed)?;
+    let publisher = SeedPublisher::start(seed_store.clone(), seed).await?;
     let reaper = tokio::spawn(reap_abandoned_queries(node.clone(), stopped.clone()));
     let cleaner = tokio::spawn(clean_warehouse(node.clone(), stopped.clone()));
     let (refusal, refused) = tokio::sync::oneshot::channel();

@@ -1,4 +1,4 @@
-//! `seed-store.properties` and the file-system profile it names.
+//! `seed-store.properties` and the file-system profile it names (local or S3).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +20,7 @@ pub const SEED_STORE_KEYS: &[KeySpec] = &[
     KeySpec {
         key: "seed-store.filesystem.seed-dir",
         default: None,
-        doc: "The seed directory, shared by every coordinator and worker of the cluster.",
+        doc: "The seed directory, shared by every coordinator and worker of the cluster: a directory with a local profile, a key prefix below the profile's s3.prefix with an S3 profile.",
     },
     KeySpec {
         key: "seed-store.seed.heartbeat",
@@ -30,7 +30,7 @@ pub const SEED_STORE_KEYS: &[KeySpec] = &[
     KeySpec {
         key: "seed-store.seed.heartbeat.timeout",
         default: Some("5s"),
-        doc: "A seed that a reader has not seen change for this long is ignored.",
+        doc: "A seed that a reader has not seen change for this long is ignored; a bootstrap claim whose claimant has not been live for three times this long expires, and another coordinator claims again.",
     },
 ];
 
@@ -38,35 +38,49 @@ pub const SEED_STORE_KEYS: &[KeySpec] = &[
 pub struct SeedStoreConfig {
     /// Seeds of this cluster live under `<seed_dir>/<cluster>/`.
     pub cluster: String,
-    pub seed_dir: PathBuf,
+    /// The file-system profile holding the seed directory.
+    pub profile: String,
+    /// The seed directory: a path for a local profile (absolute, resolved), a key prefix
+    /// below the bucket and prefix of an S3 profile.
+    pub seed_dir: String,
     pub heartbeat: Duration,
     pub heartbeat_timeout: Duration,
 }
 
 impl SeedStoreConfig {
-    pub fn new(cluster: impl Into<String>, seed_dir: impl Into<PathBuf>) -> Self {
+    /// Seeds in the local directory `seed_dir`, with the default heartbeats.
+    pub fn new(cluster: impl Into<String>, seed_dir: &Path) -> Self {
         SeedStoreConfig {
             cluster: cluster.into(),
-            seed_dir: seed_dir.into(),
+            profile: "local".into(),
+            seed_dir: seed_dir.display().to_string(),
             heartbeat: Duration::from_secs(1),
             heartbeat_timeout: Duration::from_secs(5),
         }
     }
 
-    /// Read `etc/seed-store.properties` and its file-system profile. Relative paths are taken
-    /// relative to `base`.
+    /// How long a bootstrap claim whose claimant is not live stands before another
+    /// coordinator may claim again: three heartbeat timeouts of the reader's own clock.
+    pub fn claim_expiry(&self) -> Duration {
+        self.heartbeat_timeout * 3
+    }
+
+    /// Read `etc/seed-store.properties` and check the file-system profile it names. Relative
+    /// local paths are taken relative to `base`.
     pub fn load(etc: &Path, base: &Path, cluster: &str) -> Result<Self, ConfigError> {
         let file = PropertiesFile::load(&etc.join("seed-store.properties"), false)?;
         let reader = Reader::new(&file, SEED_STORE_KEYS)?;
         reader.choice("seed-store.type", &["filebased"])?;
-        let profile = reader.non_empty("seed-store.filesystem.profile")?;
-        if profile.contains(['/', '\\']) || profile.starts_with('.') {
+        let profile_name = reader.non_empty("seed-store.filesystem.profile")?;
+        if profile_name.contains(['/', '\\']) || profile_name.starts_with('.') {
             return Err(reader.invalid(
                 "seed-store.filesystem.profile",
                 "must be a plain profile name",
             ));
         }
-        let profile_path = etc.join("filesystem").join(format!("{profile}.properties"));
+        let profile_path = etc
+            .join("filesystem")
+            .join(format!("{profile_name}.properties"));
         if !profile_path.is_file() {
             return Err(reader.invalid(
                 "seed-store.filesystem.profile",
@@ -74,16 +88,7 @@ impl SeedStoreConfig {
             ));
         }
         let profile_file = PropertiesFile::load(&profile_path, false)?;
-        let profile = shoal_storage::Profile::read(&profile, &profile_file, base)?;
-        if profile.kind != shoal_storage::ProfileKind::Local {
-            return Err(reader.invalid(
-                "seed-store.filesystem.profile",
-                format!(
-                    "profile {} is not local; seeds live on a local or NFS directory only",
-                    profile.name
-                ),
-            ));
-        }
+        let profile = shoal_storage::Profile::read(&profile_name, &profile_file, base)?;
         let heartbeat = reader.duration("seed-store.seed.heartbeat")?;
         let heartbeat_timeout = reader.duration("seed-store.seed.heartbeat.timeout")?;
         if heartbeat.is_zero() {
@@ -95,14 +100,33 @@ impl SeedStoreConfig {
                 "must be longer than seed-store.seed.heartbeat",
             ));
         }
-        let seed_dir = PathBuf::from(reader.non_empty("seed-store.filesystem.seed-dir")?);
+        let dir = reader.non_empty("seed-store.filesystem.seed-dir")?;
+        let seed_dir = match profile.kind {
+            shoal_storage::ProfileKind::Local => {
+                let dir = PathBuf::from(dir);
+                let dir = if dir.is_absolute() {
+                    dir
+                } else {
+                    base.join(dir)
+                };
+                dir.display().to_string()
+            }
+            shoal_storage::ProfileKind::S3(_) => {
+                let prefix = dir.trim_matches('/');
+                if prefix.contains("://") || !prefix.split('/').all(shoal_storage::is_plain_segment)
+                {
+                    return Err(reader.invalid(
+                        "seed-store.filesystem.seed-dir",
+                        "with an S3 profile, a key prefix below the profile's s3.prefix (plain segments joined by /)",
+                    ));
+                }
+                prefix.to_string()
+            }
+        };
         Ok(SeedStoreConfig {
             cluster: cluster.to_string(),
-            seed_dir: if seed_dir.is_absolute() {
-                seed_dir
-            } else {
-                base.join(seed_dir)
-            },
+            profile: profile_name,
+            seed_dir,
             heartbeat,
             heartbeat_timeout,
         })

@@ -1,6 +1,7 @@
-//! File-based seed directory on shared storage through which coordinators and workers find
-//! each other: each coordinator publishes one small file, refreshed every heartbeat; readers
-//! judge freshness by what they see change, never by comparing clocks across hosts.
+//! The seed directory on shared storage (a local or NFS directory, or an S3 prefix) through
+//! which coordinators and workers find each other: each coordinator publishes one small
+//! object, refreshed every heartbeat; readers judge freshness by what they see change, never
+//! by comparing clocks across hosts.
 
 pub mod bootstrap;
 pub mod config;

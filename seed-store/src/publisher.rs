@@ -1,8 +1,9 @@
-//! Keeps a member's seed file fresh: rewrites it every heartbeat with an incremented counter and
+//! Keeps a member's seed fresh: rewrites it every heartbeat with an incremented counter and
 //! removes it on clean shutdown.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use shoal_storage::StorageError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -23,9 +24,9 @@ pub fn now_ms() -> u64 {
 
 impl SeedPublisher {
     /// Publish `seed` now and keep refreshing it.
-    pub fn start(store: SeedStore, mut seed: Seed) -> std::io::Result<Self> {
-        store.publish(&seed)?;
-        tracing::info!(path = %store.path_of(seed.role, seed.id).display(), "published seed");
+    pub async fn start(store: SeedStore, mut seed: Seed) -> Result<Self, StorageError> {
+        store.publish(&seed).await?;
+        tracing::info!(name = %store.name_of(seed.role, seed.id), "published seed");
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(store.config().heartbeat);
@@ -37,16 +38,18 @@ impl SeedPublisher {
                     _ = stopped.changed() => break,
                 }
                 seed.heartbeat += 1;
-                let publishing = store.clone();
-                let copy = seed.clone();
-                let written = tokio::task::spawn_blocking(move || publishing.publish(&copy)).await;
-                match written {
+                // A refresh slower than the heartbeat timeout is of no use to readers any more.
+                let patience = store.config().heartbeat_timeout;
+                let refresh = tokio::time::timeout(patience, store.publish(&seed));
+                match refresh.await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot refresh the seed file"),
-                    Err(e) => tracing::warn!(error = %e, "seed refresh task failed"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot refresh the seed"),
+                    Err(_) => {
+                        tracing::warn!("the seed refresh took longer than the heartbeat timeout")
+                    }
                 }
             }
-            if let Err(e) = store.remove(seed.role, seed.id) {
+            if let Err(e) = store.remove(seed.role, seed.id).await {
                 tracing::warn!(error = %e, "cannot remove the seed file");
             } else {
                 tracing::info!("removed seed");

@@ -1,14 +1,18 @@
-//! Seed files: one JSON file per member under `<seed-dir>/<cluster>/`, written atomically.
+//! Seeds: one JSON object per member under `<seed-dir>/<cluster>/`, each written whole.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use shoal_storage::{Location, Storage, StorageError};
 
 use crate::config::SeedStoreConfig;
 
 /// The seed file format this build writes and reads.
 pub const SEED_FORMAT: u32 = 1;
+
+/// A seed is a few hundred bytes; anything much larger is not one.
+const MAX_SEED_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,22 +43,33 @@ pub struct Seed {
     pub heartbeat: u64,
 }
 
-/// Why a file in the seed directory was not taken as a seed.
+/// Why an object in the seed directory was not taken as a seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
-    pub path: PathBuf,
+    /// The object's full name (a path or an `s3://` URL).
+    pub name: String,
     pub reason: String,
 }
 
-/// The seed directory of one cluster.
+/// The seed directory of one cluster, on a local file system or in an S3 bucket.
 #[derive(Debug, Clone)]
 pub struct SeedStore {
     config: SeedStoreConfig,
+    /// `<seed-dir>/<cluster>`.
+    dir: Location,
 }
 
 impl SeedStore {
-    pub fn new(config: SeedStoreConfig) -> Self {
-        SeedStore { config }
+    /// The seed directory the configuration names, through the profiles of `storage`.
+    pub fn open(config: SeedStoreConfig, storage: &Storage) -> Result<Self, StorageError> {
+        let seeds = storage.in_profile(&config.profile, &config.seed_dir, Path::new("/"))?;
+        Self::at(config, &seeds)
+    }
+
+    /// The cluster's directory below the seed directory `seeds`.
+    pub fn at(config: SeedStoreConfig, seeds: &Location) -> Result<Self, StorageError> {
+        let dir = seeds.child(&config.cluster)?;
+        Ok(SeedStore { config, dir })
     }
 
     pub fn config(&self) -> &SeedStoreConfig {
@@ -62,86 +77,78 @@ impl SeedStore {
     }
 
     /// `<seed-dir>/<cluster>`.
-    pub fn cluster_dir(&self) -> PathBuf {
-        self.config.seed_dir.join(&self.config.cluster)
+    pub fn cluster_dir(&self) -> &Location {
+        &self.dir
     }
 
     fn file_name(role: SeedRole, id: u64) -> String {
         format!("{}-{id}.json", role.prefix())
     }
 
-    pub fn path_of(&self, role: SeedRole, id: u64) -> PathBuf {
-        self.cluster_dir().join(Self::file_name(role, id))
+    /// The full name of a member's seed.
+    pub fn name_of(&self, role: SeedRole, id: u64) -> String {
+        self.dir
+            .name_of(&Self::file_name(role, id))
+            .unwrap_or_else(|_| Self::file_name(role, id))
     }
 
-    /// Write `seed` atomically: a temporary file, fsync, rename, fsync of the directory.
-    pub fn publish(&self, seed: &Seed) -> std::io::Result<()> {
-        let dir = self.cluster_dir();
-        std::fs::create_dir_all(&dir)?;
-        let final_path = self.path_of(seed.role, seed.id);
-        let temporary = dir.join(format!(
-            ".{}.tmp-{}",
-            Self::file_name(seed.role, seed.id),
-            std::process::id()
-        ));
-        let body = serde_json::to_vec(seed).map_err(std::io::Error::other)?;
-        {
-            let mut file = std::fs::File::create(&temporary)?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&temporary, &final_path)?;
-        sync_dir(&dir);
-        Ok(())
+    /// Write `seed` whole: readers see the old seed or the new one, never a part.
+    pub async fn publish(&self, seed: &Seed) -> Result<(), StorageError> {
+        let body =
+            serde_json::to_vec(seed).map_err(|e| StorageError::BadLocation(e.to_string()))?;
+        self.dir
+            .put(&Self::file_name(seed.role, seed.id), Bytes::from(body))
+            .await
     }
 
-    /// Remove a member's seed file; a missing file is not an error.
-    pub fn remove(&self, role: SeedRole, id: u64) -> std::io::Result<()> {
-        match std::fs::remove_file(self.path_of(role, id)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => {
-                sync_dir(&self.cluster_dir());
-                Ok(())
-            }
-        }
+    /// Remove a member's seed; a missing one is not an error.
+    pub async fn remove(&self, role: SeedRole, id: u64) -> Result<(), StorageError> {
+        self.dir.delete(&Self::file_name(role, id)).await
     }
 
-    /// Every readable seed of this cluster, and every file that was skipped with the reason.
-    pub fn read_all(&self) -> (Vec<Seed>, Vec<Skipped>) {
+    /// Every readable seed of this cluster, and every object that was skipped with the reason.
+    pub async fn read_all(&self) -> (Vec<Seed>, Vec<Skipped>) {
         let mut seeds = Vec::new();
         let mut skipped = Vec::new();
-        let entries = match std::fs::read_dir(self.cluster_dir()) {
+        let entries = match self.dir.list().await {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (seeds, skipped),
             Err(e) => {
                 skipped.push(Skipped {
-                    path: self.cluster_dir(),
+                    name: self.dir.url(),
                     reason: format!("cannot list the seed directory: {e}"),
                 });
                 return (seeds, skipped);
             }
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') {
+        for entry in entries {
+            if entry.name.starts_with('.') || crate::bootstrap::is_claim_name(&entry.name) {
                 continue;
             }
-            match self.read_one(&path, &name) {
+            match self.read_one(&entry.name, entry.size).await {
                 Ok(seed) => seeds.push(seed),
-                Err(reason) => skipped.push(Skipped { path, reason }),
+                Err(reason) => skipped.push(Skipped {
+                    name: entry.full_name,
+                    reason,
+                }),
             }
         }
         seeds.sort_by_key(|s| (s.role.prefix(), s.id));
         (seeds, skipped)
     }
 
-    fn read_one(&self, path: &Path, name: &str) -> Result<Seed, String> {
+    async fn read_one(&self, name: &str, size: u64) -> Result<Seed, String> {
         if !name.ends_with(".json") {
             return Err("not a seed file (no .json ending)".into());
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
-        if bytes.len() > 64 * 1024 {
+        if size > MAX_SEED_BYTES {
+            return Err(format!("too large for a seed ({size} bytes)"));
+        }
+        let bytes = match self.dir.get(name).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err("removed while being read".into()),
+            Err(e) => return Err(format!("unreadable: {e}")),
+        };
+        if bytes.len() as u64 > MAX_SEED_BYTES {
             return Err(format!("too large for a seed ({} bytes)", bytes.len()));
         }
         let seed: Seed = serde_json::from_slice(&bytes).map_err(|e| format!("not a seed: {e}"))?;
@@ -155,12 +162,5 @@ impl SeedStore {
             return Err(format!("names member {} but is called {name}", seed.id));
         }
         Ok(seed)
-    }
-}
-
-/// Make a rename durable; a failure only weakens durability, so it is logged, not returned.
-fn sync_dir(dir: &Path) {
-    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::debug!(dir = %dir.display(), error = %e, "cannot sync the seed directory");
     }
 }

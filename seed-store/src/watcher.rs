@@ -2,7 +2,6 @@
 //! heartbeat counter change; wall clocks of other hosts are never compared with ours.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::seed::{Seed, SeedRole, SeedStore};
@@ -26,7 +25,7 @@ struct Observation {
 pub struct SeedWatcher {
     store: SeedStore,
     observed: HashMap<(SeedRole, u64), Observation>,
-    warned: HashSet<PathBuf>,
+    warned: HashSet<String>,
 }
 
 impl SeedWatcher {
@@ -43,18 +42,22 @@ impl SeedWatcher {
     }
 
     /// Read the directory and return the seeds that are live now.
-    pub fn scan(&mut self) -> Vec<LiveSeed> {
-        self.scan_at(Instant::now())
+    pub async fn scan(&mut self) -> Vec<LiveSeed> {
+        let read = self.store.read_all().await;
+        self.judge(read, Instant::now())
     }
 
-    pub(crate) fn scan_at(&mut self, now: Instant) -> Vec<LiveSeed> {
-        let (seeds, skipped) = self.store.read_all();
+    pub(crate) fn judge(
+        &mut self,
+        (seeds, skipped): (Vec<Seed>, Vec<crate::seed::Skipped>),
+        now: Instant,
+    ) -> Vec<LiveSeed> {
         let mut still_bad = HashSet::new();
         for skip in skipped {
-            if !self.warned.contains(&skip.path) {
-                tracing::warn!(path = %skip.path.display(), reason = %skip.reason, "skipping seed file");
+            if !self.warned.contains(&skip.name) {
+                tracing::warn!(name = %skip.name, reason = %skip.reason, "skipping seed file");
             }
-            still_bad.insert(skip.path);
+            still_bad.insert(skip.name);
         }
         self.warned = still_bad;
         let timeout = self.store.config().heartbeat_timeout;
@@ -87,6 +90,8 @@ impl SeedWatcher {
 mod tests {
     use std::time::Duration;
 
+    use bytes::Bytes;
+
     use super::*;
     use crate::config::SeedStoreConfig;
 
@@ -103,52 +108,61 @@ mod tests {
         }
     }
 
-    #[test]
-    fn liveness_follows_observed_changes_not_clocks() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = SeedStore::new(SeedStoreConfig::new("c", dir.path()));
+    fn store_in(dir: &std::path::Path) -> SeedStore {
+        let seeds = shoal_storage::local_location(dir).expect("location");
+        SeedStore::at(SeedStoreConfig::new("c", dir), &seeds).expect("store")
+    }
+
+    #[tokio::test]
+    async fn liveness_follows_observed_changes_not_clocks() {
+        let dir = tempfile::TempDir::new().expect("dir");
+        let store = store_in(dir.path());
         let mut watcher = SeedWatcher::new(store.clone());
         let start = Instant::now();
-        store.publish(&seed(1, 0)).unwrap();
-        store.publish(&seed(2, 0)).unwrap();
-        let live = watcher.scan_at(start);
+        store.publish(&seed(1, 0)).await.expect("publish");
+        store.publish(&seed(2, 0)).await.expect("publish");
+        let live = watcher.judge(store.read_all().await, start);
         assert_eq!(live.len(), 2);
         assert!(
             live.iter().all(|l| !l.confirmed),
             "seen once: not confirmed"
         );
 
-        store.publish(&seed(1, 1)).unwrap();
-        let live = watcher.scan_at(start + Duration::from_secs(3));
+        store.publish(&seed(1, 1)).await.expect("publish");
+        let live = watcher.judge(store.read_all().await, start + Duration::from_secs(3));
         assert!(live.iter().any(|l| l.seed.id == 1 && l.confirmed));
         // Seed 2 has not changed for 6 s of the reader's time: expired.
-        store.publish(&seed(1, 2)).unwrap();
-        let live = watcher.scan_at(start + Duration::from_secs(6));
+        store.publish(&seed(1, 2)).await.expect("publish");
+        let live = watcher.judge(store.read_all().await, start + Duration::from_secs(6));
         assert_eq!(live.iter().map(|l| l.seed.id).collect::<Vec<_>>(), vec![1]);
     }
 
-    #[test]
-    fn bad_partial_and_foreign_files_are_skipped() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = SeedStore::new(SeedStoreConfig::new("c", dir.path()));
-        store.publish(&seed(1, 0)).unwrap();
+    #[tokio::test]
+    async fn bad_partial_and_foreign_objects_are_skipped() {
+        let dir = tempfile::TempDir::new().expect("dir");
+        let store = store_in(dir.path());
+        store.publish(&seed(1, 0)).await.expect("publish");
         let cluster = store.cluster_dir();
-        std::fs::write(cluster.join("coordinator-2.json"), b"{\"format\":1,\"clus").unwrap();
-        std::fs::write(cluster.join("notes.txt"), b"hello").unwrap();
+        let put = |name: &'static str, bytes: Vec<u8>| async move {
+            cluster.put(name, Bytes::from(bytes)).await.expect("put")
+        };
+        put("coordinator-2.json", b"{\"format\":1,\"clus".to_vec()).await;
+        put("notes.txt", b"hello".to_vec()).await;
         let mut foreign = seed(3, 0);
         foreign.cluster = "other".into();
-        std::fs::write(
-            cluster.join("coordinator-3.json"),
-            serde_json::to_vec(&foreign).unwrap(),
+        put(
+            "coordinator-3.json",
+            serde_json::to_vec(&foreign).expect("json"),
         )
-        .unwrap();
-        std::fs::write(
-            cluster.join("coordinator-4.json"),
-            serde_json::to_vec(&seed(5, 0)).unwrap(),
+        .await;
+        put(
+            "coordinator-4.json",
+            serde_json::to_vec(&seed(5, 0)).expect("json"),
         )
-        .unwrap();
-        std::fs::write(cluster.join(".coordinator-6.json.tmp-1"), b"partial").unwrap();
-        let (seeds, skipped) = store.read_all();
+        .await;
+        put(".coordinator-6.json.tmp-1", b"partial".to_vec()).await;
+        put("bootstrap.claim", b"{}".to_vec()).await;
+        let (seeds, skipped) = store.read_all().await;
         assert_eq!(seeds.iter().map(|s| s.id).collect::<Vec<_>>(), vec![1]);
         let reasons: Vec<String> = skipped.iter().map(|s| s.reason.clone()).collect();
         assert_eq!(skipped.len(), 4, "{reasons:?}");
@@ -156,17 +170,23 @@ mod tests {
         assert!(reasons.iter().any(|r| r.contains("cluster \"other\"")));
         assert!(reasons.iter().any(|r| r.contains("no .json")));
         assert!(reasons.iter().any(|r| r.contains("names member 5")));
-        assert_eq!(SeedWatcher::new(store).scan().len(), 1);
+        assert_eq!(SeedWatcher::new(store).scan().await.len(), 1);
     }
 
-    #[test]
-    fn removal_and_missing_directory() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = SeedStore::new(SeedStoreConfig::new("c", dir.path().join("absent")));
-        assert!(store.read_all().0.is_empty());
-        store.publish(&seed(1, 0)).unwrap();
-        store.remove(SeedRole::Coordinator, 1).unwrap();
-        store.remove(SeedRole::Coordinator, 1).unwrap();
-        assert!(store.read_all().0.is_empty());
+    #[tokio::test]
+    async fn removal_and_missing_directory() {
+        let dir = tempfile::TempDir::new().expect("dir");
+        let store = store_in(&dir.path().join("absent"));
+        assert!(store.read_all().await.0.is_empty());
+        store.publish(&seed(1, 0)).await.expect("publish");
+        store
+            .remove(SeedRole::Coordinator, 1)
+            .await
+            .expect("remove");
+        store
+            .remove(SeedRole::Coordinator, 1)
+            .await
+            .expect("remove again");
+        assert!(store.read_all().await.0.is_empty());
     }
 }

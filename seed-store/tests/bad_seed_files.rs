@@ -1,6 +1,7 @@
-//! Property test: whatever bytes a seed file holds, reading the seed directory skips it with a
-//! reason (or reads a valid seed), never panics, and still reads the good seeds beside it.
+//! Property test: whatever bytes a seed object holds, reading the seed directory skips it with
+//! a reason (or reads a valid seed), never panics, and still reads the good seeds beside it.
 
+use bytes::Bytes;
 use proptest::prelude::*;
 use shoal_seed_store::seed::SEED_FORMAT;
 use shoal_seed_store::{Seed, SeedRole, SeedStore, SeedStoreConfig};
@@ -26,15 +27,20 @@ proptest! {
         bytes in prop::collection::vec(any::<u8>(), 0..600),
         json_like in "\\{[\"a-z0-9:,\\[\\] {}]{0,200}\\}",
     ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SeedStore::new(SeedStoreConfig::new("fuzz", dir.path()));
-        store.publish(&good_seed()).expect("publish");
-        std::fs::write(store.cluster_dir().join("coordinator-2.json"), &bytes).expect("write");
-        std::fs::write(store.cluster_dir().join("coordinator-3.json"), json_like.as_bytes())
-            .expect("write");
-        let (seeds, skipped) = store.read_all();
+        let seeds = shoal_storage::local_location(dir.path()).expect("location");
+        let store = SeedStore::at(SeedStoreConfig::new("fuzz", dir.path()), &seeds).expect("store");
+        let (seeds, skipped) = runtime.block_on(async {
+            store.publish(&good_seed()).await.expect("publish");
+            let cluster = store.cluster_dir();
+            cluster.put("coordinator-2.json", Bytes::from(bytes)).await.expect("put");
+            cluster.put("coordinator-3.json", Bytes::from(json_like.into_bytes())).await.expect("put");
+            store.read_all().await
+        });
         prop_assert!(seeds.iter().any(|s| s.id == 1), "the good seed is read");
         prop_assert_eq!(seeds.len() + skipped.len(), 3);
         prop_assert!(skipped.iter().all(|s| !s.reason.is_empty()));
+        prop_assert!(seeds.iter().all(|s| s.role == SeedRole::Coordinator));
     }
 }

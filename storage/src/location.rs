@@ -192,13 +192,39 @@ impl Location {
     }
 
     /// Write the object `name`, replacing it whole (readers see the old or the new object).
+    /// It is durable when this returns: S3 acknowledges stored objects, and a local file and
+    /// its directory are synced.
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<(), StorageError> {
         let key = self.key(name)?;
         self.store
             .put(&key, PutPayload::from(bytes))
             .await
-            .map(|_| ())
-            .map_err(|e| self.error("write", e))
+            .map_err(|e| self.error("write", e))?;
+        self.sync_local(&key).await
+    }
+
+    /// Sync a local file written through the store (which does not) and its directory, so
+    /// that a written object survives a crash of the machine.
+    async fn sync_local(&self, key: &ObjectPath) -> Result<(), StorageError> {
+        let Root::Local(dir) = &self.root else {
+            return Ok(());
+        };
+        let path = key
+            .parts()
+            .fold(dir.clone(), |p, part| p.join(part.as_ref()));
+        let synced = tokio::task::spawn_blocking(move || {
+            let sync = |path: &std::path::Path| std::fs::File::open(path)?.sync_all();
+            let parent = path.parent().map(std::path::Path::to_path_buf);
+            sync(&path)
+                .and_then(|()| parent.as_deref().map_or(Ok(()), sync))
+                .map_err(|source| StorageError::Directory { path, source })
+        });
+        synced.await.unwrap_or_else(|e| {
+            Err(StorageError::Directory {
+                path: dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
     }
 
     /// Create the object `name` unless it exists (`If-None-Match: *` on S3); false when it
@@ -214,7 +240,7 @@ impl Location {
             .put_opts(&key, PutPayload::from(bytes), options)
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(_) => self.sync_local(&key).await.map(|()| true),
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Ok(false),
             Err(e) => Err(self.error("create", e)),

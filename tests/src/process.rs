@@ -191,6 +191,9 @@ pub struct ProcessCluster {
     pub etc_files: Vec<(String, String)>,
     /// Locations allowed to external tables besides [`ProcessCluster::external_dir`].
     pub external_locations: Vec<String>,
+    /// The file-system profile (one of [`ProcessCluster::etc_files`]) and directory of the
+    /// seeds; None for [`ProcessCluster::seed_dir`] on the local file system.
+    pub seed_profile: Option<(String, String)>,
 }
 
 impl ProcessCluster {
@@ -213,6 +216,7 @@ impl ProcessCluster {
             warehouse: None,
             etc_files: Vec::new(),
             external_locations: Vec::new(),
+            seed_profile: None,
         }
     }
 
@@ -241,6 +245,19 @@ impl ProcessCluster {
 
     pub fn seed_dir(&self) -> PathBuf {
         self.dir.path().join("seeds")
+    }
+
+    /// `seed-store.properties` of every node: fast heartbeats, seeds where the cluster keeps
+    /// them.
+    fn seed_store_properties(&self) -> String {
+        let (profile, dir) = self
+            .seed_profile
+            .clone()
+            .unwrap_or_else(|| ("local".into(), self.seed_dir().display().to_string()));
+        format!(
+            "seed-store.filesystem.profile={profile}\nseed-store.filesystem.seed-dir={dir}\n\
+             seed-store.seed.heartbeat=200ms\nseed-store.seed.heartbeat.timeout=1s\n"
+        )
     }
 
     /// Write coordinator `id`'s etc directory (once; later starts reuse it and its ports).
@@ -291,14 +308,7 @@ impl ProcessCluster {
                     "state-store.properties",
                     format!("state-store.bootstrap-expect={}\n", self.bootstrap_expect),
                 ),
-                (
-                    "seed-store.properties",
-                    format!(
-                        "seed-store.filesystem.seed-dir={}\nseed-store.seed.heartbeat=200ms\n\
-                         seed-store.seed.heartbeat.timeout=1s\n",
-                        self.seed_dir().display()
-                    ),
-                ),
+                ("seed-store.properties", self.seed_store_properties()),
                 ("filesystem/local.properties", "fs.client.type=local\n".to_string()),
             ];
             for (name, text) in files
@@ -374,6 +384,30 @@ impl ProcessCluster {
         }
     }
 
+    /// Print the last lines of every node's log, for a test that failed with this cluster.
+    pub fn print_log_tails(&self) {
+        const LINES: usize = 150;
+        let tail = |path: &Path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(LINES)..].join("\n")
+        };
+        for (id, coordinator) in &self.coordinators {
+            eprintln!(
+                "--- coordinator {id} (last {LINES} lines)\n{}",
+                tail(&coordinator.log)
+            );
+        }
+        for name in self.workers.keys() {
+            let log = self
+                .dir
+                .path()
+                .join(format!("worker-{name}"))
+                .join("worker.log");
+            eprintln!("--- worker {name} (last {LINES} lines)\n{}", tail(&log));
+        }
+    }
+
     /// The client URLs of coordinators 1..=`count`.
     pub fn client_urls(&self, count: u64) -> Vec<String> {
         (1..=count).map(|id| self.client_url(id)).collect()
@@ -411,13 +445,7 @@ impl ProcessCluster {
                     self.worker_extra_config
                 ),
             ),
-            (
-                "seed-store.properties",
-                format!(
-                    "seed-store.filesystem.seed-dir={}\nseed-store.seed.heartbeat=200ms\nseed-store.seed.heartbeat.timeout=1s\n",
-                    self.seed_dir().display()
-                ),
-            ),
+            ("seed-store.properties", self.seed_store_properties()),
             ("filesystem/local.properties", "fs.client.type=local\n".to_string()),
         ];
         for (file, text) in files
@@ -563,6 +591,9 @@ impl ProcessCluster {
 
 impl Drop for ProcessCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_log_tails();
+        }
         let ids: Vec<u64> = self.coordinators.keys().copied().collect();
         for id in ids {
             self.kill(id);

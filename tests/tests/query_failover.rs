@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::trino::{get_json, post_statement, query_info, TrinoClient};
-use shoal_tests::{wait_for, wait_until};
+use shoal_tests::{poll, wait_for, wait_until};
 
 const ROWS: i64 = 100_000;
 const SORTED: &str = "SELECT n FROM numbers ORDER BY n";
@@ -116,14 +116,12 @@ fn leader(cluster: &ProcessCluster, ids: &[u64]) -> u64 {
 }
 
 fn wait_finished(base: &str, id: &str) -> Value {
-    wait_for(
-        Duration::from_secs(30),
-        "the query's record says FINISHED",
-        || {
-            let info = info(base, id);
-            (info["state"] == "FINISHED").then_some(info)
-        },
-    )
+    let mut last = Value::Null;
+    poll(Duration::from_secs(30), || {
+        last = info(base, id);
+        (last["state"] == "FINISHED").then(|| last.clone())
+    })
+    .unwrap_or_else(|| panic!("query {id}: its record does not say FINISHED within 30 s: {last}"))
 }
 
 #[test]

@@ -1,12 +1,14 @@
-//! Tables on a real S3-compatible server (s3s-fs on loopback): a cluster of 3 coordinators and
-//! 2 workers whose warehouse is a bucket creates, fills, reads, rewrites and drops tables, and
-//! every byte of them lives in the bucket.
+//! Shared storage on a real S3-compatible server (s3s-fs on loopback): a cluster of 3
+//! coordinators and 2 workers whose warehouse and seeds are in a bucket forms, creates, fills,
+//! reads, rewrites and drops tables, and every byte of them lives in the bucket; a bootstrap
+//! claim whose claimant died before initialising expires and the others form the cluster.
 
 use std::time::Duration;
 
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::s3::S3Server;
 use shoal_tests::trino::{TrinoClient, TrinoError};
+use shoal_tests::wait_for;
 
 const BUCKET: &str = "shoal-lake";
 
@@ -17,7 +19,21 @@ fn s3_cluster(server: &S3Server) -> ProcessCluster {
     cluster
         .etc_files
         .push(("filesystem/lake.properties".into(), server.profile(BUCKET)));
+    cluster.seed_profile = Some(("lake".into(), "seeds".into()));
     cluster
+}
+
+/// The newest bootstrap claim in the bucket: its generation and claimant.
+fn newest_claim(server: &S3Server) -> Option<(u64, u64)> {
+    server
+        .keys(BUCKET, "seeds/test/bootstrap.claim")
+        .iter()
+        .filter_map(|key| {
+            let text = std::fs::read_to_string(server.bucket_dir(BUCKET).join(key)).ok()?;
+            let claim: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some((claim["generation"].as_u64()?, claim["by"].as_u64()?))
+        })
+        .max()
 }
 
 #[test]
@@ -26,6 +42,16 @@ fn tables_live_in_the_bucket() {
     let mut cluster = s3_cluster(&server);
     cluster.start_joined(3);
     cluster.start_workers_seen(&["w1", "w2"], 3);
+    // The cluster formed and the workers found it through seeds in the bucket.
+    let seeds = server.keys(BUCKET, "seeds/test/");
+    for seed in [
+        "bootstrap.claim",
+        "coordinator-1.json",
+        "coordinator-3.json",
+    ] {
+        assert!(seeds.contains(&format!("seeds/test/{seed}")), "{seeds:?}");
+    }
+    assert!(!cluster.seed_dir().exists());
     let mut client = TrinoClient::new(cluster.client_urls(3), "lake");
     client.execute("CREATE SCHEMA lake").expect("schema");
     client
@@ -119,4 +145,47 @@ fn tables_live_in_the_bucket() {
         ["external/cities/part-1.csv"],
         "an external table's files are never removed"
     );
+}
+
+#[test]
+fn the_bootstrap_claim_of_a_claimant_that_died_expires() {
+    let server = S3Server::start(&[BUCKET]);
+    let mut cluster = s3_cluster(&server);
+    cluster.bootstrap_expect = 2;
+    // Coordinator 1 (the smallest id, so the claimant) stalls right after claiming.
+    cluster.coordinator_env = vec![(
+        "SHOAL_FAILPOINTS".into(),
+        "bootstrap-claimed=sleep(600000)".into(),
+    )];
+    cluster.start(1);
+    cluster.coordinator_env.clear();
+    cluster.start(2);
+    cluster.start(3);
+    wait_for(
+        Duration::from_secs(30),
+        "coordinator 1 claims the bootstrap",
+        || newest_claim(&server).filter(|claim| *claim == (1, 1)),
+    );
+    cluster.kill(1);
+
+    // The others wait out the claim (three heartbeat timeouts of 1 s), then 2 claims anew.
+    for id in [2, 3] {
+        wait_for(
+            Duration::from_secs(60),
+            "coordinators 2 and 3 form the cluster",
+            || cluster.joined_state(id),
+        );
+    }
+    assert_eq!(newest_claim(&server), Some((2, 2)));
+    let mut client = TrinoClient::new(cluster.client_urls(3)[1..].to_vec(), "lake");
+    client.execute("CREATE SCHEMA formed").expect("schema");
+
+    // The old claimant comes back with its empty store and joins the cluster that formed.
+    cluster.start(1);
+    wait_for(Duration::from_secs(60), "coordinator 1 joins", || {
+        cluster.joined_state(1)
+    });
+    let mut one = TrinoClient::new(vec![cluster.client_url(1)], "lake");
+    assert_eq!(one.sorted_rows("SHOW SCHEMAS LIKE 'formed'"), ["formed"]);
+    assert_eq!(newest_claim(&server), Some((2, 2)), "no third claim");
 }

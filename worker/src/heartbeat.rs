@@ -66,7 +66,7 @@ pub async fn run(
             _ = ticks.tick() => {}
             _ = stopped.changed() => return,
         }
-        let live = watcher.scan();
+        let live = watcher.scan().await;
         let heartbeat = heartbeat();
         let mut now_reached = BTreeSet::new();
         for seed in &live {

@@ -69,6 +69,10 @@ pub async fn run(
     let storage = shoal_storage::Storage::open(config.profiles.clone())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let stores = shoal_engine::provider::object_stores(&storage);
+    // The heartbeat thread has a runtime of its own, and so its own connections to the store.
+    let seed_store = shoal_storage::Storage::open(config.profiles.clone())
+        .and_then(|own| SeedStore::open(config.seed_store.clone(), &own))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let drivers = Arc::new(Drivers::new(
         internal_url.clone(),
         heartbeat.started_at_ms,
@@ -101,7 +105,7 @@ pub async fn run(
     });
     let load = drivers.clone();
     let announcing = heartbeat::spawn_dedicated(
-        SeedStore::new(config.seed_store.clone()),
+        seed_store,
         config.secret.clone(),
         move || WorkerHeartbeat {
             running_queries: load.running(),
