@@ -38,6 +38,14 @@ if ! python3 -c "import trino, pytest, requests, sqlalchemy, pandas" 2>/dev/null
         || echo "warning: could not install the Python trino client, SQLAlchemy or pandas" >&2
 fi
 
+# kubectl renders the Kubernetes kustomizations, and kubernetes-validate (which ships the
+# Kubernetes schemas, so it needs no cluster) checks every object they render.
+command -v kubectl >/dev/null || apt_install kubernetes-client
+if ! command -v kubernetes-validate >/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate \
+        || echo "warning: could not install kubernetes-validate" >&2
+fi
+
 # s3s-fs: a real S3-compatible server (SigV4, conditional puts) the object-storage tests run
 # against on loopback; a Rust program, so cargo installs it.
 if ! command -v s3s-fs >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then

@@ -1,5 +1,6 @@
 //! `shoal local`: a whole cluster on this machine as child processes on free ports, with a
-//! data directory holding each node's files and the seed directory, and `cluster.json`
+//! data directory holding each node's files and the seed directory (or, with `--storage s3`,
+//! an S3-compatible server holding warehouse, seeds and sample data), and `cluster.json`
 //! describing the nodes for scripts and tests.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,17 @@ use serde::Serialize;
 use crate::http::AdminClient;
 use crate::Failure;
 
+mod s3;
 mod sample;
+
+/// Where `shoal local` keeps the warehouse, the seeds and the sample data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StorageKind {
+    /// Directories of the data directory.
+    Local,
+    /// A bucket of an S3-compatible server (s3s-fs) started beside the cluster.
+    S3,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct LocalArgs {
@@ -38,6 +49,10 @@ pub struct LocalArgs {
     /// TPC-H scale factor of the sample data.
     #[arg(long, default_value_t = 0.01)]
     sample_scale: f64,
+    /// Where the warehouse, the seeds and the sample data live: local directories, or a
+    /// bucket of an S3-compatible server on loopback (needs s3s-fs installed).
+    #[arg(long, value_enum, default_value = "local")]
+    storage: StorageKind,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +114,19 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     let secret = random_secret();
+    let mut s3_server = None;
+    if args.storage == StorageKind::S3 {
+        let (server, child) = s3::start(&data_dir, free_port)?;
+        s3::wait_listening(&server, Duration::from_secs(30)).await?;
+        println!(
+            "shoal local: S3 server {} (bucket {}, objects under {})",
+            server.endpoint(),
+            s3::BUCKET,
+            s3::Server::bucket_dir(&data_dir).display()
+        );
+        s3_server = Some((server, child));
+    }
+    let storage = s3_server.as_ref().map(|(server, _)| server);
     let mut started = Vec::new();
     for id in 1..=args.coordinators {
         started.push(start_coordinator(
@@ -106,6 +134,7 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
             id,
             args.coordinators,
             &secret,
+            storage,
         )?);
     }
     for index in 1..=args.workers {
@@ -113,6 +142,7 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
             &data_dir,
             &format!("worker-{index}"),
             &secret,
+            storage,
         )?);
     }
     let (mut nodes, children): (Vec<Node>, Vec<Child>) = started.into_iter().unzip();
@@ -136,7 +166,7 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
         .filter_map(|n| n.entry.client_url.clone())
         .collect();
     if !args.no_sample_data {
-        match sample::load(&data_dir, args.sample_scale, &servers).await {
+        match sample::load(&data_dir, args.sample_scale, &servers, storage.is_some()).await {
             Ok(()) => println!(
                 "shoal local: TPC-H sample tables (scale {}) in schema tpch",
                 args.sample_scale
@@ -151,11 +181,15 @@ async fn run_cluster(args: LocalArgs) -> anyhow::Result<()> {
         shell_while_supervising(&mut nodes, &mut exits, servers, schema).await;
     }
     stop_all(&mut nodes, &mut exits).await;
+    // The nodes withdraw their seeds as they stop: the server goes last.
+    if let Some((_, mut child)) = s3_server {
+        let _ = child.kill().await;
+    }
     drop(temporary);
     Ok(())
 }
 
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut out = String::new();
     for round in 0..4u64 {
@@ -194,15 +228,53 @@ fn free_port() -> anyhow::Result<u16> {
     anyhow::bail!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
+/// The warehouse and the external-table location of the coordinators, and the seed-store
+/// configuration of every node, for `storage`; writes the bucket's profile into `etc`.
+fn storage_settings(
+    etc: &Path,
+    data_dir: &Path,
+    storage: Option<&s3::Server>,
+) -> anyhow::Result<(String, String, String)> {
+    std::fs::write(
+        etc.join("filesystem").join("local.properties"),
+        "fs.client.type=local\n",
+    )?;
+    Ok(match storage {
+        None => (
+            data_dir.join("warehouse").display().to_string(),
+            data_dir.join("sample").display().to_string(),
+            format!(
+                "seed-store.type=filebased\nseed-store.filesystem.profile=local\nseed-store.filesystem.seed-dir={}\n",
+                data_dir.join("seeds").display()
+            ),
+        ),
+        Some(server) => {
+            std::fs::write(
+                etc.join("filesystem").join(format!("{}.properties", s3::PROFILE)),
+                server.profile(),
+            )?;
+            (
+                format!("s3://{}/warehouse", s3::BUCKET),
+                format!("s3://{}/sample", s3::BUCKET),
+                format!(
+                    "seed-store.type=filebased\nseed-store.filesystem.profile={}\nseed-store.filesystem.seed-dir=seeds\n",
+                    s3::PROFILE
+                ),
+            )
+        }
+    })
+}
+
 fn write_etc(
     etc: &Path,
     data_dir: &Path,
-    id: u64,
-    expect: u64,
+    (id, expect): (u64, u64),
     secret: &str,
     ports: (u16, u16),
+    storage: Option<&s3::Server>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(etc.join("filesystem"))?;
+    let (warehouse, external, seeds) = storage_settings(etc, data_dir, storage)?;
     let node_dir = data_dir.join(format!("coordinator-{id}"));
     std::fs::write(
         etc.join("config.properties"),
@@ -214,25 +286,15 @@ fn write_etc(
             node_dir.join("data").display(),
             ports.0,
             ports.1,
-            data_dir.join("warehouse").display(),
-            data_dir.join("sample").display()
+            warehouse,
+            external
         ),
     )?;
     std::fs::write(
         etc.join("state-store.properties"),
         format!("state-store.type=raft\nstate-store.bootstrap-expect={expect}\n"),
     )?;
-    std::fs::write(
-        etc.join("seed-store.properties"),
-        format!(
-            "seed-store.type=filebased\nseed-store.filesystem.profile=local\nseed-store.filesystem.seed-dir={}\n",
-            data_dir.join("seeds").display()
-        ),
-    )?;
-    std::fs::write(
-        etc.join("filesystem").join("local.properties"),
-        "fs.client.type=local\n",
-    )?;
+    std::fs::write(etc.join("seed-store.properties"), seeds)?;
     Ok(())
 }
 
@@ -241,6 +303,7 @@ fn start_coordinator(
     id: u64,
     expect: u64,
     secret: &str,
+    storage: Option<&s3::Server>,
 ) -> anyhow::Result<(Node, Child)> {
     let node_dir = data_dir.join(format!("coordinator-{id}"));
     let etc = node_dir.join("etc");
@@ -252,7 +315,7 @@ fn start_coordinator(
         (config.client_port, config.internal_port)
     } else {
         let ports = (free_port()?, free_port()?);
-        write_etc(&etc, data_dir, id, expect, secret, ports)?;
+        write_etc(&etc, data_dir, (id, expect), secret, ports, storage)?;
         ports
     };
     let log_path = node_dir.join("coordinator.log");
@@ -420,7 +483,12 @@ async fn stop_all(nodes: &mut [Node], exits: &mut Exits) {
     await_exits(nodes, exits, Duration::from_secs(5)).await;
 }
 
-fn start_worker(data_dir: &Path, name: &str, secret: &str) -> anyhow::Result<(Node, Child)> {
+fn start_worker(
+    data_dir: &Path,
+    name: &str,
+    secret: &str,
+    storage: Option<&s3::Server>,
+) -> anyhow::Result<(Node, Child)> {
     let node_dir = data_dir.join(name);
     let etc = node_dir.join("etc");
     let port = if etc.join("config.properties").is_file() {
@@ -439,17 +507,8 @@ fn start_worker(data_dir: &Path, name: &str, secret: &str) -> anyhow::Result<(No
                 node_dir.join("data").display()
             ),
         )?;
-        std::fs::write(
-            etc.join("seed-store.properties"),
-            format!(
-                "seed-store.filesystem.seed-dir={}\n",
-                data_dir.join("seeds").display()
-            ),
-        )?;
-        std::fs::write(
-            etc.join("filesystem").join("local.properties"),
-            "fs.client.type=local\n",
-        )?;
+        let (_, _, seeds) = storage_settings(&etc, data_dir, storage)?;
+        std::fs::write(etc.join("seed-store.properties"), seeds)?;
         port
     };
     let log_path = node_dir.join("worker.log");

@@ -192,3 +192,93 @@ fn local_runs_the_shell_on_the_sample_data_and_stops_when_it_ends() {
         pids.iter().all(|pid| !alive(*pid as i32))
     });
 }
+
+#[test]
+fn local_with_s3_storage_keeps_warehouse_seeds_and_sample_data_in_a_bucket() {
+    assert!(
+        shoal_tests::s3::s3s_fs().is_some(),
+        "this test needs s3s-fs (the test command installs it)"
+    );
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let mut local = Command::new(shoal_binary())
+        .args(["local", "--coordinators", "1", "--workers", "1"])
+        .args(["--no-shell", "--storage", "s3", "--data-dir"])
+        .arg(dir.path())
+        .env("SHOAL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start shoal local");
+    let stdout = local.stdout.take().expect("stdout");
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    for needle in ["S3 server", "1 coordinators ready", "TPC-H sample tables"] {
+        wait_for(
+            Duration::from_secs(90),
+            &format!("a line with {needle:?} (so far {seen:?})"),
+            || {
+                while let Ok(line) = lines.try_recv() {
+                    seen.push(line.clone());
+                    if line.contains(needle) {
+                        return Some(line);
+                    }
+                }
+                None
+            },
+        );
+    }
+    let cluster: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("cluster.json")).expect("cluster.json"),
+    )
+    .expect("json");
+    let server = cluster["nodes"][0]["client_url"]
+        .as_str()
+        .expect("a coordinator")
+        .to_string();
+    let run = |sql: &str| {
+        let output = sql_command(&server)
+            .args(["--output-format", "csv", "--execute", sql])
+            .output()
+            .expect("shoal sql");
+        assert!(output.status.success(), "{sql}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    assert_eq!(run("SELECT count(*) AS n FROM tpch.nation"), "n\n25\n");
+    run("CREATE SCHEMA lake");
+    run("CREATE TABLE lake.regions AS SELECT r_regionkey AS k FROM tpch.region");
+    assert_eq!(
+        run("SELECT sum(k) AS s FROM lake.regions"),
+        "s\n10\n",
+        "0 + 1 + 2 + 3 + 4"
+    );
+    // Everything is in the bucket: nothing in local warehouse, seed or sample directories.
+    let bucket = dir.path().join("s3").join("shoal");
+    for (prefix, what) in [
+        ("warehouse", "the table written"),
+        ("seeds/local", "the seeds"),
+        ("sample/tpch/nation", "the sample data"),
+    ] {
+        let found = std::fs::read_dir(bucket.join(prefix))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        assert!(found > 0, "{what} under {prefix} in the bucket");
+    }
+    for local_dir in ["warehouse", "seeds", "sample"] {
+        assert!(!dir.path().join(local_dir).exists(), "no local {local_dir}");
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(local.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = wait_for(Duration::from_secs(30), "shoal local exits", || {
+        local.try_wait().ok().flatten()
+    });
+    assert!(status.success(), "{status}");
+}
