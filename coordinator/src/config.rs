@@ -45,6 +45,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Finished queries kept in the replicated query history; the oldest are removed first, in batches of an eighth of this number, but never one whose client may still read it: a coordinator removes its own queries once their client read the last page or abandoned them (query.client.timeout), and those of a coordinator that is gone once they ended query.client.timeout ago.",
     },
     KeySpec {
+        key: "query.result-spool",
+        default: Some(""),
+        doc: "Where drivers spool the pages of results larger than one page as they produce them, so that any coordinator serves the rest of a finished query after its driver died: a directory or s3://bucket/prefix that every node reaches, like catalog.warehouse; empty: _spool under the warehouse; none: no spool (a driver's death after the first page then fails its query).",
+    },
+    KeySpec {
         key: "query.client.timeout",
         default: Some("5m"),
         doc: "A query whose client has not asked for results for this long is abandoned: cancelled and its results released.",
@@ -230,6 +235,8 @@ pub struct CoordinatorConfig {
     pub cleanup_interval: Duration,
     pub max_query_history: usize,
     pub query_client_timeout: Duration,
+    /// Where result pages are spooled (a directory or `s3://` prefix); None for no spool.
+    pub result_spool: Option<String>,
     pub worker_timeout: Duration,
     pub max_concurrent_queries: usize,
     pub query_retry_attempts: u32,
@@ -297,6 +304,16 @@ impl CoordinatorConfig {
         let data_dir = PathBuf::from(config.non_empty("node.data-dir")?);
         let profiles = shoal_storage::Profiles::load(etc, &base)?;
         let warehouse = Self::load_warehouse(&config, &base, &profiles)?;
+        let result_spool = match config.string("query.result-spool")?.as_str() {
+            "none" => None,
+            "" => Some(format!("{warehouse}/_spool")),
+            _ => Some(Self::load_location(
+                &config,
+                "query.result-spool",
+                &base,
+                &profiles,
+            )?),
+        };
         let mut external_locations = Vec::new();
         for location in config.string("catalog.external-locations")?.split(',') {
             let location = location.trim();
@@ -336,6 +353,7 @@ impl CoordinatorConfig {
             cleanup_interval: config.duration("catalog.cleanup-interval")?,
             max_query_history: max_query_history as usize,
             query_client_timeout: config.duration("query.client.timeout")?,
+            result_spool,
             worker_timeout: config.duration("worker.timeout")?,
             log_json: config.choice("log.format", &["text", "json"])? == "json",
             max_concurrent_queries: config.u64("query.max-concurrent")? as usize,
@@ -370,7 +388,17 @@ impl CoordinatorConfig {
         base: &Path,
         profiles: &shoal_storage::Profiles,
     ) -> Result<String, ConfigError> {
-        let key = "catalog.warehouse";
+        Self::load_location(config, "catalog.warehouse", base, profiles)
+    }
+
+    /// The location `key` names: `s3://bucket/prefix` of a known S3 profile, a `file://` URL
+    /// or a path (relative ones from `base`).
+    fn load_location(
+        config: &Reader,
+        key: &str,
+        base: &Path,
+        profiles: &shoal_storage::Profiles,
+    ) -> Result<String, ConfigError> {
         let value = config.non_empty(key)?;
         if let Some(split) = shoal_storage::split_s3_url(&value) {
             let (bucket, prefix) = split.map_err(|reason| config.invalid(key, reason))?;

@@ -77,6 +77,14 @@ pub async fn run(
         .location(&config.warehouse, std::path::Path::new("/"))
         .map(catalog::warehouse::Warehouse::new)
         .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
+    let spool_root = match &config.result_spool {
+        Some(spec) => Some(
+            storage
+                .location(spec, std::path::Path::new("/"))
+                .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?,
+        ),
+        None => None,
+    };
     let access = shoal_access::AccessControl::load(&config.etc_dir)
         .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
     failpoints_from_env();
@@ -85,7 +93,7 @@ pub async fn run(
         config.clone(),
         store,
         storage,
-        warehouse,
+        (warehouse, spool_root),
         access,
         client_url.clone(),
         internal_url.clone(),
@@ -252,6 +260,10 @@ async fn clean_warehouse(node: std::sync::Arc<Coordinator>, stopped: watch::Rece
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot clean the warehouse"),
+                }
+                let spools = query::spooled::sweep(&node).await;
+                if spools > 0 {
+                    tracing::info!(spools, "result spools of ended queries removed");
                 }
             }
         }

@@ -65,6 +65,8 @@ pub struct Coordinator {
     pub stores: shoal_engine::provider::ObjectStores,
     /// Where managed tables keep their files.
     pub warehouse: crate::catalog::warehouse::Warehouse,
+    /// Where drivers spool result pages (`query.result-spool`); None for no spool.
+    pub spool_root: Option<shoal_storage::Location>,
     /// Who may do what to which catalog, schema and table (Trino's file-based rules).
     pub access: shoal_access::AccessControl,
     pub client_url: String,
@@ -90,7 +92,10 @@ impl Coordinator {
         config: CoordinatorConfig,
         store: StateStore,
         storage: shoal_storage::Storage,
-        warehouse: crate::catalog::warehouse::Warehouse,
+        (warehouse, spool_root): (
+            crate::catalog::warehouse::Warehouse,
+            Option<shoal_storage::Location>,
+        ),
         access: shoal_access::AccessControl,
         client_url: String,
         internal_url: String,
@@ -107,6 +112,7 @@ impl Coordinator {
             storage,
             stores,
             warehouse,
+            spool_root,
             access,
             client_url,
             internal_url,

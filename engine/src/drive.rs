@@ -50,6 +50,10 @@ pub struct DriveRequest {
     /// from then.
     #[serde(default)]
     pub submitted_ms: u64,
+    /// Where this attempt spools its result pages (a directory or `s3://` prefix on the
+    /// cluster's shared storage); None spools nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<String>,
 }
 
 impl DriveRequest {
@@ -89,4 +93,8 @@ pub struct ProgressReport {
     /// With [`DriveState::Lost`]: the query's workers the driver could not reach.
     #[serde(default)]
     pub unreachable: Vec<String>,
+    /// With [`DriveState::Finished`]: the spool holding every page, when the result was
+    /// spooled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<String>,
 }

@@ -1,7 +1,9 @@
 //! A query's driver: runs one prepared statement and keeps its result pages until the client
 //! has read them. Pages are addressed by token; the page for token `t` can be fetched again
-//! until token `t + 1` is asked for. Pages wait in memory up to a limit, then in files on local
-//! disk, and only then does the producer wait for the client.
+//! until token `t + 1` is asked for. Pages wait in memory up to a limit, then in the query's
+//! result spool on shared storage (which, once a result is larger than one page, holds every
+//! page as soon as it is produced) or in files on local disk, and only then does the producer
+//! wait for the client.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -16,7 +18,8 @@ use shoal_proto::client::{Column, QueryError};
 use tokio::sync::{watch, Notify};
 
 use crate::errors;
-use crate::pages::{Buffer, BufferLimits, PageReply, Slot, StoredPage};
+use crate::pages::{Away, Buffer, BufferLimits, PageReply, Slot, StoredPage};
+use crate::spool::Spool;
 use crate::{types, values, Prepared};
 
 /// Most rows in one page.
@@ -35,6 +38,10 @@ pub struct Driver {
     moved: std::sync::atomic::AtomicBool,
     /// A page with rows was handed out.
     delivered: std::sync::atomic::AtomicBool,
+    /// Where pages are spooled once the result is larger than one page.
+    spool: Option<Arc<Spool>>,
+    /// The spool holds every page produced (and the columns).
+    spooling: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of a finished driver, for the query record.
@@ -45,17 +52,28 @@ pub struct Outcome {
     /// Pages of results produced: page tokens `0..pages` hold rows, token `pages` is the end.
     pub pages: u64,
     pub error: Option<QueryError>,
+    /// The spool holding every page of a finished result, when it was spooled.
+    pub spool: Option<String>,
 }
 
-/// What a page request found: a reply, or a reply whose rows must first be read from disk.
+/// What a page request found: a reply, or a reply whose rows must first be read from disk or
+/// from the spool.
 enum Found {
     Ready(PageReply),
     OnDisk(PageReply, PathBuf),
+    InSpool(PageReply, u64),
 }
 
 impl Driver {
     pub fn new(limits: BufferLimits) -> Arc<Self> {
+        Self::spooling_to(limits, None)
+    }
+
+    /// A driver whose result, once larger than one page, goes to `spool` as it is produced.
+    pub fn spooling_to(limits: BufferLimits, spool: Option<Arc<Spool>>) -> Arc<Self> {
         Arc::new(Driver {
+            spool,
+            spooling: std::sync::atomic::AtomicBool::new(false),
             buffer: Mutex::new(Buffer::new(limits)),
             changed: Notify::new(),
             started: Instant::now(),
@@ -105,15 +123,81 @@ impl Driver {
             reason = self.stopped() => Err(reason),
             error = expired => Err(error),
         };
-        let outcome = self.with_buffer(|b| {
+        let mut outcome = self.with_buffer(|b| {
             match result {
                 Ok(()) => b.finished = true,
                 Err(error) => b.fail(error),
             }
             b.outcome()
         });
+        outcome.spool = self.complete_spool();
+        if outcome.error.is_some() {
+            self.remove_spool();
+        }
         self.changed.notify_waiters();
         outcome
+    }
+
+    /// The spool's URL once it holds every page of the finished result.
+    pub fn complete_spool(&self) -> Option<String> {
+        let spooling = self.spooling.load(Ordering::SeqCst);
+        let finished = self.with_buffer(|b| b.finished && b.error.is_none());
+        match &self.spool {
+            Some(spool) if spooling && finished => Some(spool.url().to_string()),
+            _ => None,
+        }
+    }
+
+    /// Remove the spool in the background (the client read the result, or it was given up).
+    pub fn remove_spool(&self) {
+        if let Some(spool) = self.spool.clone() {
+            if self.spooling.load(Ordering::SeqCst) {
+                tokio::spawn(async move { spool.remove().await });
+            }
+        }
+    }
+
+    /// Write `json` as page `token` to the spool (the result is larger than its first page);
+    /// the first time, the columns and the pages still held go first.
+    async fn spool_page(&self, spool: &Spool, token: u64, json: &str) -> Result<(), QueryError> {
+        if !self.spooling.load(Ordering::SeqCst) {
+            let columns = self.with_buffer(|b| b.columns.clone()).unwrap_or_default();
+            spool.write_columns(&columns).await?;
+            let held: Vec<(u64, Option<String>, Option<PathBuf>)> = self.with_buffer(|b| {
+                b.pages
+                    .iter()
+                    .map(|(token, page)| {
+                        let path = match page.away() {
+                            Away::Disk(path) => Some(path),
+                            Away::Spool => None,
+                        };
+                        (*token, page.json().map(str::to_string), path)
+                    })
+                    .collect()
+            });
+            let mut written = Vec::new();
+            for (held_token, json, path) in held {
+                let json = match (json, path) {
+                    (Some(json), _) => json,
+                    (None, Some(path)) => serde_json::to_string(&read_spill(&path).await?)
+                        .map_err(|e| errors::internal(&e.to_string()))?,
+                    (None, None) => continue,
+                };
+                spool.write_page(held_token, &json).await?;
+                written.push(held_token);
+            }
+            self.with_buffer(|b| b.mark_spooled(&written));
+            self.spooling.store(true, Ordering::SeqCst);
+        }
+        spool.write_page(token, json).await
+    }
+
+    /// Remove from the spool the pages the client moved past.
+    fn drop_released_from_spool(&self) {
+        let released = self.with_buffer(|b| std::mem::take(&mut b.spool_released));
+        if let (Some(spool), false) = (self.spool.clone(), released.is_empty()) {
+            tokio::spawn(async move { spool.remove_pages(&released).await });
+        }
     }
 
     async fn execute(
@@ -179,14 +263,27 @@ impl Driver {
         Ok(())
     }
 
-    /// Add a page: in memory if it fits, else in a spill file, else wait for the client.
+    /// Add a page: in memory if it fits, else (once the result is larger than one page) only
+    /// in the spool, else in a spill file, else wait for the client.
     async fn push_page(&self, rows: Vec<Vec<Value>>) -> Result<(), QueryError> {
         let json = serde_json::to_string(&rows).map_err(|e| errors::internal(&e.to_string()))?;
+        let token = self.with_buffer(|b| b.produced);
+        let spool = self.spool.clone().filter(|_| token > 0);
         loop {
             let notified = self.changed.notified();
-            match self.with_buffer(|b| b.place(json.len() as u64)) {
+            let slot = self.with_buffer(|b| b.place(json.len() as u64, spool.is_some()));
+            if let (Some(spool), Slot::Memory | Slot::Spool) = (&spool, &slot) {
+                self.spool_page(spool, token, &json).await?;
+            }
+            match slot {
                 Slot::Memory => {
-                    self.with_buffer(|b| b.add(StoredPage::memory(json)));
+                    let spooled = spool.is_some();
+                    self.with_buffer(|b| b.add(StoredPage::memory(json, spooled)));
+                    self.changed.notify_waiters();
+                    return Ok(());
+                }
+                Slot::Spool => {
+                    self.with_buffer(|b| b.add(StoredPage::spooled(json.len())));
                     self.changed.notify_waiters();
                     return Ok(());
                 }
@@ -301,6 +398,7 @@ impl Driver {
         self.last_access_ms
             .store(self.started.elapsed().as_millis() as u64, Ordering::SeqCst);
         if self.with_buffer(|b| b.release_before(token)) {
+            self.drop_released_from_spool();
             // The producer may be waiting for the room just freed.
             self.changed.notify_waiters();
         }
@@ -314,6 +412,17 @@ impl Driver {
                 Some(Found::Ready(reply)) => reply,
                 Some(Found::OnDisk(mut reply, path)) => {
                     match read_spill(&path).await {
+                        Ok(rows) => reply.rows = rows,
+                        Err(error) => self.fail_reply(&mut reply, error),
+                    }
+                    reply
+                }
+                Some(Found::InSpool(mut reply, token)) => {
+                    let read = match &self.spool {
+                        Some(spool) => spool.read_page(token).await,
+                        None => Err(errors::internal("a spooled page without a spool")),
+                    };
+                    match read {
                         Ok(rows) => reply.rows = rows,
                         Err(error) => self.fail_reply(&mut reply, error),
                     }
@@ -366,7 +475,10 @@ impl Buffer {
                     error: Some(errors::internal(&e)),
                     ..running
                 }),
-                None => Found::OnDisk(running, page.spill_path().unwrap_or_default()),
+                None => match page.away() {
+                    Away::Disk(path) => Found::OnDisk(running, path),
+                    Away::Spool => Found::InSpool(running, token),
+                },
             });
         }
         if self.finished && token >= self.produced {
@@ -433,6 +545,7 @@ mod tests {
             memory_bytes: 1,
             spill_dir: Some(spill_dir.clone()),
             spill_bytes: u64::MAX,
+            spool_bytes: 0,
         });
         let rows = (PAGE_ROWS * 3 + 10) as i64;
         let outcome = driver.run(async { Ok(numbers(rows)) }, "select").await;
@@ -470,6 +583,91 @@ mod tests {
             !spill_dir.exists(),
             "the spill directory outlived the query"
         );
+    }
+
+    #[tokio::test]
+    async fn a_result_larger_than_a_page_is_spooled_as_it_is_produced() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let spool_dir = dir.path().join("q1.0");
+        let spool = |name: &str| {
+            Some(Arc::new(Spool::new(
+                shoal_storage::Storage::default(),
+                dir.path().join(name).display().to_string(),
+            )))
+        };
+        // One byte of memory and no spill files: without the spool the producer would wait
+        // for the client after the first page; with it, the whole result is produced.
+        let limits = BufferLimits {
+            spool_bytes: u64::MAX,
+            ..BufferLimits::in_memory(1)
+        };
+        let driver = Driver::spooling_to(limits.clone(), spool("q1.0"));
+        let rows = (PAGE_ROWS * 3 + 10) as i64;
+        let outcome = driver.run(async { Ok(numbers(rows)) }, "select").await;
+        assert!(outcome.error.is_none(), "{outcome:?}");
+        assert_eq!(outcome.pages, 4);
+        assert_eq!(
+            outcome.spool.as_deref(),
+            Some(spool_dir.display().to_string().as_str())
+        );
+        let mut names: Vec<String> = std::fs::read_dir(&spool_dir)
+            .expect("the spool")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "columns.json",
+                "page-0.json",
+                "page-1.json",
+                "page-2.json",
+                "page-3.json"
+            ]
+        );
+        // What a coordinator reads after the driver is gone is the whole result.
+        let location = shoal_storage::local_location(&spool_dir).expect("location");
+        let mut spooled = Vec::new();
+        for token in 0..outcome.pages {
+            let rows = crate::spool::read_page(&location, token)
+                .await
+                .expect("a page");
+            spooled.extend(rows.iter().map(|row| row[0].as_i64().expect("a number")));
+        }
+        assert_eq!(spooled, (0..rows).collect::<Vec<_>>());
+        assert_eq!(
+            crate::spool::read_columns(&location)
+                .await
+                .expect("columns")[0]
+                .name,
+            "n"
+        );
+        // Through the driver the pages come back in order, those beyond memory read from
+        // the spool.
+        let mut seen = Vec::new();
+        let mut token = 0;
+        loop {
+            let reply = driver.page(token, Duration::from_secs(5)).await;
+            assert!(reply.error.is_none(), "{reply:?}");
+            seen.extend(
+                reply
+                    .rows
+                    .iter()
+                    .map(|row| row[0].as_i64().expect("a number")),
+            );
+            match reply.next_token {
+                Some(next) => token = next,
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..rows).collect::<Vec<_>>());
+
+        // A result of one page is never written.
+        let small = Driver::spooling_to(limits, spool("q2.0"));
+        let outcome = small.run(async { Ok(numbers(10)) }, "select").await;
+        assert_eq!((outcome.pages, outcome.spool), (1, None));
+        assert!(!dir.path().join("q2.0").exists());
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ pub mod naming;
 pub mod options;
 pub mod pages;
 pub mod provider;
+pub mod spool;
 pub mod types;
 pub mod values;
 

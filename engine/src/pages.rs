@@ -1,5 +1,6 @@
 //! A driver's result pages: what a page request answers, and the buffer that keeps pages in
-//! memory up to a limit and in spill files beyond it, deleting each once the client moved on.
+//! memory up to a limit and beyond it in the query's result spool (when it has one) or in
+//! spill files, deleting each once the client moved on.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub struct BufferLimits {
     pub spill_dir: Option<PathBuf>,
     /// Bytes of pages kept in spill files.
     pub spill_bytes: u64,
+    /// Bytes of unread pages kept in the result spool, when the query has one.
+    pub spool_bytes: u64,
 }
 
 impl BufferLimits {
@@ -42,24 +45,34 @@ impl BufferLimits {
             memory_bytes,
             spill_dir: None,
             spill_bytes: 0,
+            spool_bytes: 0,
         }
     }
 }
 
-/// One buffered page: its rows as JSON, in memory or in a file.
+/// One buffered page: its rows as JSON, in memory, in a spill file or only in the spool.
 #[derive(Debug)]
 pub(crate) struct StoredPage {
     json: Option<String>,
     path: Option<PathBuf>,
     size: u64,
+    /// The result spool has it too.
+    spooled: bool,
+}
+
+/// Where a page's rows are when not in memory.
+pub(crate) enum Away {
+    Disk(PathBuf),
+    Spool,
 }
 
 impl StoredPage {
-    pub(crate) fn memory(json: String) -> Self {
+    pub(crate) fn memory(json: String, spooled: bool) -> Self {
         StoredPage {
             size: json.len() as u64,
             json: Some(json),
             path: None,
+            spooled,
         }
     }
 
@@ -68,6 +81,7 @@ impl StoredPage {
             json: None,
             path: Some(path),
             size: size as u64,
+            spooled: false,
         }
     }
 
@@ -78,8 +92,27 @@ impl StoredPage {
             .map(|json| serde_json::from_str(json).map_err(|e| e.to_string()))
     }
 
-    pub(crate) fn spill_path(&self) -> Option<PathBuf> {
-        self.path.clone()
+    /// Where the rows are, for a page not in memory.
+    pub(crate) fn away(&self) -> Away {
+        match &self.path {
+            Some(path) => Away::Disk(path.clone()),
+            None => Away::Spool,
+        }
+    }
+
+    /// A page whose rows only the spool holds.
+    pub(crate) fn spooled(size: usize) -> Self {
+        StoredPage {
+            json: None,
+            path: None,
+            size: size as u64,
+            spooled: true,
+        }
+    }
+
+    /// The rows as JSON, for a page in memory.
+    pub(crate) fn json(&self) -> Option<&str> {
+        self.json.as_deref()
     }
 }
 
@@ -87,6 +120,8 @@ impl StoredPage {
 pub(crate) enum Slot {
     Memory,
     Disk(PathBuf),
+    /// Only in the spool, which has it already.
+    Spool,
     Full,
 }
 
@@ -105,6 +140,9 @@ pub(crate) struct Buffer {
     limits: BufferLimits,
     memory_used: u64,
     spill_used: u64,
+    spool_used: u64,
+    /// Tokens of spooled pages the client moved past, to be removed from the spool.
+    pub spool_released: Vec<u64>,
 }
 
 impl Buffer {
@@ -122,14 +160,22 @@ impl Buffer {
             limits,
             memory_used: 0,
             spill_used: 0,
+            spool_used: 0,
+            spool_released: Vec::new(),
         }
     }
 
-    /// Where a page of `size` bytes fits now. An empty buffer always takes one page, so a
-    /// page larger than the limits still moves.
-    pub(crate) fn place(&self, size: u64) -> Slot {
+    /// Where a page of `size` bytes fits now; `spooled` when the spool holds it already. An
+    /// empty buffer always takes one page, so a page larger than the limits still moves.
+    pub(crate) fn place(&self, size: u64, spooled: bool) -> Slot {
+        if spooled && !self.pages.is_empty() && self.spool_used + size > self.limits.spool_bytes {
+            return Slot::Full;
+        }
         if self.pages.is_empty() || self.memory_used + size <= self.limits.memory_bytes {
             return Slot::Memory;
+        }
+        if spooled {
+            return Slot::Spool;
         }
         match &self.limits.spill_dir {
             Some(dir) if self.spill_used + size <= self.limits.spill_bytes => {
@@ -142,8 +188,11 @@ impl Buffer {
     pub(crate) fn add(&mut self, page: StoredPage) {
         if page.path.is_some() {
             self.spill_used += page.size;
-        } else {
+        } else if page.json.is_some() {
             self.memory_used += page.size;
+        }
+        if page.spooled {
+            self.spool_used += page.size;
         }
         self.pages.insert(self.produced, page);
         self.produced += 1;
@@ -154,13 +203,32 @@ impl Buffer {
         let kept = self.pages.split_off(&token);
         let released = std::mem::replace(&mut self.pages, kept);
         let any = !released.is_empty();
-        for page in released.into_values() {
-            self.forget(page);
+        for (token, page) in released {
+            self.forget(token, page);
         }
         any
     }
 
-    fn forget(&mut self, page: StoredPage) {
+    /// Note that the spool holds the pages `tokens` too.
+    pub(crate) fn mark_spooled(&mut self, tokens: &[u64]) {
+        for token in tokens {
+            if let Some(page) = self.pages.get_mut(token) {
+                if !page.spooled {
+                    page.spooled = true;
+                    self.spool_used += page.size;
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, token: u64, page: StoredPage) {
+        if page.spooled {
+            self.spool_used = self.spool_used.saturating_sub(page.size);
+            self.spool_released.push(token);
+        }
+        if page.json.is_none() && page.path.is_none() {
+            return;
+        }
         match page.path {
             Some(path) => {
                 self.spill_used = self.spill_used.saturating_sub(page.size);
@@ -186,6 +254,7 @@ impl Buffer {
             bytes: self.bytes,
             pages: self.produced,
             error: self.error.clone(),
+            spool: None,
         }
     }
 

@@ -203,6 +203,17 @@ impl Location {
         self.sync_local(&key).await
     }
 
+    /// [`Location::put`] without syncing a local file: for data that need not survive a
+    /// crash of this machine, only the death of the process that wrote it (result spools).
+    pub async fn put_unsynced(&self, name: &str, bytes: Bytes) -> Result<(), StorageError> {
+        let key = self.key(name)?;
+        self.store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("write", e))
+    }
+
     /// Sync a local file written through the store (which does not) and its directory, so
     /// that a written object survives a crash of the machine.
     async fn sync_local(&self, key: &ObjectPath) -> Result<(), StorageError> {

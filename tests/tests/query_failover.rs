@@ -372,15 +372,17 @@ fn exactly_or_an_error(id: &str, read: &[i64], rest: Result<Vec<i64>, Value>, co
     }
 }
 
-#[test]
-fn a_finished_query_whose_driver_dies_mid_stream_fails_instead_of_ending_short() {
-    let (mut cluster, mut client) = cluster("worker.timeout=2s\n");
+/// Submit a query of about five pages, read its first page, wait until its driver has
+/// produced every page (the record says FINISHED), and kill the driver: the reader, the
+/// record and what reading on through another coordinator gives.
+fn driver_dies_after_the_first_page(
+    cluster: &mut ProcessCluster,
+    client: &mut TrinoClient,
+) -> (Reader, Value, Result<Vec<i64>, Value>) {
     let workers = client
         .execute("SELECT node_id, http_uri FROM system.runtime.nodes WHERE NOT coordinator")
         .expect("nodes")
         .rows;
-    // About five pages, all produced at the driver (the record says FINISHED) while the
-    // client has read only the first.
     let mut reader = Reader::submit(
         &cluster.client_url(1),
         "SELECT n FROM numbers WHERE n <= 20000",
@@ -396,10 +398,41 @@ fn a_finished_query_whose_driver_dies_mid_stream_fails_instead_of_ending_short()
         .unwrap_or_else(|| panic!("the driver {driver} is not a worker: {workers:?}"))
         .to_string();
     cluster.kill_worker(&worker);
-
     let rest = numbers_after(&cluster.client_url(2), &reader.id, reader.next.clone());
+    (reader, record, rest)
+}
+
+#[test]
+fn a_finished_query_whose_driver_dies_mid_stream_fails_instead_of_ending_short() {
+    // Without a result spool the pages die with their driver.
+    let (mut cluster, mut client) = cluster("worker.timeout=2s\nquery.result-spool=none\n");
+    let (reader, _, rest) = driver_dies_after_the_first_page(&mut cluster, &mut client);
     assert!(rest.is_err(), "the pages died with their driver: {rest:?}");
     exactly_or_an_error(&reader.id, &reader.rows, rest, 20_000);
+}
+
+#[test]
+fn a_finished_query_whose_driver_dies_mid_stream_is_read_to_the_end_from_its_spool() {
+    let (mut cluster, mut client) = cluster("worker.timeout=2s\n");
+    let (reader, record, rest) = driver_dies_after_the_first_page(&mut cluster, &mut client);
+    let rest = rest.unwrap_or_else(|e| panic!("query {}: {e}", reader.id));
+    let mut all: Vec<i64> = reader.rows.iter().chain(rest.iter()).copied().collect();
+    all.sort_unstable();
+    assert!(
+        all.iter().copied().eq(1..=20_000),
+        "query {}: {} rows, every row of 1..=20000 exactly once expected",
+        reader.id,
+        all.len()
+    );
+    // The spool was under the warehouse, and goes once the client has read the end.
+    let spools = cluster.dir.path().join("warehouse").join("_spool");
+    assert!(
+        record["resultSpool"].is_string(),
+        "the record names the spool: {record}"
+    );
+    wait_until(Duration::from_secs(30), "the spool is removed", || {
+        std::fs::read_dir(&spools).map_or(true, |mut dir| dir.next().is_none())
+    });
 }
 
 #[test]

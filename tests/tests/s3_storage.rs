@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use shoal_tests::process::ProcessCluster;
 use shoal_tests::s3::S3Server;
-use shoal_tests::trino::{TrinoClient, TrinoError};
-use shoal_tests::wait_for;
+use shoal_tests::trino::{get_json, post_statement, query_info, TrinoClient, TrinoError};
+use shoal_tests::{wait_for, wait_until};
 
 const BUCKET: &str = "shoal-lake";
 
@@ -188,4 +188,106 @@ fn the_bootstrap_claim_of_a_claimant_that_died_expires() {
     let mut one = TrinoClient::new(vec![cluster.client_url(1)], "lake");
     assert_eq!(one.sorted_rows("SHOW SCHEMAS LIKE 'formed'"), ["formed"]);
     assert_eq!(newest_claim(&server), Some((2, 2)), "no third claim");
+}
+
+/// `uri` asked of the coordinator at `base` instead of the one it names.
+fn on(base: &str, uri: &str) -> String {
+    let path = uri.splitn(4, '/').nth(3).expect("an absolute URI");
+    format!("{base}/{path}")
+}
+
+#[test]
+fn a_large_select_on_s3_survives_the_kill_of_its_driver_after_the_first_page() {
+    let server = S3Server::start(&[BUCKET]);
+    let mut cluster = s3_cluster(&server);
+    cluster.extra_config = "worker.timeout=2s\n".into();
+    cluster.worker_extra_config = "query.max-buffer-memory=1048576\n".into();
+    cluster.start_joined(3);
+    cluster.start_workers_seen(&["w1", "w2"], 3);
+    let mut client = TrinoClient::new(cluster.client_urls(3), "lake");
+    client.execute("CREATE SCHEMA lake").expect("schema");
+    client
+        .execute(
+            "CREATE TABLE lake.numbers AS SELECT value AS n, 'row ' || CAST(value AS VARCHAR) AS s \
+             FROM generate_series(1, 30000) AS t(value)",
+        )
+        .expect("ctas");
+
+    // Read the first page through coordinator 1, then wait until the driver has produced
+    // every page: the record says FINISHED and names the spool in the bucket.
+    let base = cluster.client_url(1);
+    let mut page = post_statement(&base, "lake", "SELECT n, s FROM lake.numbers");
+    let id = page["id"].as_str().expect("an id").to_string();
+    let mut rows: Vec<(i64, String)> = Vec::new();
+    let take = |page: &serde_json::Value, rows: &mut Vec<(i64, String)>| {
+        for row in page["data"].as_array().cloned().unwrap_or_default() {
+            rows.push((
+                row[0].as_i64().expect("n"),
+                row[1].as_str().expect("s").to_string(),
+            ));
+        }
+    };
+    while rows.is_empty() {
+        assert!(page.get("error").is_none(), "{page}");
+        take(&page, &mut rows);
+        if rows.is_empty() {
+            let next = page["nextUri"].as_str().expect("more").to_string();
+            page = get_json(&on(&base, &next));
+        }
+    }
+    let record = wait_for(
+        Duration::from_secs(60),
+        "the query's record says FINISHED",
+        || {
+            let info = query_info(&cluster.client_url(2), &id, "lake");
+            (info["state"] == "FINISHED").then_some(info)
+        },
+    );
+    let spool = record["resultSpool"].as_str().expect("a spool").to_string();
+    assert!(
+        spool.starts_with(&format!("s3://{BUCKET}/warehouse/_spool/")),
+        "{spool}"
+    );
+    let spooled = server.keys(BUCKET, "warehouse/_spool/");
+    assert!(
+        spooled.iter().any(|k| k.ends_with("page-1.json")),
+        "{spooled:?}"
+    );
+    let driver = record["driver"].as_str().expect("a driver").to_string();
+    let nodes = client
+        .execute("SELECT node_id, http_uri FROM system.runtime.nodes WHERE NOT coordinator")
+        .expect("nodes")
+        .rows;
+    let worker = nodes
+        .iter()
+        .find(|row| row[1] == driver.as_str())
+        .and_then(|row| row[0].as_str())
+        .unwrap_or_else(|| panic!("the driver {driver} is not a worker: {nodes:?}"))
+        .to_string();
+    cluster.kill_worker(&worker);
+
+    // The rest through coordinator 2, from the spool: every row exactly once.
+    let other = cluster.client_url(2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while let Some(next) = page["nextUri"].as_str().map(str::to_string) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "query {id} did not end"
+        );
+        page = get_json(&on(&other, &next));
+        assert!(page.get("error").is_none(), "query {id} failed: {page}");
+        take(&page, &mut rows);
+    }
+    rows.sort();
+    let expected: Vec<(i64, String)> = (1..=30000).map(|n| (n, format!("row {n}"))).collect();
+    assert!(
+        rows == expected,
+        "query {id}: {} rows, every row of 1..=30000 exactly once expected",
+        rows.len()
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the spool leaves the bucket",
+        || server.keys(BUCKET, "warehouse/_spool/").is_empty(),
+    );
 }

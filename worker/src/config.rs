@@ -71,7 +71,7 @@ pub const WORKER_KEYS: &[KeySpec] = &[
     KeySpec {
         key: "query.max-spill",
         default: Some("4294967296"),
-        doc: "Bytes of result pages one query keeps in spill files; beyond it the query waits for its client.",
+        doc: "Bytes of result pages one query keeps in spill files, and of its unread pages in the result spool; beyond it the query waits for its client.",
     },
 ];
 

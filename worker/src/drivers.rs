@@ -12,6 +12,7 @@ use shoal_engine::drive::{paths, DriveRequest, DriveState, PageRequest, Progress
 use shoal_engine::driver::{Driver, Outcome};
 use shoal_engine::pages::{BufferLimits, PageReply};
 use shoal_engine::provider::ObjectStores;
+use shoal_engine::spool::Spool;
 use shoal_engine::{errors, provider, Prepared};
 use shoal_proto::client::QueryError;
 use shoal_state_store::network::RpcClient;
@@ -32,6 +33,8 @@ pub struct BufferSettings {
     pub memory_bytes: u64,
     pub spill_dir: PathBuf,
     pub spill_bytes: u64,
+    /// The profiles' stores, where result spools are written.
+    pub storage: shoal_storage::Storage,
 }
 
 struct Driven {
@@ -98,8 +101,13 @@ impl Drivers {
                     .join(format!("{}-{}", request.query_id, request.attempt)),
             ),
             spill_bytes: self.buffers.spill_bytes,
+            spool_bytes: self.buffers.spill_bytes,
         };
-        let driver = Driver::new(limits);
+        let spool = request
+            .spool
+            .as_ref()
+            .map(|url| Arc::new(Spool::new(self.buffers.storage.clone(), url.clone())));
+        let driver = Driver::spooling_to(limits, spool);
         {
             let Ok(mut driven) = self.driven.lock() else {
                 return;
@@ -165,6 +173,7 @@ impl Drivers {
             elapsed_ms: driver.elapsed().as_millis() as u64,
             error,
             unreachable: Vec::new(),
+            spool: driver.complete_spool(),
         }
     }
 
@@ -239,6 +248,8 @@ impl Drivers {
             return Some(reply);
         }
         if reply.next_token.is_none() {
+            // The client has the whole result: its spool is of no use any more.
+            driver.remove_spool();
             self.forget(&request.query_id);
         }
         Some(reply)
@@ -274,6 +285,7 @@ impl Drivers {
             if !keep {
                 tracing::info!(query = %id, "abandoned by its client; releasing its results");
                 d.driver.abandon();
+                d.driver.remove_spool();
             }
             keep
         });

@@ -84,6 +84,7 @@ pub async fn run(
             memory_bytes: config.buffer_memory_bytes,
             spill_dir,
             spill_bytes: config.spill_bytes,
+            storage: storage.clone(),
         },
     ));
     let app = internal_api::router(

@@ -357,6 +357,7 @@ async fn query_info(
             "coordinator": record.coordinator,
             "driver": (!record.driver_url.is_empty()).then_some(&record.driver_url),
             "attempt": record.attempt,
+            "resultSpool": record.spool,
             "queryStats": {
                 "createTime": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(record.created_ms)).to_string(),
                 "endTime": record.ended_ms.map(|ms| humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()),

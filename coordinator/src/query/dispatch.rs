@@ -268,8 +268,18 @@ async fn drive_request(
         client_timeout_ms: node.config.query_client_timeout.as_millis() as u64,
         options: statement.options(),
         submitted_ms: record.created_ms,
+        spool: spool_of(node, &record.id, record.attempt),
     };
     serde_json::to_string(&request).map_err(|e| errors::internal(&e.to_string()))
+}
+
+/// Where attempt `attempt` of query `id` spools its result pages, if results are spooled.
+pub(crate) fn spool_of(node: &Coordinator, id: &str, attempt: u32) -> Option<String> {
+    let root = node.spool_root.as_ref()?;
+    let dir = root
+        .child(&shoal_engine::spool::spool_name(id, attempt))
+        .ok()?;
+    Some(dir.url())
 }
 
 /// Give the query to the least loaded worker that takes it.

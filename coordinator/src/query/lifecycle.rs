@@ -178,6 +178,7 @@ impl Transition<'_> {
                 r.rows = outcome.rows;
                 r.bytes = outcome.bytes;
                 r.pages = outcome.pages;
+                r.spool = outcome.spool.clone();
                 r.error = outcome.error.clone();
                 true
             }
@@ -383,6 +384,7 @@ mod tests {
             bytes: 1,
             pages: 1,
             error: None,
+            spool: None,
         };
         let ended = |attempt, driver_url| Transition::Ended {
             attempt,
@@ -452,6 +454,7 @@ mod tests {
             bytes: 0,
             pages: 0,
             error: None,
+            spool: None,
         };
         let settled = Transition::WriteSettled {
             attempt: 0,
@@ -474,6 +477,7 @@ mod tests {
             elapsed_ms: 1,
             error: None,
             unreachable: Vec::new(),
+            spool: None,
         }
     }
 
@@ -502,6 +506,7 @@ mod tests {
             bytes: 1,
             pages: 1,
             error: None,
+            spool: None,
         };
         assert!(!Transition::Ended {
             attempt: 0,

@@ -165,6 +165,7 @@ impl Queries {
             rows: 0,
             bytes: 0,
             pages: 0,
+            spool: None,
             error: None,
         };
         record::put_new(&node.store, &record, NEW_RECORD_RETRY)
@@ -252,6 +253,7 @@ impl Queries {
         }
         let attempt = same_attempt(&record)?;
         if record.driver_url.is_empty() || answers_alone(&record, token) {
+            crate::query::spooled::read_to_the_end(node, &record, token);
             return Ok((reply_from_record(&record, token), attempt));
         }
         if record.driver_url == node.internal_url {
@@ -283,6 +285,7 @@ impl Queries {
                 // The driver does not know the query: it finished and let go, or it restarted.
                 let record = self.latest(node, id).await?;
                 if answers_alone(&record, token) {
+                    crate::query::spooled::read_to_the_end(node, &record, token);
                     reply_from_record(&record, token)
                 } else {
                     recovery::driver_forgot(node, &record, token).await?

@@ -20,6 +20,7 @@ pub mod session_properties;
 pub mod show;
 pub mod show_answers;
 pub mod source_text;
+pub mod spooled;
 pub mod statements;
 pub mod table_options;
 pub mod unclaimed;

@@ -99,6 +99,7 @@ pub async fn end_failed(node: &Coordinator, record: &QueryRecord, error: QueryEr
         bytes: record.bytes,
         pages: record.pages,
         error: Some(error),
+        spool: None,
     };
     let _ = end(node, &record.id, record.attempt, &driver_url, outcome).await;
 }
@@ -119,6 +120,7 @@ pub async fn end_as_reported(
         bytes: report.bytes,
         pages: report.pages,
         error: report.error.clone(),
+        spool: report.spool.clone(),
     };
     end(
         node,

@@ -85,6 +85,10 @@ pub struct QueryRecord {
     /// driver has them), the token equal to it is the end of the results.
     #[serde(default)]
     pub pages: u64,
+    /// The spool holding every page of the finished result, when it was spooled: any
+    /// coordinator serves the pages from it once the driver is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<String>,
     pub error: Option<QueryError>,
 }
 
@@ -235,6 +239,7 @@ pub(crate) fn sample(id: &str) -> QueryRecord {
         rows: 0,
         bytes: 0,
         pages: 0,
+        spool: None,
         error: None,
     }
 }

@@ -21,6 +21,7 @@ use crate::query::lifecycle::{self, Transition};
 use crate::query::outcome;
 use crate::query::record::{self, QueryRecord};
 use crate::query::replies::{answers_alone, reply_from_record, PAGE_WAIT};
+use crate::query::spooled;
 use crate::query::statements;
 use crate::query::unclaimed;
 use crate::registry;
@@ -202,6 +203,14 @@ async fn answer_after_loss(
     record: &QueryRecord,
     token: u64,
 ) -> Result<PageReply, QueryError> {
+    // A finished result in its spool outlives its driver: the rest comes from there.
+    let latest = record::get(&node.store, &record.id).await.ok().flatten();
+    if let Some(reply) = match &latest {
+        Some(now) if now.attempt == record.attempt => spooled::page(node, now, token).await,
+        _ => None,
+    } {
+        return Ok(reply);
+    }
     after_driver_loss(node, record, token > 0).await;
     let now = record::get(&node.store, &record.id)
         .await
@@ -269,6 +278,7 @@ async fn settle_write(node: &Arc<Coordinator>, record: &QueryRecord) {
         bytes: 0,
         pages: 0,
         error: Some(errors::driver_lost(message)),
+        spool: None,
     };
     let (outcome, what) = match settled {
         Ok(Some(rows)) => (
@@ -277,6 +287,7 @@ async fn settle_write(node: &Arc<Coordinator>, record: &QueryRecord) {
                 bytes: 0,
                 pages: 0,
                 error: None,
+                spool: None,
             },
             "it committed",
         ),
