@@ -537,6 +537,26 @@ mod tests {
         Prepared::Query(frame)
     }
 
+    /// Every row of the driver's result, read page after page as a client does.
+    async fn read_all(driver: &Driver) -> Vec<i64> {
+        let mut seen = Vec::new();
+        let mut token = 0;
+        loop {
+            let reply = driver.page(token, Duration::from_secs(5)).await;
+            assert!(reply.error.is_none(), "{reply:?}");
+            seen.extend(
+                reply
+                    .rows
+                    .iter()
+                    .map(|row| row[0].as_i64().expect("a number")),
+            );
+            match reply.next_token {
+                Some(next) => token = next,
+                None => return seen,
+            }
+        }
+    }
+
     #[tokio::test]
     async fn pages_beyond_the_memory_limit_go_to_disk_and_come_back_in_order() {
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -559,22 +579,7 @@ mod tests {
             std::fs::read_dir(&spill_dir).expect("spill files").count(),
             3
         );
-        let mut seen = Vec::new();
-        let mut token = 0;
-        loop {
-            let reply = driver.page(token, Duration::from_secs(5)).await;
-            assert!(reply.error.is_none(), "{reply:?}");
-            seen.extend(
-                reply
-                    .rows
-                    .iter()
-                    .map(|row| row[0].as_i64().expect("a number")),
-            );
-            match reply.next_token {
-                Some(next) => token = next,
-                None => break,
-            }
-        }
+        let seen = read_all(&driver).await;
         assert_eq!(seen, (0..rows).collect::<Vec<_>>());
         assert_eq!(driver.held(), (0, 0));
         assert_eq!(std::fs::read_dir(&spill_dir).expect("spill dir").count(), 0);
@@ -645,22 +650,7 @@ mod tests {
         );
         // Through the driver the pages come back in order, those beyond memory read from
         // the spool.
-        let mut seen = Vec::new();
-        let mut token = 0;
-        loop {
-            let reply = driver.page(token, Duration::from_secs(5)).await;
-            assert!(reply.error.is_none(), "{reply:?}");
-            seen.extend(
-                reply
-                    .rows
-                    .iter()
-                    .map(|row| row[0].as_i64().expect("a number")),
-            );
-            match reply.next_token {
-                Some(next) => token = next,
-                None => break,
-            }
-        }
+        let seen = read_all(&driver).await;
         assert_eq!(seen, (0..rows).collect::<Vec<_>>());
 
         // A result of one page is never written.
