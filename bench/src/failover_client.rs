@@ -79,7 +79,7 @@ impl FailoverClient {
                     error: format!("{}: {}", error.error_name, error.message),
                 };
             }
-            rows += results.data.as_ref().map_or(0, |d| d.len() as u64);
+            rows += results.rows().map_or(0, |d| d.len() as u64);
             after_page(rows);
             let Some(next) = results.next_uri.take() else {
                 return Outcome::Finished { rows };

@@ -50,6 +50,11 @@ pub const CONFIG_KEYS: &[KeySpec] = &[
         doc: "Where drivers spool the pages of results larger than one page as they produce them, so that any coordinator serves the rest of a finished query after its driver died: a directory or s3://bucket/prefix that every node reaches, like catalog.warehouse; empty: _spool under the warehouse; none: no spool (a driver's death after the first page then fails its query).",
     },
     KeySpec {
+        key: "query.spooled-segment-ttl",
+        default: Some("1h"),
+        doc: "How long a client of the spooling protocol may take to download the spooled segments of a finished query: a segment goes when its client acknowledges it, and the leader's sweep removes what is left this long after the query ended.",
+    },
+    KeySpec {
         key: "query.client.timeout",
         default: Some("5m"),
         doc: "A query whose client has not asked for results for this long is abandoned: cancelled and its results released.",
@@ -237,6 +242,8 @@ pub struct CoordinatorConfig {
     pub query_client_timeout: Duration,
     /// Where result pages are spooled (a directory or `s3://` prefix); None for no spool.
     pub result_spool: Option<String>,
+    /// How long the spooled segments of a finished query wait for their client.
+    pub spooled_segment_ttl: Duration,
     pub worker_timeout: Duration,
     pub max_concurrent_queries: usize,
     pub query_retry_attempts: u32,
@@ -354,6 +361,7 @@ impl CoordinatorConfig {
             max_query_history: max_query_history as usize,
             query_client_timeout: config.duration("query.client.timeout")?,
             result_spool,
+            spooled_segment_ttl: config.duration("query.spooled-segment-ttl")?,
             worker_timeout: config.duration("worker.timeout")?,
             log_json: config.choice("log.format", &["text", "json"])? == "json",
             max_concurrent_queries: config.u64("query.max-concurrent")? as usize,

@@ -115,7 +115,10 @@ pub async fn run(
             auth::require_password,
         ));
     }
-    let client_app = admin_api::router(node.clone()).merge(clients_only);
+    // Segment URIs carry their query's secret slug instead of credentials.
+    let client_app = admin_api::router(node.clone())
+        .merge(protocol::spooling::router(node.clone()))
+        .merge(clients_only);
     let client_server = match tls {
         None => tokio::spawn(
             axum::serve(

@@ -54,6 +54,10 @@ pub struct DriveRequest {
     /// cluster's shared storage); None spools nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spool: Option<String>,
+    /// The client reads the result as segments of this encoding (Trino's spooling
+    /// protocol); None for a `data` array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<shoal_proto::segments::Encoding>,
 }
 
 impl DriveRequest {

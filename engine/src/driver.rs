@@ -18,8 +18,11 @@ use shoal_proto::client::{Column, QueryError};
 use tokio::sync::{watch, Notify};
 
 use crate::errors;
-use crate::pages::{Away, Buffer, BufferLimits, PageReply, Slot, StoredPage};
+use crate::pages::{Away, Buffer, BufferLimits, InSpool, PageReply, Slot, StoredPage};
 use crate::spool::Spool;
+use shoal_proto::segments::Encoding;
+
+mod segments;
 use crate::{types, values, Prepared};
 
 /// Most rows in one page.
@@ -42,6 +45,11 @@ pub struct Driver {
     spool: Option<Arc<Spool>>,
     /// The spool holds every page produced (and the columns).
     spooling: std::sync::atomic::AtomicBool,
+    /// The client reads the result as segments of this encoding (the spooling protocol).
+    encoding: Option<Encoding>,
+    /// A page was handed out as a spooled segment: the spool stays for the client to
+    /// download when it read the end.
+    referenced: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of a finished driver, for the query record.
@@ -62,6 +70,8 @@ enum Found {
     Ready(PageReply),
     OnDisk(PageReply, PathBuf),
     InSpool(PageReply, u64),
+    /// For a client of the spooling protocol: pages from the reply's token on.
+    Segments(PageReply, Vec<segments::Pick>),
 }
 
 impl Driver {
@@ -71,9 +81,21 @@ impl Driver {
 
     /// A driver whose result, once larger than one page, goes to `spool` as it is produced.
     pub fn spooling_to(limits: BufferLimits, spool: Option<Arc<Spool>>) -> Arc<Self> {
+        Self::for_client(limits, spool, None)
+    }
+
+    /// A driver whose client reads pages as segments of `encoding` (when it has one); its
+    /// `spool`, if any, is written in the same encoding.
+    pub fn for_client(
+        limits: BufferLimits,
+        spool: Option<Arc<Spool>>,
+        encoding: Option<Encoding>,
+    ) -> Arc<Self> {
         Arc::new(Driver {
             spool,
             spooling: std::sync::atomic::AtomicBool::new(false),
+            encoding,
+            referenced: std::sync::atomic::AtomicBool::new(false),
             buffer: Mutex::new(Buffer::new(limits)),
             changed: Notify::new(),
             started: Instant::now(),
@@ -132,7 +154,7 @@ impl Driver {
         });
         outcome.spool = self.complete_spool();
         if outcome.error.is_some() {
-            self.remove_spool();
+            self.discard_spool();
         }
         self.changed.notify_waiters();
         outcome
@@ -148,8 +170,17 @@ impl Driver {
         }
     }
 
-    /// Remove the spool in the background (the client read the result, or it was given up).
+    /// The client read the end of the result: remove the spool in the background, unless
+    /// the client was handed segments of it to download (their acknowledgements and the
+    /// coordinators' sweep remove those).
     pub fn remove_spool(&self) {
+        if !self.referenced.load(Ordering::SeqCst) {
+            self.discard_spool();
+        }
+    }
+
+    /// Remove the spool in the background (the query failed or was given up).
+    pub fn discard_spool(&self) {
         if let Some(spool) = self.spool.clone() {
             if self.spooling.load(Ordering::SeqCst) {
                 tokio::spawn(async move { spool.remove().await });
@@ -157,13 +188,22 @@ impl Driver {
         }
     }
 
-    /// Write `json` as page `token` to the spool (the result is larger than its first page);
-    /// the first time, the columns and the pages still held go first.
-    async fn spool_page(&self, spool: &Spool, token: u64, json: &str) -> Result<(), QueryError> {
+    /// Write `json` (`rows` rows from row `offset`) as page `token` to the spool (the result
+    /// is larger than its first page); the first time, the columns and the pages still held
+    /// go first.
+    async fn spool_page(
+        &self,
+        spool: &Spool,
+        token: u64,
+        offset: u64,
+        rows: u64,
+        json: &str,
+    ) -> Result<InSpool, QueryError> {
         if !self.spooling.load(Ordering::SeqCst) {
             let columns = self.with_buffer(|b| b.columns.clone()).unwrap_or_default();
             spool.write_columns(&columns).await?;
-            let held: Vec<(u64, Option<String>, Option<PathBuf>)> = self.with_buffer(|b| {
+            type Held = (u64, u64, u64, Option<String>, Option<PathBuf>);
+            let held: Vec<Held> = self.with_buffer(|b| {
                 b.pages
                     .iter()
                     .map(|(token, page)| {
@@ -171,32 +211,33 @@ impl Driver {
                             Away::Disk(path) => Some(path),
                             Away::Spool => None,
                         };
-                        (*token, page.json().map(str::to_string), path)
+                        let json = page.json().map(str::to_string);
+                        (*token, page.offset, page.rows, json, path)
                     })
                     .collect()
             });
             let mut written = Vec::new();
-            for (held_token, json, path) in held {
+            for (held_token, offset, rows, json, path) in held {
                 let json = match (json, path) {
                     (Some(json), _) => json,
                     (None, Some(path)) => serde_json::to_string(&read_spill(&path).await?)
                         .map_err(|e| errors::internal(&e.to_string()))?,
                     (None, None) => continue,
                 };
-                spool.write_page(held_token, &json).await?;
-                written.push(held_token);
+                let spooled = spool.write(held_token, offset, rows, &json).await?;
+                written.push((held_token, in_spool(spooled)));
             }
             self.with_buffer(|b| b.mark_spooled(&written));
             self.spooling.store(true, Ordering::SeqCst);
         }
-        spool.write_page(token, json).await
+        Ok(in_spool(spool.write(token, offset, rows, json).await?))
     }
 
     /// Remove from the spool the pages the client moved past.
     fn drop_released_from_spool(&self) {
         let released = self.with_buffer(|b| std::mem::take(&mut b.spool_released));
         if let (Some(spool), false) = (self.spool.clone(), released.is_empty()) {
-            tokio::spawn(async move { spool.remove_pages(&released).await });
+            tokio::spawn(async move { spool.remove_objects(&released).await });
         }
     }
 
@@ -267,29 +308,32 @@ impl Driver {
     /// in the spool, else in a spill file, else wait for the client.
     async fn push_page(&self, rows: Vec<Vec<Value>>) -> Result<(), QueryError> {
         let json = serde_json::to_string(&rows).map_err(|e| errors::internal(&e.to_string()))?;
-        let token = self.with_buffer(|b| b.produced);
+        let count = rows.len() as u64;
+        drop(rows);
+        let (token, offset) = self.with_buffer(|b| b.next_page());
         let spool = self.spool.clone().filter(|_| token > 0);
         loop {
             let notified = self.changed.notified();
             let slot = self.with_buffer(|b| b.place(json.len() as u64, spool.is_some()));
+            let mut in_spool = InSpool::No;
             if let (Some(spool), Slot::Memory | Slot::Spool) = (&spool, &slot) {
-                self.spool_page(spool, token, &json).await?;
+                in_spool = self.spool_page(spool, token, offset, count, &json).await?;
             }
             match slot {
                 Slot::Memory => {
-                    let spooled = spool.is_some();
-                    self.with_buffer(|b| b.add(StoredPage::memory(json, spooled)));
+                    self.with_buffer(|b| b.add(StoredPage::memory(json, count, in_spool)));
                     self.changed.notify_waiters();
                     return Ok(());
                 }
                 Slot::Spool => {
-                    self.with_buffer(|b| b.add(StoredPage::spooled(json.len())));
+                    let page = StoredPage::spooled(json.len(), count, in_spool);
+                    self.with_buffer(|b| b.add(page));
                     self.changed.notify_waiters();
                     return Ok(());
                 }
                 Slot::Disk(path) => {
                     write_spill(&path, &json).await?;
-                    self.with_buffer(|b| b.add(StoredPage::disk(path, json.len())));
+                    self.with_buffer(|b| b.add(StoredPage::disk(path, json.len(), count)));
                     self.changed.notify_waiters();
                     return Ok(());
                 }
@@ -407,7 +451,8 @@ impl Driver {
             let notified = self.changed.notified();
             let give_up = tokio::time::Instant::now() >= deadline || self.is_moved();
             let elapsed_ms = self.started.elapsed().as_millis() as u64;
-            let found = self.with_buffer(|b| b.find(token, give_up, elapsed_ms));
+            let segments = self.encoding.is_some();
+            let found = self.with_buffer(|b| b.find(token, give_up, elapsed_ms, segments));
             let reply = match found {
                 Some(Found::Ready(reply)) => reply,
                 Some(Found::OnDisk(mut reply, path)) => {
@@ -428,12 +473,13 @@ impl Driver {
                     }
                     reply
                 }
+                Some(Found::Segments(reply, picks)) => self.segments(reply, picks).await,
                 None => {
                     let _ = tokio::time::timeout_at(deadline, notified).await;
                     continue;
                 }
             };
-            if !reply.rows.is_empty() {
+            if reply.has_rows() {
                 self.delivered.store(true, Ordering::SeqCst);
             }
             return reply;
@@ -449,7 +495,7 @@ impl Driver {
 }
 
 impl Buffer {
-    fn find(&self, token: u64, give_up: bool, elapsed_ms: u64) -> Option<Found> {
+    fn find(&self, token: u64, give_up: bool, elapsed_ms: u64, segments: bool) -> Option<Found> {
         let reply =
             |rows: Vec<Vec<Value>>, next_token: Option<u64>, state: &str, b: &Buffer| PageReply {
                 columns: b.columns.clone(),
@@ -461,12 +507,28 @@ impl Buffer {
                 error: b.error.clone(),
                 update_type: b.update_type.clone(),
                 update_count: b.update_count,
+                row_offset: 0,
+                segments: Vec::new(),
             };
         if self.error.is_some() {
             return Some(Found::Ready(reply(Vec::new(), None, "FAILED", self)));
         }
         if let Some(page) = self.pages.get(&token) {
-            let running = reply(Vec::new(), Some(token + 1), "RUNNING", self);
+            let running = PageReply {
+                row_offset: page.offset,
+                ..reply(Vec::new(), Some(token + 1), "RUNNING", self)
+            };
+            if segments {
+                let picks = self.pick_segments(token);
+                let next_token = Some(token + picks.len() as u64);
+                return Some(Found::Segments(
+                    PageReply {
+                        next_token,
+                        ..running
+                    },
+                    picks,
+                ));
+            }
             return Some(match page.rows_in_memory() {
                 Some(Ok(rows)) => Found::Ready(PageReply { rows, ..running }),
                 Some(Err(e)) => Found::Ready(PageReply {
@@ -495,6 +557,13 @@ impl Buffer {
     }
 }
 
+fn in_spool(spooled: Option<crate::spool::SpooledSegment>) -> InSpool {
+    match spooled {
+        Some(segment) => InSpool::Segment(segment),
+        None => InSpool::Page,
+    }
+}
+
 async fn write_spill(path: &std::path::Path, json: &str) -> Result<(), QueryError> {
     let spill_error = |e: std::io::Error| {
         errors::internal(&format!("cannot spill results to {}: {e}", path.display()))
@@ -519,166 +588,4 @@ async fn read_spill(path: &std::path::Path) -> Result<Vec<Vec<Value>>, QueryErro
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use datafusion::arrow::array::Int64Array;
-    use datafusion::arrow::datatypes::Schema;
-    use datafusion::arrow::record_batch::RecordBatch;
-    use datafusion::prelude::SessionContext;
-
-    use super::*;
-
-    fn numbers(count: i64) -> Prepared {
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-        let column = Arc::new(Int64Array::from_iter_values(0..count));
-        let batch = RecordBatch::try_new(schema, vec![column]).expect("a valid batch");
-        let frame = SessionContext::new().read_batch(batch).expect("a frame");
-        Prepared::Query(frame)
-    }
-
-    /// Every row of the driver's result, read page after page as a client does.
-    async fn read_all(driver: &Driver) -> Vec<i64> {
-        let mut seen = Vec::new();
-        let mut token = 0;
-        loop {
-            let reply = driver.page(token, Duration::from_secs(5)).await;
-            assert!(reply.error.is_none(), "{reply:?}");
-            seen.extend(
-                reply
-                    .rows
-                    .iter()
-                    .map(|row| row[0].as_i64().expect("a number")),
-            );
-            match reply.next_token {
-                Some(next) => token = next,
-                None => return seen,
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn pages_beyond_the_memory_limit_go_to_disk_and_come_back_in_order() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let spill_dir = dir.path().join("q1");
-        let driver = Driver::new(BufferLimits {
-            memory_bytes: 1,
-            spill_dir: Some(spill_dir.clone()),
-            spill_bytes: u64::MAX,
-            spool_bytes: 0,
-        });
-        let rows = (PAGE_ROWS * 3 + 10) as i64;
-        let outcome = driver.run(async { Ok(numbers(rows)) }, "select").await;
-        assert!(outcome.error.is_none(), "{outcome:?}");
-        let (memory, spilled) = driver.held();
-        assert!(
-            memory > 0 && spilled > 0,
-            "memory {memory}, spilled {spilled}"
-        );
-        assert_eq!(
-            std::fs::read_dir(&spill_dir).expect("spill files").count(),
-            3
-        );
-        let seen = read_all(&driver).await;
-        assert_eq!(seen, (0..rows).collect::<Vec<_>>());
-        assert_eq!(driver.held(), (0, 0));
-        assert_eq!(std::fs::read_dir(&spill_dir).expect("spill dir").count(), 0);
-        drop(driver);
-        assert!(
-            !spill_dir.exists(),
-            "the spill directory outlived the query"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_result_larger_than_a_page_is_spooled_as_it_is_produced() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let spool_dir = dir.path().join("q1.0");
-        let spool = |name: &str| {
-            Some(Arc::new(Spool::new(
-                shoal_storage::Storage::default(),
-                dir.path().join(name).display().to_string(),
-            )))
-        };
-        // One byte of memory and no spill files: without the spool the producer would wait
-        // for the client after the first page; with it, the whole result is produced.
-        let limits = BufferLimits {
-            spool_bytes: u64::MAX,
-            ..BufferLimits::in_memory(1)
-        };
-        let driver = Driver::spooling_to(limits.clone(), spool("q1.0"));
-        let rows = (PAGE_ROWS * 3 + 10) as i64;
-        let outcome = driver.run(async { Ok(numbers(rows)) }, "select").await;
-        assert!(outcome.error.is_none(), "{outcome:?}");
-        assert_eq!(outcome.pages, 4);
-        assert_eq!(
-            outcome.spool.as_deref(),
-            Some(spool_dir.display().to_string().as_str())
-        );
-        let mut names: Vec<String> = std::fs::read_dir(&spool_dir)
-            .expect("the spool")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
-        names.sort();
-        assert_eq!(
-            names,
-            [
-                "columns.json",
-                "page-0.json",
-                "page-1.json",
-                "page-2.json",
-                "page-3.json"
-            ]
-        );
-        // What a coordinator reads after the driver is gone is the whole result.
-        let location = shoal_storage::local_location(&spool_dir).expect("location");
-        let mut spooled = Vec::new();
-        for token in 0..outcome.pages {
-            let rows = crate::spool::read_page(&location, token)
-                .await
-                .expect("a page");
-            spooled.extend(rows.iter().map(|row| row[0].as_i64().expect("a number")));
-        }
-        assert_eq!(spooled, (0..rows).collect::<Vec<_>>());
-        assert_eq!(
-            crate::spool::read_columns(&location)
-                .await
-                .expect("columns")[0]
-                .name,
-            "n"
-        );
-        // Through the driver the pages come back in order, those beyond memory read from
-        // the spool.
-        let seen = read_all(&driver).await;
-        assert_eq!(seen, (0..rows).collect::<Vec<_>>());
-
-        // A result of one page is never written.
-        let small = Driver::spooling_to(limits, spool("q2.0"));
-        let outcome = small.run(async { Ok(numbers(10)) }, "select").await;
-        assert_eq!((outcome.pages, outcome.spool), (1, None));
-        assert!(!dir.path().join("q2.0").exists());
-    }
-
-    #[tokio::test]
-    async fn without_spill_the_producer_waits_for_the_client() {
-        let driver = Driver::new(BufferLimits::in_memory(1));
-        let rows = (PAGE_ROWS * 4) as i64;
-        let running = {
-            let driver = driver.clone();
-            tokio::spawn(async move { driver.run(async { Ok(numbers(rows)) }, "select").await })
-        };
-        let first = driver.page(0, Duration::from_secs(5)).await;
-        assert_eq!(first.rows.len(), PAGE_ROWS);
-        assert!(
-            !running.is_finished(),
-            "all pages were produced although only one fits"
-        );
-        let mut token = 1;
-        while let Some(next) = driver.page(token, Duration::from_secs(5)).await.next_token {
-            token = next;
-        }
-        let outcome = running.await.expect("the driver task");
-        assert_eq!(outcome.rows, rows as u64);
-    }
-}
+mod tests;

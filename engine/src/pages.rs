@@ -10,6 +10,7 @@ use serde_json::Value;
 use shoal_proto::client::{Column, QueryError};
 
 use crate::driver::Outcome;
+use crate::spool::{Spool, SpooledSegment};
 
 /// What a driver answers for one page token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,45 @@ pub struct PageReply {
     pub error: Option<QueryError>,
     pub update_type: Option<String>,
     pub update_count: Option<u64>,
+    /// The position in the result of the first of `rows`.
+    #[serde(default)]
+    pub row_offset: u64,
+    /// For a client of the spooling protocol: the pages from this token on, as segments
+    /// (`rows` is then empty), and `next_token` is the token after the last of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<PageSegment>,
+}
+
+impl PageReply {
+    /// The reply hands rows to the client (in `rows` or in segments).
+    pub fn has_rows(&self) -> bool {
+        !self.rows.is_empty() || !self.segments.is_empty()
+    }
+}
+
+/// One page handed to a client of the spooling protocol as a segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PageSegment {
+    /// The payload itself: the page's rows encoded as the client asked, base64.
+    Inline {
+        offset: u64,
+        rows: u64,
+        size: u64,
+        uncompressed: Option<u64>,
+        data: String,
+    },
+    /// A segment in the query's spool, which the client downloads from any coordinator.
+    Spooled(SpooledSegment),
+}
+
+/// Whether, and how, the result spool holds a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InSpool {
+    No,
+    /// As `page-N.json`.
+    Page,
+    /// As a segment of the spooling protocol.
+    Segment(SpooledSegment),
 }
 
 /// How much of its results a query may hold ahead of its client.
@@ -56,8 +96,14 @@ pub(crate) struct StoredPage {
     json: Option<String>,
     path: Option<PathBuf>,
     size: u64,
+    /// How many rows it holds, and where the first is in the result.
+    pub(crate) rows: u64,
+    pub(crate) offset: u64,
     /// The result spool has it too.
-    spooled: bool,
+    pub(crate) spool: InSpool,
+    /// Handed to the client as a spooled segment: the client removes it from the spool by
+    /// acknowledging it, not the driver when the client moves on.
+    pub(crate) referenced: bool,
 }
 
 /// Where a page's rows are when not in memory.
@@ -67,22 +113,31 @@ pub(crate) enum Away {
 }
 
 impl StoredPage {
-    pub(crate) fn memory(json: String, spooled: bool) -> Self {
+    fn new(
+        json: Option<String>,
+        path: Option<PathBuf>,
+        size: usize,
+        rows: u64,
+        spool: InSpool,
+    ) -> Self {
         StoredPage {
-            size: json.len() as u64,
-            json: Some(json),
-            path: None,
-            spooled,
+            json,
+            path,
+            size: size as u64,
+            rows,
+            offset: 0,
+            spool,
+            referenced: false,
         }
     }
 
-    pub(crate) fn disk(path: PathBuf, size: usize) -> Self {
-        StoredPage {
-            json: None,
-            path: Some(path),
-            size: size as u64,
-            spooled: false,
-        }
+    pub(crate) fn memory(json: String, rows: u64, spool: InSpool) -> Self {
+        let size = json.len();
+        Self::new(Some(json), None, size, rows, spool)
+    }
+
+    pub(crate) fn disk(path: PathBuf, size: usize, rows: u64) -> Self {
+        Self::new(None, Some(path), size, rows, InSpool::No)
     }
 
     /// The rows, if the page is in memory.
@@ -101,13 +156,8 @@ impl StoredPage {
     }
 
     /// A page whose rows only the spool holds.
-    pub(crate) fn spooled(size: usize) -> Self {
-        StoredPage {
-            json: None,
-            path: None,
-            size: size as u64,
-            spooled: true,
-        }
+    pub(crate) fn spooled(size: usize, rows: u64, spool: InSpool) -> Self {
+        Self::new(None, None, size, rows, spool)
     }
 
     /// The rows as JSON, for a page in memory.
@@ -141,8 +191,10 @@ pub(crate) struct Buffer {
     memory_used: u64,
     spill_used: u64,
     spool_used: u64,
-    /// Tokens of spooled pages the client moved past, to be removed from the spool.
-    pub spool_released: Vec<u64>,
+    /// Rows in the pages produced so far.
+    paged_rows: u64,
+    /// Objects of spooled pages the client moved past, to be removed from the spool.
+    pub spool_released: Vec<String>,
 }
 
 impl Buffer {
@@ -161,6 +213,7 @@ impl Buffer {
             memory_used: 0,
             spill_used: 0,
             spool_used: 0,
+            paged_rows: 0,
             spool_released: Vec::new(),
         }
     }
@@ -185,15 +238,22 @@ impl Buffer {
         }
     }
 
-    pub(crate) fn add(&mut self, page: StoredPage) {
+    /// The token and the row offset of the next page.
+    pub(crate) fn next_page(&self) -> (u64, u64) {
+        (self.produced, self.paged_rows)
+    }
+
+    pub(crate) fn add(&mut self, mut page: StoredPage) {
         if page.path.is_some() {
             self.spill_used += page.size;
         } else if page.json.is_some() {
             self.memory_used += page.size;
         }
-        if page.spooled {
+        if page.spool != InSpool::No {
             self.spool_used += page.size;
         }
+        page.offset = self.paged_rows;
+        self.paged_rows += page.rows;
         self.pages.insert(self.produced, page);
         self.produced += 1;
     }
@@ -209,22 +269,35 @@ impl Buffer {
         any
     }
 
-    /// Note that the spool holds the pages `tokens` too.
-    pub(crate) fn mark_spooled(&mut self, tokens: &[u64]) {
-        for token in tokens {
+    /// Note that the spool holds the pages `written` too.
+    pub(crate) fn mark_spooled(&mut self, written: &[(u64, InSpool)]) {
+        for (token, spool) in written {
             if let Some(page) = self.pages.get_mut(token) {
-                if !page.spooled {
-                    page.spooled = true;
+                if page.spool == InSpool::No {
+                    page.spool = *spool;
                     self.spool_used += page.size;
                 }
             }
         }
     }
 
+    /// Note that the client was handed pages `tokens` as spooled segments.
+    pub(crate) fn mark_referenced(&mut self, tokens: &[u64]) {
+        for token in tokens {
+            if let Some(page) = self.pages.get_mut(token) {
+                page.referenced = true;
+            }
+        }
+    }
+
     fn forget(&mut self, token: u64, page: StoredPage) {
-        if page.spooled {
+        if page.spool != InSpool::No {
             self.spool_used = self.spool_used.saturating_sub(page.size);
-            self.spool_released.push(token);
+            match page.spool {
+                _ if page.referenced => {}
+                InSpool::Segment(segment) => self.spool_released.push(segment.name.object()),
+                _ => self.spool_released.push(Spool::page_object(token)),
+            }
         }
         if page.json.is_none() && page.path.is_none() {
             return;

@@ -17,7 +17,7 @@ pub struct QueryResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<Column>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Vec<Vec<Value>>>,
+    pub data: Option<crate::segments::ResultData>,
     pub stats: StatementStats,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<QueryError>,
@@ -27,6 +27,16 @@ pub struct QueryResults {
     pub update_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_count: Option<i64>,
+}
+
+impl QueryResults {
+    /// The rows of a `data` array; None when there are none or they come in segments.
+    pub fn rows(&self) -> Option<&Vec<Vec<Value>>> {
+        match &self.data {
+            Some(crate::segments::ResultData::Rows(rows)) => Some(rows),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

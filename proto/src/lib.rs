@@ -4,6 +4,7 @@ pub mod client;
 pub mod cluster;
 pub mod error;
 pub mod properties;
+pub mod segments;
 
 pub use error::{ErrorCode, ServiceError};
 

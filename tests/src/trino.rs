@@ -1,9 +1,13 @@
 //! A small blocking client of the Trino protocol for tests, spreading its requests over every
 //! coordinator: each statement goes to the next coordinator, and each `nextUri` is followed on
 //! the one after, so every page is fetched from a coordinator that did not take the query.
+//! With an encoding it reads results as segments of the spooling protocol, downloading each
+//! spooled segment from yet another coordinator and acknowledging it.
 
+use base64::Engine;
 use serde_json::Value;
 use shoal_proto::client::{Column, QueryResults};
+use shoal_proto::segments::{self, ResultData, Segment};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 /// A failed statement, shown as `ERROR_NAME: message` so `.slt` files can match either.
@@ -31,6 +35,10 @@ pub struct TrinoClient {
     schema: Option<String>,
     /// Session properties sent with every statement (`X-Trino-Session`).
     session: Vec<(String, String)>,
+    /// `X-Trino-Query-Data-Encoding`, when results are read as segments.
+    encoding: Option<String>,
+    /// Spooled segments downloaded, for tests that check they were.
+    pub downloaded: usize,
 }
 
 fn http(e: impl std::fmt::Display) -> TrinoError {
@@ -45,7 +53,62 @@ impl TrinoClient {
             user: user.to_string(),
             schema: None,
             session: Vec::new(),
+            encoding: None,
+            downloaded: 0,
         }
+    }
+
+    /// Ask for results as segments of `encoding` (a comma list of preferences).
+    pub fn set_encoding(&mut self, encoding: &str) {
+        self.encoding = Some(encoding.to_string());
+    }
+
+    /// The rows of one answer's `data`: rows as they are, segments decoded (spooled ones
+    /// downloaded from the next coordinator, then acknowledged).
+    fn rows_of(&mut self, data: ResultData) -> Result<Vec<Vec<Value>>, TrinoError> {
+        let data = match data {
+            ResultData::Rows(rows) => return Ok(rows),
+            ResultData::Segments(data) => data,
+        };
+        let mut rows = Vec::new();
+        for segment in data.segments {
+            let (payload, ack) = match &segment {
+                Segment::Inline { data, .. } => (
+                    base64::engine::general_purpose::STANDARD
+                        .decode(data)
+                        .map_err(http)?,
+                    None,
+                ),
+                Segment::Spooled { uri, ack_uri, .. } => {
+                    let on_next = |uri: &str, base: String| {
+                        let path = uri.splitn(4, '/').nth(3).unwrap_or_default().to_string();
+                        format!("{base}/{path}")
+                    };
+                    let url = on_next(uri, self.next_url());
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut ureq::get(&url)
+                            .call()
+                            .map_err(http)?
+                            .body_mut()
+                            .with_config()
+                            .limit(1 << 30)
+                            .reader(),
+                        &mut bytes,
+                    )
+                    .map_err(http)?;
+                    self.downloaded += 1;
+                    (bytes, Some(on_next(ack_uri, self.next_url())))
+                }
+            };
+            rows.extend(
+                segments::decode_rows(data.encoding, segment.metadata(), &payload).map_err(http)?,
+            );
+            if let Some(ack) = ack {
+                ureq::get(&ack).call().map_err(http)?;
+            }
+        }
+        Ok(rows)
     }
 
     /// Send session property `name` = `value` with every later statement.
@@ -93,6 +156,9 @@ impl TrinoClient {
         for (name, value) in &self.session {
             request = request.header("X-Trino-Session", format!("{name}={value}"));
         }
+        if let Some(encoding) = &self.encoding {
+            request = request.header(segments::ENCODING_HEADER, encoding);
+        }
         let mut response = request.send(sql).map_err(http)?;
         if let Some(schema) = response
             .headers()
@@ -113,7 +179,10 @@ impl TrinoClient {
             if let Some(columns) = results.columns.take() {
                 out.columns = columns;
             }
-            out.rows.extend(results.data.take().unwrap_or_default());
+            if let Some(data) = results.data.take() {
+                let rows = self.rows_of(data)?;
+                out.rows.extend(rows);
+            }
             out.update_type = results.update_type.take().or(out.update_type);
             out.update_count = results.update_count.or(out.update_count);
             let Some(next) = results.next_uri.take() else {

@@ -103,11 +103,11 @@ impl Drivers {
             spill_bytes: self.buffers.spill_bytes,
             spool_bytes: self.buffers.spill_bytes,
         };
-        let spool = request
-            .spool
-            .as_ref()
-            .map(|url| Arc::new(Spool::new(self.buffers.storage.clone(), url.clone())));
-        let driver = Driver::spooling_to(limits, spool);
+        let spool = request.spool.as_ref().map(|url| {
+            let spool = Spool::new(self.buffers.storage.clone(), url.clone());
+            Arc::new(spool.with_encoding(request.encoding))
+        });
+        let driver = Driver::for_client(limits, spool, request.encoding);
         {
             let Ok(mut driven) = self.driven.lock() else {
                 return;

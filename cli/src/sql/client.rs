@@ -9,7 +9,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
 use crate::http::HttpClient;
+use crate::sql::segments::Segments;
 use shoal_proto::client::{QueryError, QueryResults};
+
+/// The encodings `shoal sql` asks for: LZ4 decodes fastest, and either falls back to plain
+/// JSON segments.
+pub const DEFAULT_ENCODING: &str = "json+lz4,json+zstd,json";
 
 /// How long one request may take; a page request waits about a second on the server.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -45,6 +50,9 @@ pub struct StatementClient {
     servers: Vec<String>,
     current: usize,
     pub session: Session,
+    /// `X-Trino-Query-Data-Encoding`: the encodings of the spooling protocol to ask for, in
+    /// order of preference; None reads rows from `data` arrays.
+    pub encoding: Option<String>,
 }
 
 /// One answer of the protocol and the session changes it carried.
@@ -81,7 +89,16 @@ impl StatementClient {
                 .collect(),
             current: 0,
             session,
+            encoding: Some(DEFAULT_ENCODING.to_string()),
         }
+    }
+
+    /// The servers to download a segment from: the one in use first.
+    fn servers_from_current(&self) -> Vec<String> {
+        let n = self.servers.len();
+        (0..n)
+            .map(|i| self.servers[(self.current + i) % n].clone())
+            .collect()
     }
 
     pub fn server(&self) -> &str {
@@ -124,6 +141,9 @@ impl StatementClient {
         }
         if let Some(schema) = &self.session.schema {
             request = request.header("X-Trino-Schema", schema);
+        }
+        if let Some(encoding) = &self.encoding {
+            request = request.header(shoal_proto::segments::ENCODING_HEADER, encoding);
         }
         let request = match request.body(Full::new(body)) {
             Ok(request) => request,
@@ -220,35 +240,50 @@ impl StatementClient {
         }
     }
 
-    /// Run `sql`, handing every answer to `on_answer` (columns, rows, progress) until the
-    /// statement ends or `cancelled` completes.
+    /// Run `sql`, handing every answer to `on_answer` (columns, progress) and the rows, in
+    /// order, to `on_rows` until the statement ends or `cancelled` completes. Segments are
+    /// downloaded while the next answers are asked for.
     pub async fn execute(
         &mut self,
         sql: &str,
         mut on_answer: impl FnMut(&QueryResults),
+        mut on_rows: impl FnMut(&[Vec<serde_json::Value>]),
         cancelled: impl std::future::Future<Output = ()>,
     ) -> Result<QueryResults, SqlError> {
         tokio::pin!(cancelled);
+        let mut segments = Segments::new(self.http.clone());
         let mut results = self
             .request(http::Method::POST, None, Bytes::from(sql.to_string()))
             .await?;
-        loop {
+        let outcome = loop {
+            if let Some(data) = results.data.take() {
+                segments.add(data, self.servers_from_current());
+            }
             on_answer(&results);
             if let Some(error) = results.error.take() {
-                return Err(SqlError::Query(error));
+                break Err(SqlError::Query(error));
             }
             let Some(next) = results.next_uri.clone() else {
-                return Ok(results);
+                break segments.hand_on(true, &mut on_rows).await.map(|()| results);
             };
+            if let Err(e) = segments.hand_on(false, &mut on_rows).await {
+                self.cancel(&next).await;
+                break Err(e);
+            }
             let page = self.request(http::Method::GET, Some(&next), Bytes::new());
             tokio::select! {
-                page = page => results = page?,
+                page = page => match page {
+                    Ok(page) => results = page,
+                    Err(e) => break Err(e),
+                },
                 _ = &mut cancelled => {
                     self.cancel(&next).await;
-                    return Err(SqlError::Cancelled);
+                    break Err(SqlError::Cancelled);
                 }
             }
-        }
+        };
+        segments.abort();
+        outcome
     }
 
     async fn cancel(&mut self, next: &str) {

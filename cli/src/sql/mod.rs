@@ -4,6 +4,7 @@
 
 pub(crate) mod client;
 mod output;
+mod segments;
 mod shell;
 
 use std::io::IsTerminal;
@@ -41,6 +42,10 @@ pub struct SqlArgs {
     /// the system's).
     #[arg(long)]
     ca_file: Option<std::path::PathBuf>,
+    /// The result encodings of Trino's spooling protocol to ask for, in order of preference
+    /// (json+lz4, json+zstd, json); `none` reads rows from plain `data` arrays.
+    #[arg(long, default_value = client::DEFAULT_ENCODING)]
+    encoding: String,
 }
 
 /// The password for `--password`: TRINO_PASSWORD, else asked for on the terminal.
@@ -68,7 +73,8 @@ pub fn run(args: SqlArgs) -> Result<(), Failure> {
         catalog: args.catalog.clone(),
         schema: args.schema.clone(),
     };
-    let client = StatementClient::new(args.server.clone(), session, http, password.as_deref());
+    let mut client = StatementClient::new(args.server.clone(), session, http, password.as_deref());
+    client.encoding = (args.encoding != "none").then(|| args.encoding.clone());
     let script = match (&args.execute, &args.file) {
         (Some(sql), _) => Some(sql.clone()),
         (None, Some(path)) => Some(
@@ -170,24 +176,34 @@ pub(crate) async fn run_one(
     cancelled: impl std::future::Future<Output = ()>,
 ) -> Result<(), Failure> {
     let stdout = std::io::stdout();
-    let mut printer = Printer::new(format, stdout.lock());
+    let printer = std::cell::RefCell::new(Printer::new(
+        format,
+        std::io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+    ));
     let progress = std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut write_error = None;
+    let write_error = std::cell::RefCell::new(None);
     let outcome = client
         .execute(
             sql,
             |results: &QueryResults| {
-                if let Err(e) = print_page(&mut printer, results) {
-                    write_error.get_or_insert(e);
+                if let Err(e) = print_columns(&mut printer.borrow_mut(), results) {
+                    write_error.borrow_mut().get_or_insert(e);
                 }
                 if progress {
                     show_progress(results, started);
                 }
             },
+            |rows| {
+                if let Err(e) = printer.borrow_mut().rows(rows) {
+                    write_error.borrow_mut().get_or_insert(e);
+                }
+            },
             cancelled,
         )
         .await;
+    let mut printer = printer.into_inner();
+    let write_error = write_error.into_inner();
     if progress {
         eprint!("\r\x1b[2K");
     }
@@ -212,7 +228,7 @@ pub(crate) async fn run_one(
     }
 }
 
-fn print_page<W: std::io::Write>(
+fn print_columns<W: std::io::Write>(
     printer: &mut Printer<W>,
     results: &QueryResults,
 ) -> std::io::Result<()> {
@@ -221,9 +237,6 @@ fn print_page<W: std::io::Write>(
     }
     if let Some(columns) = &results.columns {
         printer.columns(columns)?;
-    }
-    if let Some(rows) = &results.data {
-        printer.rows(rows)?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod prepared;
 pub mod procedures;
 pub mod session;
 pub mod session_statements;
+pub mod spooling;
 pub mod statement;
 
 pub use shoal_engine::{errors, types, values};

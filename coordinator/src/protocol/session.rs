@@ -35,6 +35,9 @@ pub struct ClientSession {
     pub transaction_id: Option<String>,
     /// The prepared statements the client keeps, by name (`X-Trino-Prepared-Statement`).
     pub prepared: BTreeMap<String, String>,
+    /// The result encoding of the spooling protocol chosen from the client's preferences
+    /// (`X-Trino-Query-Data-Encoding`); None for `data` arrays.
+    pub encoding: Option<shoal_proto::segments::Encoding>,
 }
 
 fn text(headers: &HeaderMap, family: Family, name: &str) -> Option<String> {
@@ -89,6 +92,9 @@ impl ClientSession {
             transaction_id: text(headers, family, "Transaction-Id")
                 .filter(|id| !id.eq_ignore_ascii_case("none")),
             properties,
+            encoding: text(headers, family, "Query-Data-Encoding")
+                .as_deref()
+                .and_then(shoal_proto::segments::Encoding::choose),
         })
     }
 }

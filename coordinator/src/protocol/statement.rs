@@ -17,10 +17,10 @@ use crate::protocol::prepared::{self, Prepared};
 use crate::protocol::procedures::{self, Call};
 use crate::protocol::session::ClientSession;
 use crate::protocol::session_statements::{self, TransactionChange};
-use crate::query::manager::{PageToken, RequestError};
+use crate::protocol::spooling::{self, SegmentUris};
+use crate::query::manager::{Answered, PageToken, RequestError};
 use crate::query::record;
 use crate::query::session_properties;
-use shoal_engine::pages::PageReply;
 
 /// The longest statement text accepted.
 const MAX_STATEMENT_BYTES: usize = 4 << 20;
@@ -55,7 +55,7 @@ pub fn router(node: Arc<Coordinator>) -> Router {
         )
         .route(
             "/v1/statement/executing/{id}/{slug}/{token}",
-            get(next_page).delete(cancel),
+            get(next_page).head(heartbeat).delete(cancel),
         )
         .route("/v1/query/{id}", get(query_info))
         .with_state(node)
@@ -152,22 +152,31 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
         return response;
     }
     match node.queries.submit(&node, &session, sql).await {
-        Ok(record) => Json(QueryResults {
-            id: record.id.clone(),
-            info_uri: format!("{base}/v1/query/{}", record.id),
-            next_uri: Some(format!(
-                "{base}/v1/statement/executing/{}/{}/{}",
-                record.id,
-                record.slug,
-                PageToken {
-                    attempt: record.attempt,
-                    page: 0
-                }
-            )),
-            stats: stats("QUEUED", 0, 0),
-            ..QueryResults::default()
-        })
-        .into_response(),
+        Ok(record) => {
+            let mut headers = HeaderMap::new();
+            if let Some(encoding) = record.encoding {
+                headers.insert(
+                    HeaderName::from_static(shoal_proto::segments::ENCODING_HEADER),
+                    HeaderValue::from_static(encoding.as_str()),
+                );
+            }
+            let results = Json(QueryResults {
+                id: record.id.clone(),
+                info_uri: format!("{base}/v1/query/{}", record.id),
+                next_uri: Some(format!(
+                    "{base}/v1/statement/executing/{}/{}/{}",
+                    record.id,
+                    record.slug,
+                    PageToken {
+                        attempt: record.attempt,
+                        page: 0
+                    }
+                )),
+                stats: stats("QUEUED", 0, 0),
+                ..QueryResults::default()
+            });
+            (headers, results).into_response()
+        }
         Err(error) => Json(failed("rejected", &base, error)).into_response(),
     }
 }
@@ -267,19 +276,39 @@ fn answered<const N: usize>(
 }
 
 fn results(
+    node: &Coordinator,
     id: &str,
     slug: &str,
     base: &str,
-    reply: PageReply,
-    next: Option<PageToken>,
+    answered: Answered,
 ) -> QueryResults {
+    let Answered {
+        mut reply,
+        next,
+        attempt,
+        encoding,
+    } = answered;
+    let data = match encoding {
+        Some(encoding) => {
+            let at = SegmentUris {
+                base,
+                id,
+                slug,
+                attempt,
+                ttl: node.config.spooled_segment_ttl,
+            };
+            spooling::data(encoding, &mut reply, &at)
+        }
+        None => (!reply.rows.is_empty())
+            .then(|| shoal_proto::segments::ResultData::Rows(std::mem::take(&mut reply.rows))),
+    };
     QueryResults {
         id: id.to_string(),
         info_uri: format!("{base}/v1/query/{id}"),
         partial_cancel_uri: None,
         next_uri: next.map(|token| format!("{base}/v1/statement/executing/{id}/{slug}/{token}")),
         columns: reply.columns,
-        data: (!reply.rows.is_empty()).then_some(reply.rows),
+        data,
         stats: stats(&reply.state, reply.processed_rows, reply.elapsed_ms),
         error: reply.error,
         warnings: Vec::new(),
@@ -299,10 +328,25 @@ async fn next_page(
         Err(message) => return bad_request(message),
     };
     match node.queries.page(&node, &id, &slug, token).await {
-        Ok((reply, next)) => Json(results(&id, &slug, &base, reply, next)).into_response(),
+        Ok(answered) => Json(results(&node, &id, &slug, &base, answered)).into_response(),
         Err(RequestError::Unknown(message)) => (StatusCode::NOT_FOUND, message).into_response(),
         Err(RequestError::Denied(message)) => (StatusCode::FORBIDDEN, message).into_response(),
         Err(RequestError::Failed(error)) => Json(failed(&id, &base, error)).into_response(),
+    }
+}
+
+/// `HEAD` of a `nextUri`: a client downloading segments says it is still there.
+async fn heartbeat(
+    State(node): State<Arc<Coordinator>>,
+    Path((id, slug, _token)): Path<(String, String, String)>,
+) -> StatusCode {
+    match record::get(&node.store, &id).await {
+        Ok(Some(record)) if shoal_proto::same_secret(record.slug.as_bytes(), slug.as_bytes()) => {
+            node.history.note_alive(&id);
+            StatusCode::OK
+        }
+        Ok(_) => StatusCode::NOT_FOUND,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

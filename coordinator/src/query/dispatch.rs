@@ -269,6 +269,7 @@ async fn drive_request(
         options: statement.options(),
         submitted_ms: record.created_ms,
         spool: spool_of(node, &record.id, record.attempt),
+        encoding: record.encoding,
     };
     serde_json::to_string(&request).map_err(|e| errors::internal(&e.to_string()))
 }

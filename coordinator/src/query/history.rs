@@ -40,6 +40,14 @@ impl History {
         }
     }
 
+    /// The client of query `id` is still there (a heartbeat), having read what it read.
+    pub fn note_alive(&self, id: &str) {
+        if let Ok(mut readers) = self.readers.lock() {
+            let done = readers.get(id).is_some_and(|(_, done)| *done);
+            readers.insert(id.to_string(), (Instant::now(), done));
+        }
+    }
+
     /// What this coordinator knows of the client of query `id`.
     pub fn reader(&self, id: &str, client_timeout: Duration) -> Option<Reader> {
         let readers = self.readers.lock().ok()?;

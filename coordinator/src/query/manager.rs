@@ -24,6 +24,16 @@ use crate::registry::{self, Mode};
 /// How long a new query waits for the state store to take its record through a leader change.
 const NEW_RECORD_RETRY: Duration = Duration::from_secs(3);
 
+/// The answer to a page request: the reply, the token after it, the attempt whose pages it
+/// holds and the encoding its client reads rows in.
+#[derive(Debug)]
+pub struct Answered {
+    pub reply: PageReply,
+    pub next: Option<PageToken>,
+    pub attempt: u32,
+    pub encoding: Option<shoal_proto::segments::Encoding>,
+}
+
 /// Why a client's request about a query (a page, a cancel) was not answered.
 #[derive(Debug)]
 pub enum RequestError {
@@ -166,6 +176,11 @@ impl Queries {
             bytes: 0,
             pages: 0,
             spool: None,
+            // Rows of queries go in segments when the client asked; updates answer in a
+            // `data` array as Trino's do.
+            encoding: session
+                .encoding
+                .filter(|_| crate::query::statements::reads_only(sql)),
             error: None,
         };
         record::put_new(&node.store, &record, NEW_RECORD_RETRY)
@@ -184,11 +199,12 @@ impl Queries {
         id: &str,
         slug: &str,
         token: PageToken,
-    ) -> Result<(PageReply, Option<PageToken>), RequestError> {
+    ) -> Result<Answered, RequestError> {
         let mut record = self.record(node, id, slug).await?;
         if record.attempt < token.attempt {
             record = self.latest(node, id).await?;
         }
+        let encoding = record.encoding;
         let answered = self.page_of(node, record, token).await;
         // An error ends the client's stream as the last page does.
         node.history.note_read(
@@ -199,7 +215,12 @@ impl Queries {
         );
         let (reply, attempt) = answered?;
         let next = reply.next_token.map(|page| PageToken { attempt, page });
-        Ok((reply, next))
+        Ok(Answered {
+            reply,
+            next,
+            attempt,
+            encoding,
+        })
     }
 
     /// Page `token` of `record`'s query, and the attempt that answered it: the record may

@@ -26,6 +26,7 @@ pub fn session_of(record: &QueryRecord) -> ClientSession {
         time_zone: record.time_zone.clone(),
         transaction_id: None,
         prepared: Default::default(),
+        encoding: record.encoding,
     }
 }
 

@@ -89,6 +89,10 @@ pub struct QueryRecord {
     /// coordinator serves the pages from it once the driver is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spool: Option<String>,
+    /// The client reads the result as segments of this encoding (Trino's spooling
+    /// protocol); None for `data` arrays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<shoal_proto::segments::Encoding>,
     pub error: Option<QueryError>,
 }
 
@@ -240,6 +244,7 @@ pub(crate) fn sample(id: &str) -> QueryRecord {
         bytes: 0,
         pages: 0,
         spool: None,
+        encoding: None,
         error: None,
     }
 }

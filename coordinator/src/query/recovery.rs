@@ -75,6 +75,7 @@ async fn retry_or_end(
 /// "Not yet": the client asks for `token` again.
 fn not_yet(mut reply: PageReply, token: u64) -> PageReply {
     reply.rows.clear();
+    reply.segments.clear();
     reply.next_token = Some(token);
     reply.state = "RUNNING".into();
     reply
@@ -88,7 +89,7 @@ pub async fn deliver(
     token: u64,
     reply: PageReply,
 ) -> Result<PageReply, QueryError> {
-    if record.delivered || reply.rows.is_empty() {
+    if record.delivered || !reply.has_rows() {
         return Ok(reply);
     }
     let noted = lifecycle::apply(

@@ -51,5 +51,7 @@ pub(crate) fn reply_from_record(record: &QueryRecord, token: u64) -> PageReply {
         error: record.error.clone(),
         update_type: None,
         update_count: None,
+        row_offset: 0,
+        segments: Vec::new(),
     }
 }
