@@ -32,9 +32,9 @@ command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_instal
 command -v chromium >/dev/null || apt_install chromium
 
 # Python's trino client (and pytest) drive the client-protocol tests; its SQLAlchemy dialect
-# and pandas are clients the tests use as users do.
-if ! python3 -c "import trino, pytest, requests, sqlalchemy, pandas, zstandard, lz4" 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check "trino[sqlalchemy]" pytest requests pandas zstandard lz4 \
+# and pandas are clients the tests use as users do; DuckDB is the result benchmark's peer.
+if ! python3 -c "import trino, pytest, requests, sqlalchemy, pandas, zstandard, lz4, duckdb" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "trino[sqlalchemy]" pytest requests pandas zstandard lz4 duckdb \
         || echo "warning: could not install the Python trino client, SQLAlchemy or pandas" >&2
 fi
 

@@ -18,8 +18,10 @@ cargo build --quiet -p shoal --features failpoints
 echo "== benchmark smoke runs"
 timeout 600 cargo run --quiet -p shoal-bench --bin state-store -- --smoke
 timeout 600 cargo run --quiet -p shoal-bench --bin tpch -- --smoke
+timeout 600 cargo run --quiet -p shoal-bench --bin tpch -- --smoke --storage s3
 timeout 600 cargo run --quiet -p shoal-bench --bin failover -- --smoke
 timeout 600 cargo run --quiet -p shoal-bench --bin catalog -- --smoke
+timeout 600 cargo run --quiet -p shoal-bench --bin results -- --smoke
 
 echo "== tests"
 log="$(mktemp)"

@@ -10,11 +10,19 @@ pub fn create_tables(
     client: &mut crate::trino::TrinoClient,
     dir: &Path,
 ) -> Result<(), crate::trino::TrinoError> {
+    create_tables_at(client, &dir.display().to_string())
+}
+
+/// Schema `tpch` with a table over each TPC-H table's Parquet files under `base`, a
+/// directory or an `s3://bucket/prefix` URL.
+pub fn create_tables_at(
+    client: &mut crate::trino::TrinoClient,
+    base: &str,
+) -> Result<(), crate::trino::TrinoError> {
     client.execute("CREATE SCHEMA tpch")?;
     for table in TABLES {
         client.execute(&format!(
-            "CREATE TABLE tpch.{table} WITH (format = 'PARQUET', location = '{}/')",
-            dir.join(table).display()
+            "CREATE TABLE tpch.{table} WITH (format = 'PARQUET', location = '{base}/{table}/')"
         ))?;
     }
     Ok(())

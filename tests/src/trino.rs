@@ -84,19 +84,7 @@ impl TrinoClient {
                         let path = uri.splitn(4, '/').nth(3).unwrap_or_default().to_string();
                         format!("{base}/{path}")
                     };
-                    let url = on_next(uri, self.next_url());
-                    let mut bytes = Vec::new();
-                    std::io::Read::read_to_end(
-                        &mut ureq::get(&url)
-                            .call()
-                            .map_err(http)?
-                            .body_mut()
-                            .with_config()
-                            .limit(1 << 30)
-                            .reader(),
-                        &mut bytes,
-                    )
-                    .map_err(http)?;
+                    let bytes = download(&on_next(uri, self.next_url()))?;
                     self.downloaded += 1;
                     (bytes, Some(on_next(ack_uri, self.next_url())))
                 }
@@ -265,6 +253,18 @@ pub fn try_post_statement(url: &str, user: &str, sql: &str) -> Option<Value> {
         .body_mut()
         .read_json()
         .ok()
+}
+
+/// The payload of a spooled segment at `url`.
+pub fn download(url: &str) -> Result<Vec<u8>, TrinoError> {
+    let mut bytes = Vec::new();
+    let mut response = ureq::get(url).call().map_err(http)?;
+    std::io::Read::read_to_end(
+        &mut response.body_mut().with_config().limit(1 << 30).reader(),
+        &mut bytes,
+    )
+    .map_err(http)?;
+    Ok(bytes)
 }
 
 /// `GET url` as JSON.

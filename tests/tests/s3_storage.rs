@@ -1,7 +1,9 @@
 //! Shared storage on a real S3-compatible server (s3s-fs on loopback): a cluster of 3
 //! coordinators and 2 workers whose warehouse and seeds are in a bucket forms, creates, fills,
 //! reads, rewrites and drops tables, and every byte of them lives in the bucket; a bootstrap
-//! claim whose claimant died before initialising expires and the others form the cluster.
+//! claim whose claimant died before initialising expires and the others form the cluster; a
+//! large result survives its driver through the spool in the bucket, and the Python client
+//! reads results as segments spooled there.
 
 use std::time::Duration;
 
@@ -289,5 +291,13 @@ fn a_large_select_on_s3_survives_the_kill_of_its_driver_after_the_first_page() {
         Duration::from_secs(30),
         "the spool leaves the bucket",
         || server.keys(BUCKET, "warehouse/_spool/").is_empty(),
+    );
+
+    // The Python client reads large results as segments spooled in the bucket.
+    let urls = cluster.client_urls(3).join(",");
+    shoal_tests::python::run_pytest(
+        "python/test_spooling.py",
+        &[("SHOAL_COORDINATORS", urls.as_ref())],
+        &[],
     );
 }

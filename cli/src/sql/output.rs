@@ -41,6 +41,17 @@ fn csv_field(field: &str) -> String {
     }
 }
 
+/// One CSV field, written without building it first (results can have millions of rows).
+fn write_csv_value<W: Write>(out: &mut W, value: &Value) -> std::io::Result<()> {
+    match value {
+        Value::Null => Ok(()),
+        Value::Bool(b) => write!(out, "{b}"),
+        Value::Number(n) => write!(out, "{n}"),
+        Value::String(s) if !s.contains([',', '"', '\n', '\r']) => out.write_all(s.as_bytes()),
+        other => out.write_all(csv_field(&text(other, "")).as_bytes()),
+    }
+}
+
 fn tsv_field(field: &str) -> String {
     field
         .replace('\\', "\\\\")
@@ -85,8 +96,13 @@ impl<W: Write> Printer<W> {
                     .table
                     .push(row.iter().map(|v| text(v, "NULL")).collect()),
                 Format::Csv => {
-                    let line: Vec<String> = row.iter().map(|v| csv_field(&text(v, ""))).collect();
-                    writeln!(self.out, "{}", line.join(","))?;
+                    for (i, value) in row.iter().enumerate() {
+                        if i > 0 {
+                            self.out.write_all(b",")?;
+                        }
+                        write_csv_value(&mut self.out, value)?;
+                    }
+                    self.out.write_all(b"\n")?;
                 }
                 Format::Tsv => {
                     let line: Vec<String> = row.iter().map(|v| tsv_field(&text(v, ""))).collect();
