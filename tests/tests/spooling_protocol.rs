@@ -10,7 +10,7 @@ use base64::Engine;
 use serde_json::Value;
 use shoal_proto::segments::{self, ResultData, Segment};
 use shoal_tests::process::ProcessCluster;
-use shoal_tests::trino::{download, get_json, TrinoClient};
+use shoal_tests::trino::{download, get_json, query_info, TrinoClient};
 use shoal_tests::{wait_for, wait_until};
 
 /// More pages than one answer hands out (4096 rows a page, 32 pages an answer).
@@ -18,8 +18,8 @@ const ROWS: i64 = 150_000;
 
 fn cluster(extra_config: &str) -> (ProcessCluster, TrinoClient) {
     let mut cluster = ProcessCluster::new(3);
-    cluster.extra_config =
-        format!("worker.timeout=2s\ncatalog.cleanup-interval=1s\n{extra_config}");
+    // The harness's cleanup interval (1 s) lets the sweep act soon.
+    cluster.extra_config = format!("worker.timeout=2s\n{extra_config}");
     // Little memory: the pages are in the spool, where the segments are downloaded from.
     cluster.worker_extra_config =
         "query.max-buffer-memory=65536\nquery.max-spill=268435456\n".into();
@@ -157,7 +157,7 @@ fn segments_are_read_to_the_end_from_the_spool_after_the_driver_died() {
         "{before} segments in the first answer"
     );
     let record = wait_for(Duration::from_secs(60), "the query finishes", || {
-        let record = get_json(&format!("{}/v1/query/{id}", cluster.client_url(2)));
+        let record = query_info(&cluster.client_url(2), &id, "spooling");
         (record["state"] == "FINISHED").then_some(record)
     });
     assert!(record["resultSpool"].is_string(), "{record}");
