@@ -22,6 +22,7 @@ timeout 600 cargo run --quiet -p shoal-bench --bin tpch -- --smoke --storage s3
 timeout 600 cargo run --quiet -p shoal-bench --bin failover -- --smoke
 timeout 600 cargo run --quiet -p shoal-bench --bin catalog -- --smoke
 timeout 600 cargo run --quiet -p shoal-bench --bin results -- --smoke
+timeout 600 cargo run --quiet -p shoal-bench --bin latency -- --smoke
 
 echo "== tests"
 log="$(mktemp)"

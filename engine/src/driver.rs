@@ -18,12 +18,13 @@ use shoal_proto::client::{Column, QueryError};
 use tokio::sync::{watch, Notify};
 
 use crate::errors;
+use crate::page_json::{Cells, PageJson};
 use crate::pages::{Away, Buffer, BufferLimits, InSpool, PageReply, Slot, StoredPage};
 use crate::spool::Spool;
 use shoal_proto::segments::Encoding;
 
 mod segments;
-use crate::{types, values, Prepared};
+use crate::{types, Prepared};
 
 /// Most rows in one page.
 const PAGE_ROWS: usize = 4096;
@@ -154,7 +155,7 @@ impl Driver {
         });
         outcome.spool = self.complete_spool();
         if outcome.error.is_some() {
-            self.discard_spool();
+            self.fail_spool();
         }
         self.changed.notify_waiters();
         outcome
@@ -175,6 +176,17 @@ impl Driver {
     /// coordinators' sweep remove those).
     pub fn remove_spool(&self) {
         if !self.referenced.load(Ordering::SeqCst) {
+            self.discard_spool();
+        }
+    }
+
+    /// The query failed: remove its spool in the background, except the segments the client
+    /// was handed (it may still download them before it reads the failure; their
+    /// acknowledgements and the coordinators' sweep remove those).
+    fn fail_spool(&self) {
+        if self.referenced.load(Ordering::SeqCst) {
+            self.drop_released_from_spool();
+        } else {
             self.discard_spool();
         }
     }
@@ -282,34 +294,51 @@ impl Driver {
         mut stream: datafusion::execution::SendableRecordBatchStream,
         sql: &str,
     ) -> Result<(), QueryError> {
-        let mut pending: Vec<Vec<Value>> = Vec::new();
+        let internal = |e: datafusion::arrow::error::ArrowError| errors::internal(&e.to_string());
+        let mut page = PageJson::default();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| errors::from_datafusion(&e, sql))?;
             let bytes = batch.get_array_memory_size() as u64;
-            let rows = values::batch_rows(&batch).map_err(|e| errors::internal(&e.to_string()))?;
+            let count = batch.num_rows();
             self.with_buffer(|b| {
-                b.rows += rows.len() as u64;
+                b.rows += count as u64;
                 b.bytes += bytes;
             });
-            pending.extend(rows);
-            while pending.len() >= PAGE_ROWS {
-                let rest = pending.split_off(PAGE_ROWS);
-                self.push_page(std::mem::replace(&mut pending, rest))
-                    .await?;
+            // The pages this batch completes, written before any is pushed (pushing waits).
+            let mut full = Vec::new();
+            {
+                let mut cells = Cells::new(&batch).map_err(internal)?;
+                let mut start = 0;
+                while start < count {
+                    let take = (PAGE_ROWS - page.rows()).min(count - start);
+                    page.push(&mut cells, start..start + take)
+                        .map_err(internal)?;
+                    start += take;
+                    if page.rows() == PAGE_ROWS {
+                        full.push(page.take().map_err(internal)?);
+                    }
+                }
+            }
+            for (json, rows) in full {
+                self.push_json(json, rows).await?;
             }
         }
-        if !pending.is_empty() {
-            self.push_page(pending).await?;
+        if page.rows() > 0 {
+            let (json, rows) = page.take().map_err(internal)?;
+            self.push_json(json, rows).await?;
         }
         Ok(())
     }
 
-    /// Add a page: in memory if it fits, else (once the result is larger than one page) only
-    /// in the spool, else in a spill file, else wait for the client.
+    /// Add a page of `rows`.
     async fn push_page(&self, rows: Vec<Vec<Value>>) -> Result<(), QueryError> {
         let json = serde_json::to_string(&rows).map_err(|e| errors::internal(&e.to_string()))?;
-        let count = rows.len() as u64;
-        drop(rows);
+        self.push_json(json, rows.len() as u64).await
+    }
+
+    /// Add a page: in memory if it fits, else (once the result is larger than one page) only
+    /// in the spool, else in a spill file, else wait for the client.
+    async fn push_json(&self, json: String, count: u64) -> Result<(), QueryError> {
         let (token, offset) = self.with_buffer(|b| b.next_page());
         let spool = self.spool.clone().filter(|_| token > 0);
         loop {

@@ -14,6 +14,7 @@ pub mod functions;
 pub mod information_schema;
 pub mod naming;
 pub mod options;
+pub mod page_json;
 pub mod pages;
 pub mod provider;
 pub mod spool;

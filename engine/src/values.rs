@@ -55,37 +55,63 @@ fn float(value: f64) -> Value {
     }
 }
 
-fn fraction(unit: &TimeUnit) -> &'static str {
-    match unit {
-        TimeUnit::Second => "",
-        TimeUnit::Millisecond => "%.3f",
-        TimeUnit::Microsecond => "%.6f",
-        TimeUnit::Nanosecond => "%.9f",
+/// Timestamp, timestamp-with-zone and time formats for a column of `data_type`.
+fn formats(data_type: &DataType) -> (&'static str, &'static str, &'static str) {
+    match data_type {
+        DataType::Timestamp(unit, _) => match unit {
+            TimeUnit::Second => ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S %:z", ""),
+            TimeUnit::Millisecond => ("%Y-%m-%d %H:%M:%S%.3f", "%Y-%m-%d %H:%M:%S%.3f %:z", ""),
+            TimeUnit::Microsecond => ("%Y-%m-%d %H:%M:%S%.6f", "%Y-%m-%d %H:%M:%S%.6f %:z", ""),
+            TimeUnit::Nanosecond => ("%Y-%m-%d %H:%M:%S%.9f", "%Y-%m-%d %H:%M:%S%.9f %:z", ""),
+        },
+        DataType::Time32(unit) | DataType::Time64(unit) => match unit {
+            TimeUnit::Second => ("", " %:z", "%H:%M:%S"),
+            TimeUnit::Millisecond => ("", " %:z", "%H:%M:%S%.3f"),
+            TimeUnit::Microsecond => ("", " %:z", "%H:%M:%S%.6f"),
+            TimeUnit::Nanosecond => ("", " %:z", "%H:%M:%S%.9f"),
+        },
+        _ => ("", " %:z", ""),
+    }
+}
+
+/// The text of values of dates, times, timestamps, decimals and intervals, in formats the
+/// Trino clients parse.
+pub(crate) struct Formatter<'a>(ArrayFormatter<'a>);
+
+impl<'a> Formatter<'a> {
+    pub(crate) fn new(array: &'a dyn Array) -> Result<Self, ArrowError> {
+        let (timestamp, timestamp_tz, time) = formats(array.data_type());
+        let options = FormatOptions::new()
+            .with_date_format(Some("%Y-%m-%d"))
+            .with_timestamp_format(Some(timestamp))
+            .with_timestamp_tz_format(Some(timestamp_tz))
+            .with_time_format(Some(time));
+        Ok(Formatter(ArrayFormatter::try_new(array, &options)?))
+    }
+
+    /// Append the text of value `i` to `out`.
+    pub(crate) fn write(&self, i: usize, out: &mut String) -> std::fmt::Result {
+        use std::fmt::Write;
+        write!(out, "{}", self.0.value(i))
     }
 }
 
 /// Render each value as text with formats the Trino clients parse.
 fn formatted(array: &dyn Array) -> Result<Vec<Value>, ArrowError> {
-    let (timestamp, time) = match array.data_type() {
-        DataType::Timestamp(unit, _) => (
-            format!("%Y-%m-%d %H:%M:%S{}", fraction(unit)),
-            String::new(),
-        ),
-        DataType::Time32(unit) | DataType::Time64(unit) => {
-            (String::new(), format!("%H:%M:%S{}", fraction(unit)))
-        }
-        _ => (String::new(), String::new()),
-    };
-    let timestamp_tz = format!("{timestamp} %:z");
-    let options = FormatOptions::new()
-        .with_date_format(Some("%Y-%m-%d"))
-        .with_timestamp_format(Some(&timestamp))
-        .with_timestamp_tz_format(Some(&timestamp_tz))
-        .with_time_format(Some(&time));
-    let formatter = ArrayFormatter::try_new(array, &options)?;
-    Ok(nulls_or(array, |i| {
-        Value::String(formatter.value(i).to_string())
-    }))
+    let formatter = Formatter::new(array)?;
+    let mut failed = false;
+    let values = nulls_or(array, |i| {
+        let mut text = String::new();
+        failed |= formatter.write(i, &mut text).is_err();
+        Value::String(text)
+    });
+    match failed {
+        true => Err(ArrowError::CastError(format!(
+            "cannot write a value of type {} as text",
+            array.data_type()
+        ))),
+        false => Ok(values),
+    }
 }
 
 fn list<O: OffsetSizeTrait>(array: &GenericListArray<O>) -> Result<Vec<Value>, ArrowError> {

@@ -152,14 +152,23 @@ pub fn decode_rows(
     metadata: &SegmentMetadata,
     payload: &[u8],
 ) -> Result<Vec<Vec<Value>>, SegmentError> {
+    let json = decode_json(encoding, metadata, payload)?;
+    serde_json::from_slice(&json).map_err(|e| SegmentError::Json(e.to_string()))
+}
+
+/// The JSON text of a segment's rows (`[[…],…]`), its size checked and decompressed.
+pub fn decode_json(
+    encoding: Encoding,
+    metadata: &SegmentMetadata,
+    payload: &[u8],
+) -> Result<Vec<u8>, SegmentError> {
     if metadata.uncompressed_size.is_some() && payload.len() as u64 != metadata.segment_size {
         return Err(SegmentError::Size {
             expected: metadata.segment_size,
             got: payload.len() as u64,
         });
     }
-    let json = decode(encoding.codec(), payload, metadata.uncompressed_size)?;
-    serde_json::from_slice(&json).map_err(|e| SegmentError::Json(e.to_string()))
+    decode(encoding.codec(), payload, metadata.uncompressed_size)
 }
 
 /// `data` of a `QueryResults`: rows, or the segments of the spooling protocol.

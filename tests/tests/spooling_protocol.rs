@@ -278,3 +278,77 @@ fn segments_nobody_acknowledges_expire_and_every_encoding_reads_the_same_rows() 
 fn first_next(answer: &Value) -> Option<String> {
     answer["nextUri"].as_str().map(str::to_string)
 }
+
+#[test]
+fn segments_handed_out_before_a_kill_still_download_and_then_the_client_reads_the_kill() {
+    let (cluster, mut client) = cluster("query.spooled-segment-ttl=5s\n");
+    let first = submit(
+        &cluster.client_url(1),
+        "SELECT value FROM generate_series(1, 1000000000) AS t(value)",
+        "json+lz4",
+    );
+    let mut reader = SegmentReader {
+        id: first["id"].as_str().expect("an id").to_string(),
+        next: first["nextUri"].as_str().map(str::to_string),
+        segments: Vec::new(),
+        inline: Vec::new(),
+    };
+    let id = reader.id.clone();
+    let spooled = |reader: &SegmentReader| {
+        reader
+            .segments
+            .iter()
+            .any(|(_, s)| matches!(s, Segment::Spooled { .. }))
+    };
+    let mut rows = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !spooled(&reader) {
+        assert!(std::time::Instant::now() < deadline, "no spooled segment");
+        rows.extend(reader.rows(&cluster.client_url(1), true));
+        assert!(
+            reader.next.is_some(),
+            "query {id} ended before it was killed"
+        );
+        reader.next_answer(&cluster.client_url(1));
+    }
+    client
+        .execute(&format!(
+            "CALL system.runtime.kill_query(query_id => '{id}', message => 'enough')"
+        ))
+        .expect("kill the query");
+    wait_until(Duration::from_secs(30), "the query fails", || {
+        query_info(&cluster.client_url(2), &id, "spooling")["state"] == "FAILED"
+    });
+    // Every segment handed out before the kill downloads, from another coordinator: the
+    // rows are the result's first ones, each once.
+    rows.extend(reader.rows(&cluster.client_url(3), true));
+    rows.sort_unstable();
+    let count = rows.len() as i64;
+    assert!(count > 0);
+    assert!(
+        rows.iter().copied().eq(1..=count),
+        "query {id}: the {count} rows handed out are not 1..={count}"
+    );
+    // Then the client reads the kill, and no row after it.
+    let mut next = reader.next.clone();
+    let mut failure = None;
+    while let (Some(uri), None) = (next.clone(), &failure) {
+        assert!(std::time::Instant::now() < deadline, "query {id} stalled");
+        let answer = get_json(&on(&cluster.client_url(2), &uri));
+        assert!(
+            answer.get("data").is_none(),
+            "rows after the kill: {answer}"
+        );
+        next = first_next(&answer);
+        failure = answer.get("error").cloned();
+    }
+    let failure = failure.expect("the query's failure");
+    assert_eq!(failure["errorName"], "ADMINISTRATIVELY_KILLED", "{failure}");
+    // The segments of the failed query are removed once they expired.
+    let spool = spool_of(&cluster, &id);
+    wait_until(
+        Duration::from_secs(30),
+        "the sweep removes the killed query's spool",
+        || !spool.exists(),
+    );
+}

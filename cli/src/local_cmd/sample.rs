@@ -55,7 +55,7 @@ pub async fn load(
     }
     for sql in statements {
         client
-            .execute(&sql, |_| {}, |_| {}, std::future::pending::<()>())
+            .execute(&sql, false, |_| {}, |_| {}, std::future::pending::<()>())
             .await
             .with_context(|| format!("{sql} failed"))?;
     }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
 use crate::http::HttpClient;
-use crate::sql::segments::Segments;
+use crate::sql::segments::{Decoded, Segments};
 use shoal_proto::client::{QueryError, QueryResults};
 
 /// The encodings `shoal sql` asks for: LZ4 decodes fastest, and either falls back to plain
@@ -242,16 +242,18 @@ impl StatementClient {
 
     /// Run `sql`, handing every answer to `on_answer` (columns, progress) and the rows, in
     /// order, to `on_rows` until the statement ends or `cancelled` completes. Segments are
-    /// downloaded while the next answers are asked for.
+    /// downloaded while the next answers are asked for, and written as CSV lines where they
+    /// are decoded when `csv`.
     pub async fn execute(
         &mut self,
         sql: &str,
+        csv: bool,
         mut on_answer: impl FnMut(&QueryResults),
-        mut on_rows: impl FnMut(&[Vec<serde_json::Value>]),
+        mut on_rows: impl FnMut(&Decoded),
         cancelled: impl std::future::Future<Output = ()>,
     ) -> Result<QueryResults, SqlError> {
         tokio::pin!(cancelled);
-        let mut segments = Segments::new(self.http.clone());
+        let mut segments = Segments::new(self.http.clone(), csv);
         let mut results = self
             .request(http::Method::POST, None, Bytes::from(sql.to_string()))
             .await?;

@@ -3,6 +3,7 @@
 //! use dies.
 
 pub(crate) mod client;
+mod csv;
 mod output;
 mod segments;
 mod shell;
@@ -12,6 +13,7 @@ use std::time::Instant;
 
 use client::{Session, SqlError, StatementClient};
 use output::{Format, Printer};
+use segments::Decoded;
 use shoal_proto::client::QueryResults;
 
 use crate::Failure;
@@ -186,6 +188,7 @@ pub(crate) async fn run_one(
     let outcome = client
         .execute(
             sql,
+            format == Format::Csv,
             |results: &QueryResults| {
                 if let Err(e) = print_columns(&mut printer.borrow_mut(), results) {
                     write_error.borrow_mut().get_or_insert(e);
@@ -194,8 +197,12 @@ pub(crate) async fn run_one(
                     show_progress(results, started);
                 }
             },
-            |rows| {
-                if let Err(e) = printer.borrow_mut().rows(rows) {
+            |decoded: &Decoded| {
+                let written = match decoded {
+                    Decoded::Rows(rows) => printer.borrow_mut().rows(rows),
+                    Decoded::Csv(text) => printer.borrow_mut().csv_lines(text),
+                };
+                if let Err(e) = written {
                     write_error.borrow_mut().get_or_insert(e);
                 }
             },

@@ -42,7 +42,7 @@ fn csv_field(field: &str) -> String {
 }
 
 /// One CSV field, written without building it first (results can have millions of rows).
-fn write_csv_value<W: Write>(out: &mut W, value: &Value) -> std::io::Result<()> {
+pub(crate) fn write_csv_value<W: Write>(out: &mut W, value: &Value) -> std::io::Result<()> {
     match value {
         Value::Null => Ok(()),
         Value::Bool(b) => write!(out, "{b}"),
@@ -121,6 +121,11 @@ impl<W: Write> Printer<W> {
             }
         }
         Ok(())
+    }
+
+    /// Rows already written as CSV lines (by [`super::csv::rows_to_csv`]).
+    pub fn csv_lines(&mut self, text: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(text)
     }
 
     /// End the result: the table is drawn now, with the row count.

@@ -1,7 +1,8 @@
 //! Results as segments of the spooling protocol for `shoal sql`: inline segments are decoded
 //! at once, spooled ones are downloaded several at a time (from the server in use, else from
-//! the next ones) and decoded where they arrive; their rows are handed on in result order and
-//! each spooled segment is acknowledged once decoded.
+//! the next ones) and decoded where they arrive (straight into CSV lines when that is the
+//! output); their rows are handed on in result order and each spooled segment is
+//! acknowledged once decoded.
 
 use std::collections::VecDeque;
 
@@ -18,18 +19,26 @@ use crate::http::HttpClient;
 /// Spooled segments downloaded at once.
 pub const IN_FLIGHT: usize = 6;
 
-type Rows = Vec<Vec<Value>>;
+/// The rows of a segment, decoded.
+pub enum Decoded {
+    Rows(Vec<Vec<Value>>),
+    /// Already written as CSV lines.
+    Csv(Vec<u8>),
+}
 
 /// The segments of one statement not yet handed on, in result order.
 pub struct Segments {
     http: HttpClient,
-    pending: VecDeque<JoinHandle<Result<Rows, SqlError>>>,
+    /// Segments are written as CSV where they are decoded.
+    csv: bool,
+    pending: VecDeque<JoinHandle<Result<Decoded, SqlError>>>,
 }
 
 impl Segments {
-    pub fn new(http: HttpClient) -> Self {
+    pub fn new(http: HttpClient, csv: bool) -> Self {
         Segments {
             http,
+            csv,
             pending: VecDeque::new(),
         }
     }
@@ -40,12 +49,13 @@ impl Segments {
         let data = match data {
             ResultData::Rows(rows) => {
                 self.pending
-                    .push_back(tokio::spawn(async move { Ok(rows) }));
+                    .push_back(tokio::spawn(async move { Ok(Decoded::Rows(rows)) }));
                 return;
             }
             ResultData::Segments(data) => data,
         };
         let encoding = data.encoding;
+        let csv = self.csv;
         for segment in data.segments {
             let http = self.http.clone();
             let servers = servers.clone();
@@ -55,7 +65,7 @@ impl Segments {
                         let payload = base64::engine::general_purpose::STANDARD
                             .decode(data)
                             .map_err(|e| SqlError::Protocol(format!("bad inline segment: {e}")))?;
-                        decode(encoding, &metadata, &payload)
+                        decode(encoding, &metadata, &payload, csv)
                     }
                     Segment::Spooled {
                         uri,
@@ -68,7 +78,7 @@ impl Segments {
                             .filter_map(|(name, values)| Some((name, values.into_iter().next()?)))
                             .collect();
                         let (payload, server) = download(&http, &servers, &uri, &headers).await?;
-                        let rows = decode(encoding, &metadata, &payload)?;
+                        let rows = decode(encoding, &metadata, &payload, csv)?;
                         acknowledge(&http, &server, &ack_uri).await;
                         Ok(rows)
                     }
@@ -82,7 +92,7 @@ impl Segments {
     pub async fn hand_on(
         &mut self,
         all: bool,
-        mut on_rows: impl FnMut(&[Vec<Value>]),
+        mut on_rows: impl FnMut(&Decoded),
     ) -> Result<(), SqlError> {
         while let Some(first) = self.pending.front() {
             if !(all || first.is_finished() || self.pending.len() > IN_FLIGHT) {
@@ -111,9 +121,23 @@ fn decode(
     encoding: Encoding,
     metadata: &SegmentMetadata,
     payload: &[u8],
-) -> Result<Rows, SqlError> {
-    segments::decode_rows(encoding, metadata, payload)
-        .map_err(|e| SqlError::Protocol(e.to_string()))
+    csv: bool,
+) -> Result<Decoded, SqlError> {
+    let protocol = |e: &dyn std::fmt::Display| SqlError::Protocol(e.to_string());
+    if !csv {
+        let rows = segments::decode_rows(encoding, metadata, payload).map_err(|e| protocol(&e))?;
+        return Ok(Decoded::Rows(rows));
+    }
+    let json = segments::decode_json(encoding, metadata, payload).map_err(|e| protocol(&e))?;
+    let mut text = Vec::with_capacity(json.len());
+    let rows = super::csv::rows_to_csv(&json, &mut text).map_err(|e| protocol(&e))?;
+    if rows != metadata.rows_count {
+        return Err(SqlError::Protocol(format!(
+            "a segment of {} rows holds {rows}",
+            metadata.rows_count
+        )));
+    }
+    Ok(Decoded::Csv(text))
 }
 
 /// `uri`'s path and query on `server`.

@@ -160,9 +160,10 @@ fn unreadable(mut reply: PageReply, record: &QueryRecord, reason: &str) -> PageR
 }
 
 /// Remove the spools nobody will read: of attempts whose record is gone (the history let go
-/// of it once its client was done), failed, or run again, or finished without naming the
-/// spool; and of finished queries read as segments, once every segment was acknowledged or
-/// `query.spooled-segment-ttl` after the query ended. The spools of running attempts stay.
+/// of it once its client was done), run again, failed (unless read as segments), or
+/// finished without naming the spool; and of queries read as segments, finished or failed,
+/// once every segment was acknowledged or `query.spooled-segment-ttl` after the query
+/// ended. The spools of running attempts stay.
 /// Returns how many were removed.
 pub async fn sweep(node: &Coordinator) -> usize {
     let Some(root) = &node.spool_root else {
@@ -191,9 +192,11 @@ pub async fn sweep(node: &Coordinator) -> usize {
             None => true,
             Some(r) if r.attempt != attempt => true,
             Some(r) => match r.state {
-                QueryState::Failed => true,
+                QueryState::Failed if r.encoding.is_none() => true,
                 QueryState::Finished if r.spool.as_deref() != Some(dir.url().as_str()) => true,
-                QueryState::Finished if r.encoding.is_some() => {
+                // Read as segments: the client may still download those it was handed, of
+                // a finished query or of one that failed after handing them out.
+                QueryState::Finished | QueryState::Failed if r.encoding.is_some() => {
                     let ttl = node.config.spooled_segment_ttl.as_millis() as u64;
                     let expired = r.ended_ms.is_some_and(|ended| ended + ttl < now_ms());
                     expired
@@ -201,7 +204,7 @@ pub async fn sweep(node: &Coordinator) -> usize {
                             .await
                             .is_ok_and(|left| left.is_empty())
                 }
-                QueryState::Finished => false,
+                QueryState::Finished | QueryState::Failed => false,
                 QueryState::Queued | QueryState::Dispatching | QueryState::Running => false,
             },
         };
