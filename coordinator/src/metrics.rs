@@ -149,6 +149,17 @@ pub async fn render(node: &Coordinator) -> String {
         "shoal_raft_leader_changes_total {}",
         node.metrics.leader_changes.load(Ordering::Relaxed)
     );
+    header(
+        &mut out,
+        "shoal_state_store_writes_total",
+        "counter",
+        "Transactions this coordinator wrote to the state store since it started (several may share one Raft entry).",
+    );
+    let _ = writeln!(
+        out,
+        "shoal_state_store_writes_total {}",
+        node.store.writes()
+    );
     let me = status.members.iter().find(|m| m.id == node.id());
     gauge(
         &mut out,

@@ -80,6 +80,8 @@ struct Inner {
     closed: AtomicBool,
     /// Whether Raft RPCs from other members are served (see `StoreConfig::wait_to_accept_raft`).
     accepting_raft: AtomicBool,
+    /// Transactions this member was asked to write since it opened.
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl StateStore {
@@ -155,6 +157,7 @@ impl StateStore {
                 recent: tokio::sync::watch::channel(None).0,
                 closed: AtomicBool::new(false),
                 accepting_raft,
+                writes: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         tokio::spawn(refresh_status(Arc::downgrade(&store.inner)));
@@ -274,7 +277,14 @@ impl StateStore {
     /// Apply a transaction: every condition, then the matching writes, atomically.
     pub async fn txn(&self, txn: TxnRequest) -> StoreResult<TxnResponse> {
         validate_txn(&txn)?;
+        self.inner.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.batcher.submit(txn).await
+    }
+
+    /// Transactions (puts, deletes, compare-and-sets) this member was asked to write since it
+    /// opened; several may share one Raft entry.
+    pub fn writes(&self) -> u64 {
+        self.inner.writes.load(Ordering::Relaxed)
     }
 
     /// Write `value` under `key`; returns the write's revision.

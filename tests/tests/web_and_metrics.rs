@@ -81,6 +81,7 @@ fn the_web_page_shows_the_coordinators_workers_and_queries_of_a_live_cluster() {
         "shoal_raft_term ",
         "shoal_raft_leader_changes_total ",
         "shoal_raft_applied_index ",
+        "shoal_state_store_writes_total ",
         "shoal_workers 1",
         "shoal_admission_queued ",
     ] {

@@ -1,8 +1,9 @@
 //! Latency benchmark: what a short query costs. A cluster of real processes (three
 //! coordinators and two workers) answers `SELECT 1` through the client protocol: one client
 //! on one coordinator (p50 and p99), then 16 and 32 clients spread over the coordinators
-//! (queries per second), and 32 clients over five coordinators. The Raft entries the cluster
-//! applied per query come from the coordinators' `shoal_raft_applied_index`. The peer in the
+//! (queries per second), and 32 clients over five coordinators. The state-store writes per
+//! query come from the coordinators' `shoal_state_store_writes_total`, the Raft entries (which
+//! batch writes) from `shoal_raft_applied_index`. The peer in the
 //! same run is a three-member etcd: one client's put latency, the least a replicated write
 //! costs on this machine. Prints one JSON line.
 
@@ -45,7 +46,9 @@ struct Run {
     queries_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
-    /// Raft entries applied while the run lasted, per query (heartbeats included).
+    /// State-store writes (transactions) of all coordinators while the run lasted, per query.
+    writes_per_query: f64,
+    /// Raft entries applied while the run lasted, per query (several writes may share one).
     raft_entries_per_query: f64,
     /// Queries that failed (each is reported, none is counted as answered).
     errors: u64,
@@ -61,8 +64,8 @@ struct Report {
     one_client: Run,
     /// Many clients, each on one coordinator, in turn.
     many_clients: Vec<Run>,
-    /// Raft entries applied per second with no query running (heartbeats, worker reports).
-    idle_raft_entries_per_s: f64,
+    /// State-store writes per second with no query running (included in the runs' figures).
+    idle_writes_per_s: f64,
     etcd_version: Option<String>,
     /// One client's sequential puts to a three-member etcd.
     etcd_put_p50_ms: Option<f64>,
@@ -73,23 +76,27 @@ struct Report {
     five_over_three_coordinators: f64,
 }
 
-/// The highest Raft log index any of `urls` applied (from its `/metrics`).
-fn applied_index(urls: &[String]) -> anyhow::Result<u64> {
-    let mut highest = 0;
+/// What the coordinators at `urls` report in `/metrics`: the highest Raft log index any of
+/// them applied, and the state-store writes of all of them together.
+fn counters(urls: &[String]) -> anyhow::Result<(u64, u64)> {
+    let mut applied = 0;
+    let mut writes = 0;
     for url in urls {
         let text = ureq::get(format!("{url}/metrics"))
             .call()
             .with_context(|| format!("metrics of {url}"))?
             .body_mut()
             .read_to_string()?;
-        let value = text
-            .lines()
-            .find_map(|line| line.strip_prefix("shoal_raft_applied_index "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .with_context(|| format!("{url} reports no shoal_raft_applied_index"))?;
-        highest = highest.max(value as u64);
+        let sample = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .with_context(|| format!("{url} reports no {name}"))
+        };
+        applied = applied.max(sample("shoal_raft_applied_index")? as u64);
+        writes += sample("shoal_state_store_writes_total")? as u64;
     }
-    Ok(highest)
+    Ok((applied, writes))
 }
 
 fn cluster(coordinators: u64, args: &Args) -> ProcessCluster {
@@ -112,7 +119,7 @@ fn run(
     seconds: f64,
     samples: Option<usize>,
 ) -> anyhow::Result<Run> {
-    let before = applied_index(urls)?;
+    let before = counters(urls)?;
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(seconds);
     let threads: Vec<_> = (0..clients)
@@ -153,7 +160,7 @@ fn run(
         errors += failed;
     }
     let elapsed = started.elapsed();
-    let after = applied_index(urls)?;
+    let after = counters(urls)?;
     let summary: Summary = summarise(latencies, elapsed);
     Ok(Run {
         coordinators: urls.len() as u64,
@@ -162,8 +169,11 @@ fn run(
         queries_per_s: round3(summary.per_second),
         p50_ms: round3(summary.p50_ms),
         p99_ms: round3(summary.p99_ms),
+        writes_per_query: round3(
+            after.1.saturating_sub(before.1) as f64 / summary.operations.max(1) as f64,
+        ),
         raft_entries_per_query: round3(
-            after.saturating_sub(before) as f64 / summary.operations.max(1) as f64,
+            after.0.saturating_sub(before.0) as f64 / summary.operations.max(1) as f64,
         ),
         errors,
     })
@@ -207,9 +217,11 @@ fn main() -> anyhow::Result<()> {
     let urls = three.client_urls(3);
     run(&urls[..1], 1, 0.0, Some(warm_up))?;
     let idle_started = Instant::now();
-    let idle_before = applied_index(&urls)?;
+    let idle_before = counters(&urls)?.1;
+    // A pause, measured: how many writes the cluster makes on its own.
     std::thread::sleep(Duration::from_secs_f64(args.seconds.min(3.0)));
-    let idle = (applied_index(&urls)? - idle_before) as f64 / idle_started.elapsed().as_secs_f64();
+    let idle = counters(&urls)?.1.saturating_sub(idle_before) as f64
+        / idle_started.elapsed().as_secs_f64();
     let one_client = run(&urls[..1], 1, 0.0, Some(args.samples))?;
     let mut many_clients = Vec::new();
     for clients in [16, 32] {
@@ -235,7 +247,7 @@ fn main() -> anyhow::Result<()> {
         sql: SQL,
         workers: 2,
         result_spool: !args.no_result_spool,
-        idle_raft_entries_per_s: round3(idle),
+        idle_writes_per_s: round3(idle),
         etcd_version: etcd.as_ref().map(|(v, _)| v.clone()),
         etcd_put_p50_ms: etcd.as_ref().map(|(_, s)| round3(s.p50_ms)),
         etcd_put_p99_ms: etcd.as_ref().map(|(_, s)| round3(s.p99_ms)),
