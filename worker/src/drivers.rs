@@ -178,7 +178,9 @@ impl Drivers {
     }
 
     async fn report_while_running(self: Arc<Self>, request: DriveRequest, driver: Arc<Driver>) {
-        let mut ticks = tokio::time::interval(REPORT_EVERY);
+        // The first report after a second: a short query reports only its outcome.
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;

@@ -65,14 +65,7 @@ async fn run(
             return;
         }
     }
-    let statement = StatementContext {
-        node: node.clone(),
-        store: node.store.clone(),
-        query_id: record.id.clone(),
-        attempt: record.attempt,
-        session,
-        definer_reads: Default::default(),
-    };
+    let statement = context(node, &record, session);
     // The views it reads become their queries; the record keeps the client's text.
     let record = match statement.expand_views(&record.sql).await {
         Ok(sql) => QueryRecord { sql, ..record },
@@ -98,6 +91,106 @@ async fn run(
         }
     }
     run_here(node, &record, statement, driver).await;
+}
+
+fn context(
+    node: &Arc<Coordinator>,
+    record: &QueryRecord,
+    session: ClientSession,
+) -> StatementContext {
+    StatementContext {
+        node: node.clone(),
+        store: node.store.clone(),
+        query_id: record.id.clone(),
+        attempt: record.attempt,
+        session,
+        definer_reads: Default::default(),
+    }
+}
+
+/// Where a new query goes, decided before its record is first written, so that the record is
+/// created naming its driver (one write, not two): the least loaded worker's drive request.
+pub struct Chosen {
+    /// The query's text with the views it reads expanded.
+    sql: String,
+    request: String,
+    worker: LiveWorker,
+}
+
+/// For a new query that runs on workers and waits for no admission slot: name the least
+/// loaded worker as its driver in `record` (as `HandedTo` does), before the record is first
+/// written. None leaves `record` as it is, for [`start`]: the query is admitted, runs in this
+/// coordinator, or fails there with the error of its views or reads.
+pub async fn choose(
+    node: &Arc<Coordinator>,
+    record: &mut QueryRecord,
+    session: &ClientSession,
+) -> Option<Chosen> {
+    if admission::limits(node).max_concurrent > 0 {
+        return None;
+    }
+    let statement = context(node, record, session.clone());
+    let sql = statement.expand_views(&record.sql).await.ok()?;
+    if !statement.runs_on_workers(&sql) {
+        return None;
+    }
+    let workers = node.workers.live();
+    let expanded = QueryRecord {
+        sql: sql.clone(),
+        ..record.clone()
+    };
+    let request = drive_request(node, &expanded, &statement, &workers)
+        .await
+        .ok()?;
+    let worker = by_load(workers, &record.id).into_iter().next()?;
+    let handed = Transition::HandedTo {
+        attempt: record.attempt,
+        owner: (node.id(), node.started_at_ms),
+        driver: (
+            &worker.heartbeat.internal_url,
+            worker.heartbeat.started_at_ms,
+        ),
+    };
+    if !handed.apply(record) {
+        return None;
+    }
+    Some(Chosen {
+        sql,
+        request,
+        worker,
+    })
+}
+
+/// Start a query whose record was created naming the worker [`choose`] chose: send it the
+/// query, and when it does not take it, dispatch the query as [`start`] does.
+pub fn start_chosen(
+    node: Arc<Coordinator>,
+    record: QueryRecord,
+    session: ClientSession,
+    chosen: Chosen,
+) {
+    let driver = Driver::new(BufferLimits::in_memory(LOCAL_BUFFER_BYTES));
+    node.queries
+        .keep(&record.id, record.attempt, driver.clone());
+    tokio::spawn(async move {
+        let expanded = QueryRecord {
+            sql: chosen.sql,
+            ..record.clone()
+        };
+        if offer(&node, &expanded, &driver, &chosen.worker, &chosen.request).await {
+            node.queries.forget(&record.id);
+            driver.move_away();
+            return;
+        }
+        // Taken back: the record names no driver again, and no admission is waited for.
+        let record = QueryRecord {
+            state: QueryState::Queued,
+            driver_url: String::new(),
+            driver_incarnation: 0,
+            ..record
+        };
+        run(&node, record, session, &driver, false).await;
+    });
 }
 
 /// Record that `record`'s attempt holds an admission slot. False when the record moved on
@@ -311,40 +404,56 @@ async fn hand_to_worker(
             Start::MovedOn => return Ok(Handed::Away),
             Start::Stopped(reason) => return Err(reason),
         }
-        // Tests lose the drive request here: the record names a driver that never gets the
-        // query, as when its owner dies at this moment.
-        fail::fail_point!("drive-request-lost", |_| {
-            tracing::warn!(query = %record.id, "failpoint drive-request-lost");
-            Ok(Handed::Away)
-        });
-        let taken: Result<(), _> = node
-            .rpc
-            .call(&url, paths::DRIVE, &request, node.rpc_timeout())
-            .await;
-        if let Err(e) = taken {
-            tracing::warn!(query = %record.id, worker = %worker.heartbeat.id, error = %e, "worker did not take the query; trying another");
-            if take_back(node, record, (&url, incarnation)).await {
-                continue;
-            }
+        if offer(node, record, driver, &worker, &request).await {
+            return Ok(Handed::Away);
         }
-        let holder = Holder::Worker {
-            id: worker.heartbeat.id.clone(),
-            incarnation,
-        };
-        if let Err(e) =
-            admission::hand_over(&node.store, admission::limits(node), &record.id, holder).await
-        {
-            // The slot stays this coordinator's: it counts while this coordinator lives.
-            tracing::warn!(query = %record.id, error = %e.message, "the admission slot was not handed to the driver");
-        }
-        if driver.is_stopped() {
-            cancel_on(node, &url, &record.id).await;
-        }
-        tracing::info!(query = %record.id, worker = %worker.heartbeat.id, attempt = record.attempt, "query handed to a worker's driver");
-        return Ok(Handed::Away);
     }
     tracing::warn!(query = %record.id, "no worker took the query; running it in the coordinator");
     Ok(Handed::NotTaken)
+}
+
+/// Send the drive request to `worker`, which the record names as the query's driver already.
+/// False when the worker did not take it and the record names no driver again.
+async fn offer(
+    node: &Coordinator,
+    record: &QueryRecord,
+    driver: &Driver,
+    worker: &LiveWorker,
+    request: &str,
+) -> bool {
+    let url = worker.heartbeat.internal_url.as_str();
+    let incarnation = worker.heartbeat.started_at_ms;
+    // Tests lose the drive request here: the record names a driver that never gets the
+    // query, as when its owner dies at this moment.
+    fail::fail_point!("drive-request-lost", |_| {
+        tracing::warn!(query = %record.id, "failpoint drive-request-lost");
+        true
+    });
+    let taken: Result<(), _> = node
+        .rpc
+        .call(url, paths::DRIVE, request, node.rpc_timeout())
+        .await;
+    if let Err(e) = taken {
+        tracing::warn!(query = %record.id, worker = %worker.heartbeat.id, error = %e, "worker did not take the query; trying another");
+        if take_back(node, record, (url, incarnation)).await {
+            return false;
+        }
+    }
+    let holder = Holder::Worker {
+        id: worker.heartbeat.id.clone(),
+        incarnation,
+    };
+    if let Err(e) =
+        admission::hand_over(&node.store, admission::limits(node), &record.id, holder).await
+    {
+        // The slot stays this coordinator's: it counts while this coordinator lives.
+        tracing::warn!(query = %record.id, error = %e.message, "the admission slot was not handed to the driver");
+    }
+    if driver.is_stopped() {
+        cancel_on(node, url, &record.id).await;
+    }
+    tracing::info!(query = %record.id, worker = %worker.heartbeat.id, attempt = record.attempt, "query handed to a worker's driver");
+    true
 }
 
 /// Take the query back from a worker that did not take it (as far as this coordinator knows:

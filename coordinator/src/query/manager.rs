@@ -183,10 +183,18 @@ impl Queries {
                 .filter(|_| crate::query::statements::reads_only(sql)),
             error: None,
         };
+        // Created naming its driver where that can be decided now: one write less.
+        let mut record = record;
+        let chosen = dispatch::choose(node, &mut record, session).await;
         record::put_new(&node.store, &record, NEW_RECORD_RETRY)
             .await
             .map_err(store_unavailable)?;
-        dispatch::start(node.clone(), record.clone(), session.clone(), true);
+        match chosen {
+            Some(chosen) => {
+                dispatch::start_chosen(node.clone(), record.clone(), session.clone(), chosen)
+            }
+            None => dispatch::start(node.clone(), record.clone(), session.clone(), true),
+        }
         Ok(record)
     }
 

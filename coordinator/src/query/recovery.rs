@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use shoal_engine::drive::{DriveState, ProgressReport};
 use shoal_engine::driver::Outcome;
-use shoal_engine::pages::PageReply;
+use shoal_engine::pages::{PageReply, PageSegment};
 use shoal_proto::client::QueryError;
 use shoal_state_store::{RaftRole, ReadConsistency};
 
@@ -82,14 +82,17 @@ fn not_yet(mut reply: PageReply, token: u64) -> PageReply {
 }
 
 /// A page the driver produced is on its way to the client. Before the first rows leave, the
-/// record notes that rows were delivered, so the query is never run again after that.
+/// record notes that rows were delivered, so the query is never run again after that; unless
+/// the page is the whole result of a query that only reads, handed out inline: a client that
+/// has it all never asks for a page again, so a run after its driver's death (until the
+/// record says it ended) hands nothing to it twice, and the write is saved.
 pub async fn deliver(
     node: &Coordinator,
     record: &QueryRecord,
     token: u64,
     reply: PageReply,
 ) -> Result<PageReply, QueryError> {
-    if record.delivered || !reply.has_rows() {
+    if record.delivered || !reply.has_rows() || whole_inline_result(record, &reply) {
         return Ok(reply);
     }
     let noted = lifecycle::apply(
@@ -112,6 +115,18 @@ pub async fn deliver(
             Ok(not_yet(reply, token))
         }
     }
+}
+
+/// `reply` ends a result that only reads, with no segment for the client to download (the
+/// spool of an attempt run again would go, and with it such a segment).
+fn whole_inline_result(record: &QueryRecord, reply: &PageReply) -> bool {
+    reply.next_token.is_none()
+        && reply.error.is_none()
+        && reply
+            .segments
+            .iter()
+            .all(|s| matches!(s, PageSegment::Inline { .. }))
+        && statements::reads_only(&record.sql)
 }
 
 /// Whether the node at `url`, in the incarnation `incarnation` (its start time; 0 where
