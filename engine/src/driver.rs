@@ -538,13 +538,18 @@ impl Buffer {
                 update_count: b.update_count,
                 row_offset: 0,
                 segments: Vec::new(),
+                last_rows: false,
             };
         if self.error.is_some() {
             return Some(Found::Ready(reply(Vec::new(), None, "FAILED", self)));
         }
         if let Some(page) = self.pages.get(&token) {
+            // Whether the reply hands out the last rows of the finished result; the client
+            // still asks once more, for the end (so a lost reply can be asked for again).
+            let last = |pages: u64| self.finished && token + pages >= self.produced;
             let running = PageReply {
                 row_offset: page.offset,
+                last_rows: last(1),
                 ..reply(Vec::new(), Some(token + 1), "RUNNING", self)
             };
             if segments {
@@ -553,6 +558,7 @@ impl Buffer {
                 return Some(Found::Segments(
                     PageReply {
                         next_token,
+                        last_rows: last(picks.len() as u64),
                         ..running
                     },
                     picks,

@@ -32,6 +32,9 @@ pub struct PageReply {
     /// (`rows` is then empty), and `next_token` is the token after the last of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<PageSegment>,
+    /// The reply hands out the last rows of a finished result (the next reply only ends it).
+    #[serde(default)]
+    pub last_rows: bool,
 }
 
 impl PageReply {

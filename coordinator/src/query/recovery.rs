@@ -83,9 +83,10 @@ fn not_yet(mut reply: PageReply, token: u64) -> PageReply {
 
 /// A page the driver produced is on its way to the client. Before the first rows leave, the
 /// record notes that rows were delivered, so the query is never run again after that; unless
-/// the page is the whole result of a query that only reads, handed out inline: a client that
-/// has it all never asks for a page again, so a run after its driver's death (until the
-/// record says it ended) hands nothing to it twice, and the write is saved.
+/// the reply hands out every row of a query that only reads, inline: a run after its
+/// driver's death (before the record says it ended) then hands the client nothing twice, as
+/// its next request, for the end, is of the old attempt and is refused; and the write is
+/// saved.
 pub async fn deliver(
     node: &Coordinator,
     record: &QueryRecord,
@@ -117,10 +118,12 @@ pub async fn deliver(
     }
 }
 
-/// `reply` ends a result that only reads, with no segment for the client to download (the
-/// spool of an attempt run again would go, and with it such a segment).
+/// `reply` hands out the whole result of a query that only reads, with no segment for the
+/// client to download (the spool of an attempt run again would go, and with it such a
+/// segment).
 fn whole_inline_result(record: &QueryRecord, reply: &PageReply) -> bool {
-    reply.next_token.is_none()
+    reply.last_rows
+        && reply.row_offset == 0
         && reply.error.is_none()
         && reply
             .segments
@@ -429,5 +432,46 @@ async fn adopt(node: &Arc<Coordinator>, query: &QueryRecord) {
         tracing::info!(query = %adopted.id, from = query.coordinator, "adopting a query whose coordinator died before it ran");
         let session = outcome::session_of(&adopted);
         dispatch::start(node.clone(), adopted, session, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_whole_read_only_result_handed_out_inline_goes_without_a_delivered_mark() {
+        let record = |sql: &str| QueryRecord {
+            sql: sql.to_string(),
+            ..record::sample("q")
+        };
+        let whole = PageReply {
+            rows: vec![vec![serde_json::json!(1)]],
+            next_token: Some(1),
+            last_rows: true,
+            ..crate::query::replies::reply_from_record(&record("SELECT 1"), 0)
+        };
+        assert!(whole_inline_result(&record("SELECT 1"), &whole));
+        // Statements that write keep the mark.
+        assert!(!whole_inline_result(
+            &record("INSERT INTO t VALUES (1)"),
+            &whole
+        ));
+        let later = PageReply {
+            row_offset: 4096,
+            ..whole.clone()
+        };
+        assert!(
+            !whole_inline_result(&record("SELECT 1"), &later),
+            "not from the first row"
+        );
+        let more = PageReply {
+            last_rows: false,
+            ..whole.clone()
+        };
+        assert!(
+            !whole_inline_result(&record("SELECT 1"), &more),
+            "more rows follow"
+        );
     }
 }

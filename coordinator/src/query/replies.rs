@@ -53,5 +53,6 @@ pub(crate) fn reply_from_record(record: &QueryRecord, token: u64) -> PageReply {
         update_count: None,
         row_offset: 0,
         segments: Vec::new(),
+        last_rows: false,
     }
 }

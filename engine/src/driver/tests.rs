@@ -283,3 +283,24 @@ async fn a_client_of_the_spooling_protocol_is_handed_the_spooled_pages_as_segmen
         .collect();
     assert_eq!(numbers, (0..2000).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn the_reply_with_the_last_rows_of_a_finished_result_says_so() {
+    let driver = Driver::new(BufferLimits::in_memory(u64::MAX));
+    let rows = (PAGE_ROWS * 2 + 1) as i64;
+    let outcome = driver.run(async { Ok(numbers(rows)) }, "select").await;
+    assert!(outcome.error.is_none(), "{outcome:?}");
+    let mut last = Vec::new();
+    for token in 0..3 {
+        last.push(driver.page(token, Duration::from_secs(5)).await.last_rows);
+    }
+    assert_eq!(last, [false, false, true]);
+    let end = driver.page(3, Duration::from_secs(5)).await;
+    assert_eq!((end.next_token, end.last_rows), (None, false));
+
+    let one = Driver::new(BufferLimits::in_memory(u64::MAX));
+    one.run(async { Ok(numbers(3)) }, "select").await;
+    let reply = one.page(0, Duration::from_secs(5)).await;
+    assert!(reply.last_rows && reply.rows.len() == 3, "{reply:?}");
+    assert_eq!(reply.next_token, Some(1), "the end is asked for still");
+}
