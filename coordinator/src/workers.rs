@@ -18,6 +18,8 @@ pub struct LiveWorker {
 pub struct Workers {
     timeout: Duration,
     known: Mutex<HashMap<String, LiveWorker>>,
+    /// Woken by every heartbeat.
+    heard: tokio::sync::Notify,
 }
 
 impl Workers {
@@ -25,6 +27,7 @@ impl Workers {
         Workers {
             timeout,
             known: Mutex::new(HashMap::new()),
+            heard: tokio::sync::Notify::new(),
         }
     }
 
@@ -34,6 +37,11 @@ impl Workers {
     }
 
     fn heard_at(&self, heartbeat: WorkerHeartbeat, now: Instant) {
+        self.note(heartbeat, now);
+        self.heard.notify_waiters();
+    }
+
+    fn note(&self, heartbeat: WorkerHeartbeat, now: Instant) {
         let Ok(mut known) = self.known.lock() else {
             return;
         };
@@ -70,6 +78,21 @@ impl Workers {
     /// Workers heard from within the timeout, by id; workers silent for long are forgotten.
     pub fn live(&self) -> Vec<LiveWorker> {
         self.live_at(Instant::now())
+    }
+
+    /// [`Workers::live`], waiting until `until` for a first heartbeat while none is live: a
+    /// coordinator that just started has not heard from the workers yet, and would otherwise
+    /// run their queries itself (and lose them with its own death).
+    pub async fn live_by(&self, until: Instant) -> Vec<LiveWorker> {
+        let until = tokio::time::Instant::from_std(until);
+        loop {
+            let heard = self.heard.notified();
+            let live = self.live();
+            if !live.is_empty() || tokio::time::Instant::now() >= until {
+                return live;
+            }
+            let _ = tokio::time::timeout_at(until, heard).await;
+        }
     }
 
     fn live_at(&self, now: Instant) -> Vec<LiveWorker> {
@@ -123,5 +146,25 @@ mod tests {
             .map(|w| w.heartbeat.id)
             .collect();
         assert_eq!(live, vec!["b".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_coordinator_waits_a_while_for_the_first_heartbeat() {
+        let workers = std::sync::Arc::new(Workers::new(Duration::from_secs(5)));
+        // Nobody there: the wait ends at its deadline, empty.
+        let started = Instant::now();
+        let none = workers.live_by(started + Duration::from_millis(100)).await;
+        assert!(none.is_empty() && started.elapsed() >= Duration::from_millis(100));
+        // A heartbeat during the wait ends it with that worker.
+        let beating = workers.clone();
+        let heartbeat = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            beating.heard(beat("a"));
+        });
+        let started = Instant::now();
+        let live = workers.live_by(started + Duration::from_secs(30)).await;
+        assert_eq!(live.len(), 1);
+        assert!(started.elapsed() < Duration::from_secs(30));
+        heartbeat.await.expect("the heartbeat task");
     }
 }

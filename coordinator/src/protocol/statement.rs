@@ -169,7 +169,8 @@ async fn submit(State(node): State<Arc<Coordinator>>, headers: HeaderMap, body: 
                     record.slug,
                     PageToken {
                         attempt: record.attempt,
-                        page: 0
+                        page: 0,
+                        end: false,
                     }
                 )),
                 stats: stats("QUEUED", 0, 0),

@@ -134,7 +134,7 @@ pub async fn choose(
     if !statement.runs_on_workers(&sql) {
         return None;
     }
-    let workers = node.workers.live();
+    let workers = node.workers.live_by(first_heartbeats(node)).await;
     let expanded = QueryRecord {
         sql: sql.clone(),
         ..record.clone()
@@ -376,6 +376,13 @@ pub(crate) fn spool_of(node: &Coordinator, id: &str, attempt: u32) -> Option<Str
     Some(dir.url())
 }
 
+/// Until when a coordinator that just started waits for the workers' first heartbeats before
+/// it runs their queries itself: two of their intervals (1 s by default), at most
+/// `worker.timeout`.
+fn first_heartbeats(node: &Coordinator) -> std::time::Instant {
+    node.started + node.config.worker_timeout.min(Duration::from_secs(2))
+}
+
 /// Give the query to the least loaded worker that takes it.
 async fn hand_to_worker(
     node: &Arc<Coordinator>,
@@ -383,7 +390,7 @@ async fn hand_to_worker(
     statement: &StatementContext,
     driver: &Arc<Driver>,
 ) -> Result<Handed, QueryError> {
-    let workers = node.workers.live();
+    let workers = node.workers.live_by(first_heartbeats(node)).await;
     if workers.is_empty() {
         return Ok(Handed::NotTaken);
     }

@@ -17,7 +17,9 @@ use crate::protocol::errors;
 use crate::protocol::session::ClientSession;
 use crate::query::id::{random_token, QueryIds};
 use crate::query::record::{self, now_ms, QueryRecord, QueryState};
-use crate::query::replies::{answers_alone, reply_from_record, store_unavailable, PAGE_WAIT};
+use crate::query::replies::{
+    answers_alone, end_of_earlier_attempt, reply_from_record, store_unavailable, PAGE_WAIT,
+};
 use crate::query::{dispatch, outcome, recovery};
 use crate::registry::{self, Mode};
 
@@ -63,11 +65,14 @@ pub struct Queries {
 }
 
 /// A page of one attempt of a query, as it appears in the client's `nextUri`: `attempt.page`
-/// (a bare number is page of attempt 0). Pages of one attempt are never served for another.
+/// (a bare number is page of attempt 0), with an `e` after it when the reply before handed
+/// out the last rows (the client asks only for the end). Pages of one attempt are never
+/// served for another; the end of one is, as a finished result: the client has every row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageToken {
     pub attempt: u32,
     pub page: u64,
+    pub end: bool,
 }
 
 impl std::str::FromStr for PageToken {
@@ -75,6 +80,10 @@ impl std::str::FromStr for PageToken {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || format!("{text:?} is not a page token");
+        let (text, end) = match text.strip_suffix('e') {
+            Some(text) => (text, true),
+            None => (text, false),
+        };
         let (attempt, page) = match text.split_once('.') {
             Some((attempt, page)) => (attempt.parse().map_err(|_| bad())?, page),
             None => (0, text),
@@ -82,13 +91,18 @@ impl std::str::FromStr for PageToken {
         Ok(PageToken {
             attempt,
             page: page.parse().map_err(|_| bad())?,
+            end,
         })
     }
 }
 
 impl std::fmt::Display for PageToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.attempt, self.page)
+        write!(f, "{}.{}", self.attempt, self.page)?;
+        if self.end {
+            f.write_str("e")?;
+        }
+        Ok(())
     }
 }
 
@@ -222,7 +236,11 @@ impl Queries {
                 .map_or(true, |(r, _)| r.next_token.is_none()),
         );
         let (reply, attempt) = answered?;
-        let next = reply.next_token.map(|page| PageToken { attempt, page });
+        let next = reply.next_token.map(|page| PageToken {
+            attempt,
+            page,
+            end: reply.last_rows,
+        });
         Ok(Answered {
             reply,
             next,
@@ -249,7 +267,11 @@ impl Queries {
             }
             Ok(record.attempt)
         };
+        if let Some(ended) = end_of_earlier_attempt(&record, token.attempt, token.page, token.end) {
+            return Ok(ended);
+        }
         let attempt = same_attempt(&record)?;
+        let end = token;
         let token = token.page;
         let id = record.id.clone();
         let id = id.as_str();
@@ -279,6 +301,9 @@ impl Queries {
                     .map_err(store_unavailable)?;
                 record = self.latest(node, id).await?;
             }
+        }
+        if let Some(ended) = end_of_earlier_attempt(&record, end.attempt, end.page, end.end) {
+            return Ok(ended);
         }
         let attempt = same_attempt(&record)?;
         if record.driver_url.is_empty() || answers_alone(&record, token) {

@@ -83,10 +83,10 @@ fn not_yet(mut reply: PageReply, token: u64) -> PageReply {
 
 /// A page the driver produced is on its way to the client. Before the first rows leave, the
 /// record notes that rows were delivered, so the query is never run again after that; unless
-/// the reply hands out every row of a query that only reads, inline: a run after its
-/// driver's death (before the record says it ended) then hands the client nothing twice, as
-/// its next request, for the end, is of the old attempt and is refused; and the write is
-/// saved.
+/// the reply hands out every row of a query that only reads, inline: the client's next
+/// request is for the end only, answered as finished even after a run of the query after
+/// its driver's death (before the record said it ended), so nothing reaches it twice, and
+/// the write is saved.
 pub async fn deliver(
     node: &Coordinator,
     record: &QueryRecord,
