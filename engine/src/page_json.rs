@@ -111,6 +111,16 @@ fn custom(e: impl std::fmt::Display) -> serde_json::Error {
     <serde_json::Error as serde::ser::Error>::custom(e)
 }
 
+/// The writer of a column of integers, as JSON numbers.
+fn number<T>(array: &dyn Array) -> Write1<'_>
+where
+    T: datafusion::arrow::datatypes::ArrowPrimitiveType,
+    T::Native: serde::Serialize,
+{
+    let values = array.as_primitive::<T>();
+    Box::new(move |i, out| to(out, &values.value(i)))
+}
+
 /// The writer of `array`'s values at an index (never called for a null one).
 fn writer(array: &ArrayRef) -> Result<Write1<'_>, ArrowError> {
     let a = array.as_ref();
@@ -121,34 +131,13 @@ fn writer(array: &ArrayRef) -> Result<Write1<'_>, ArrowError> {
             let values = a.as_boolean();
             Box::new(move |i, out| to(out, &values.value(i)))
         }
-        DataType::Int8 => {
-            let values = a.as_primitive::<Int8Type>();
-            Box::new(move |i, out| to(out, &values.value(i)))
-        }
-        DataType::Int16 => {
-            let values = a.as_primitive::<Int16Type>();
-            Box::new(move |i, out| to(out, &values.value(i)))
-        }
-        DataType::Int32 => {
-            let values = a.as_primitive::<Int32Type>();
-            Box::new(move |i, out| to(out, &values.value(i)))
-        }
-        DataType::Int64 => {
-            let values = a.as_primitive::<Int64Type>();
-            Box::new(move |i, out| to(out, &values.value(i)))
-        }
-        DataType::UInt8 => {
-            let values = a.as_primitive::<UInt8Type>();
-            Box::new(move |i, out| to(out, &values.value(i)))
-        }
-        DataType::UInt16 => {
-            let values = a.as_primitive::<UInt16Type>();
-            Box::new(move |i, out| to(out, &values.value(i)))
-        }
-        DataType::UInt32 => {
-            let values = a.as_primitive::<UInt32Type>();
-            Box::new(move |i, out| to(out, &values.value(i)))
-        }
+        DataType::Int8 => number::<Int8Type>(a),
+        DataType::Int16 => number::<Int16Type>(a),
+        DataType::Int32 => number::<Int32Type>(a),
+        DataType::Int64 => number::<Int64Type>(a),
+        DataType::UInt8 => number::<UInt8Type>(a),
+        DataType::UInt16 => number::<UInt16Type>(a),
+        DataType::UInt32 => number::<UInt32Type>(a),
         // Beyond what a JSON number keeps exactly in every client: a string, as Trino does.
         DataType::UInt64 => {
             let values = a.as_primitive::<UInt64Type>();

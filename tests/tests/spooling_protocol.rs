@@ -61,6 +61,16 @@ struct SegmentReader {
 }
 
 impl SegmentReader {
+    /// The client of the query `first` (the answer to its POST) started.
+    fn new(first: &Value) -> Self {
+        SegmentReader {
+            id: first["id"].as_str().expect("an id").to_string(),
+            next: first_next(first),
+            segments: Vec::new(),
+            inline: Vec::new(),
+        }
+    }
+
     /// Follow `nextUri` on `base` until an answer hands out segments or the query ended.
     fn next_answer(&mut self, base: &str) -> usize {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -165,12 +175,7 @@ fn segments_are_read_to_the_end_from_the_spool_after_the_driver_died() {
         .expect("nodes")
         .rows;
     let first = submit(&cluster.client_url(1), "SELECT n FROM numbers", "json+zstd");
-    let mut reader = SegmentReader {
-        id: first["id"].as_str().expect("an id").to_string(),
-        next: first["nextUri"].as_str().map(str::to_string),
-        segments: Vec::new(),
-        inline: Vec::new(),
-    };
+    let mut reader = SegmentReader::new(&first);
     let id = reader.id.clone();
     let before = reader.next_answer(&cluster.client_url(1));
     assert!(
@@ -235,12 +240,7 @@ fn segments_nobody_acknowledges_expire_and_every_encoding_reads_the_same_rows() 
     }
     // Read without acknowledging: the segments stay until they expire.
     let first = submit(&cluster.client_url(1), "SELECT n FROM numbers", "json+lz4");
-    let mut reader = SegmentReader {
-        id: first["id"].as_str().expect("an id").to_string(),
-        next: first["nextUri"].as_str().map(str::to_string),
-        segments: Vec::new(),
-        inline: Vec::new(),
-    };
+    let mut reader = SegmentReader::new(&first);
     let mut rows = Vec::new();
     while reader.next.is_some() {
         reader.next_answer(&cluster.client_url(2));
@@ -287,12 +287,7 @@ fn segments_handed_out_before_a_kill_still_download_and_then_the_client_reads_th
         "SELECT value FROM generate_series(1, 1000000000) AS t(value)",
         "json+lz4",
     );
-    let mut reader = SegmentReader {
-        id: first["id"].as_str().expect("an id").to_string(),
-        next: first["nextUri"].as_str().map(str::to_string),
-        segments: Vec::new(),
-        inline: Vec::new(),
-    };
+    let mut reader = SegmentReader::new(&first);
     let id = reader.id.clone();
     let spooled = |reader: &SegmentReader| {
         reader
